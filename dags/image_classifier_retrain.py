@@ -1,0 +1,225 @@
+"""
+### Nightly retrain of the image classifier
+
+Collects the labelled images under `raw/<class_name>/` in S3, gates them with Great
+Expectations, preprocesses them into TFRecord shards, trains the reference CNN, evaluates it
+on a test split that is stable across nights, and publishes it as a new model version when
+its test accuracy meets `min_test_accuracy`. Otherwise it trains again (warm start, lower
+learning rate) up to `max_attempts` times, then gives up and leaves production as it was.
+
+Outputs: `runs/<run_id>/` (manifest, shards, each attempt's model and metrics) and
+`models/<model_name>/<version>/` plus the pointer `models/<model_name>/production.json`.
+This file only wires tasks; the logic lives in the `tasks` package.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Label, Param, TriggerRule, dag, get_current_context, task, task_group
+from retrain_airflow import failing_fast, run_config, s3_client
+
+from tasks.config import PipelineConfig
+
+log = logging.getLogger("retrain.dag")
+
+AWS_CONN_ID = os.environ.get("RETRAIN_AWS_CONN_ID", "aws_default")
+SCHEDULE = os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *")
+# The retrain loop is unrolled into this many task groups; `max_attempts` may use fewer.
+ATTEMPT_GROUPS = int(os.environ.get("RETRAIN_ATTEMPT_GROUPS", "3"))
+TRAINING_TIMEOUT = timedelta(hours=int(os.environ.get("RETRAIN_TRAINING_TIMEOUT_HOURS", "4")))
+S3_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+
+DEFAULTS = PipelineConfig()
+PARAMS = {
+    "bucket": Param(DEFAULTS.bucket, type="string", description="S3 bucket holding raw/, runs/ and models/"),
+    "raw_prefix": Param(DEFAULTS.raw_prefix, type="string", description="Prefix of raw/<class_name>/<file>"),
+    "model_name": Param(DEFAULTS.model_name, type="string", description="Name under models/"),
+    "class_names": Param(list(DEFAULTS.class_names), type="array", items={"type": "string"},
+                         description="Labels in output order; each is a folder under raw_prefix"),
+    "image_size": Param(DEFAULTS.image_size, type="integer", minimum=22, maximum=512,
+                        description="Images are resized to image_size x image_size RGB"),
+    "epochs": Param(DEFAULTS.epochs, type="integer", minimum=1, description="Epochs per attempt"),
+    "batch_size": Param(DEFAULTS.batch_size, type="integer", minimum=1),
+    "learning_rate": Param(DEFAULTS.learning_rate, type="number", exclusiveMinimum=0, maximum=1),
+    "min_test_accuracy": Param(DEFAULTS.min_test_accuracy, type="number", minimum=0, maximum=1,
+                               description="Deploy only at or above this test accuracy"),
+    "max_attempts": Param(DEFAULTS.max_attempts, type="integer", minimum=1, maximum=ATTEMPT_GROUPS,
+                          description="Training attempts before giving up"),
+    "min_images": Param(DEFAULTS.min_images, type="integer", minimum=1,
+                        description="Fewer raw images than this fails the data gate"),
+    "fail_on_give_up": Param(DEFAULTS.fail_on_give_up, type="boolean",
+                             description="Fail the run (alerting on-call) when no attempt passes"),
+}
+
+
+@task(**S3_RETRIES)
+def collect() -> dict[str, Any]:
+    """Lists raw/ and writes the run's manifest (key, class, size, ETag, sha256)."""
+    from dataclasses import asdict
+
+    from tasks.collect import collect as collect_manifest
+
+    context = get_current_context()
+    with failing_fast():
+        return asdict(collect_manifest(s3_client(AWS_CONN_ID), run_config(context), context["run_id"]))
+
+
+@task
+def validate(collected: dict[str, Any]) -> str:
+    """The Great Expectations gate: a failed expectation fails the run, naming it."""
+    from tasks.collect import read_manifest
+    from tasks.validate import gate
+
+    context = get_current_context()
+    with failing_fast():
+        gate(read_manifest(s3_client(AWS_CONN_ID), collected["manifest_uri"]), run_config(context))
+    return collected["manifest_uri"]
+
+
+@task(**S3_RETRIES)
+def preprocess(manifest_uri: str) -> dict[str, Any]:
+    """Decodes, resizes and splits the images into TFRecord shards under the run."""
+    from dataclasses import asdict
+
+    from tasks.preprocess import preprocess as preprocess_images
+
+    context = get_current_context()
+    with failing_fast():
+        result = preprocess_images(
+            s3_client(AWS_CONN_ID), run_config(context), manifest_uri, context["run_id"]
+        )
+    return asdict(result)
+
+
+@task(execution_timeout=TRAINING_TIMEOUT)
+def train(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Trains one attempt in this worker's process (the same code as `python -m tasks.train`)."""
+    from dataclasses import asdict
+
+    from tasks.config import run_partition
+    from tasks.train import plan_attempt, run_training
+
+    context = get_current_context()
+    config = run_config(context)
+    attempt_uri = f"s3://{config.bucket}/{config.runs_prefix}{run_partition(context['run_id'])}/attempt-{attempt}"
+    request, change = plan_attempt(
+        dataset["dataset_uri"], attempt_uri, attempt, config.epochs, config.batch_size,
+        config.learning_rate, config.seed, previous["model_uri"] if previous else None,
+    )
+    log.info(change)
+    return {"attempt": attempt, "attempt_uri": attempt_uri,
+            **asdict(run_training(s3_client(AWS_CONN_ID), request))}
+
+
+@task
+def evaluate(dataset: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    """Scores the attempt's model on the test split; writes evaluation.json beside it."""
+    from dataclasses import asdict
+
+    from tasks.evaluate import evaluate as evaluate_model
+
+    evaluation = evaluate_model(
+        s3_client(AWS_CONN_ID), dataset["dataset_uri"], trained["model_uri"], trained["attempt_uri"]
+    )
+    return {"attempt": trained["attempt"], "attempt_uri": trained["attempt_uri"], **asdict(evaluation)}
+
+
+def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, Any, Any]:
+    """One training attempt: train -> evaluate -> decide, with accept and give-up ends."""
+
+    @task_group(group_id=f"attempt_{attempt}")
+    def group() -> tuple[Any, Any, Any, Any]:
+        trained = train(dataset, attempt, previous)
+        evaluation = evaluate(dataset, trained)
+
+        @task.branch
+        def decide(evaluation: dict[str, Any]) -> str:
+            """Deploy, retrain or give up; the reason goes to the log."""
+            from tasks.decide import Verdict
+            from tasks.decide import decide as decide_next
+
+            config = run_config(get_current_context())
+            decision = decide_next(evaluation["accuracy"], config.min_test_accuracy, attempt,
+                                   min(config.max_attempts, ATTEMPT_GROUPS))
+            log.info(decision.reason)
+            return {
+                Verdict.DEPLOY: f"attempt_{attempt}.accept",
+                Verdict.RETRAIN: f"attempt_{attempt + 1}.train",
+                Verdict.GIVE_UP: f"attempt_{attempt}.give_up",
+            }[decision.verdict]
+
+        @task
+        def accept(evaluation: dict[str, Any]) -> dict[str, Any]:
+            """Hands this attempt's evaluation to deploy."""
+            return evaluation
+
+        @task
+        def give_up(evaluation: dict[str, Any]) -> None:
+            """No attempt met the threshold: production stays; the run fails unless configured not to."""
+            from tasks.decide import decide as decide_next
+
+            config = run_config(get_current_context())
+            reason = decide_next(evaluation["accuracy"], config.min_test_accuracy, attempt, attempt).reason
+            if config.fail_on_give_up:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(reason)
+            log.warning(reason)
+
+        decision = decide(evaluation)
+        accepted = accept(evaluation)
+        gave_up = give_up(evaluation)
+        decision >> Label("meets threshold") >> accepted
+        decision >> Label("attempts used up") >> gave_up
+        return trained, decision, accepted, gave_up
+
+    return group()
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
+def deploy(dataset: dict[str, Any], candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Publishes the accepted attempt as a new version, then moves production.json."""
+    from dataclasses import asdict
+
+    from tasks.deploy import Candidate, publish
+
+    context = get_current_context()
+    accepted = next(candidate for candidate in candidates if candidate)
+    candidate = Candidate(**{k: accepted[k] for k in Candidate.__dataclass_fields__})
+    with failing_fast():
+        publication = publish(s3_client(AWS_CONN_ID), run_config(context), candidate,
+                              context["run_id"], dataset["fingerprint"])
+    return asdict(publication)
+
+
+@dag(
+    dag_id="image_classifier_retrain",
+    schedule=SCHEDULE,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    params=PARAMS,
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    tags=["ml", "retrain", "image-classifier"],
+)
+def image_classifier_retrain() -> None:
+    dataset = preprocess(validate(collect()))
+    previous = None
+    accepted_per_attempt = []
+    previous_decision = None
+    for attempt in range(1, ATTEMPT_GROUPS + 1):
+        trained, decision, accepted, _ = attempt_group(attempt, dataset, previous)
+        if previous_decision is not None:
+            previous_decision >> Label("below threshold: retrain") >> trained
+        accepted_per_attempt.append(accepted)
+        previous, previous_decision = trained, decision
+    deploy(dataset, accepted_per_attempt)
+
+
+image_classifier_retrain()

@@ -1,0 +1,1 @@
+"""Pipeline logic of Nightly Retrain: one module per step, importable without Airflow."""

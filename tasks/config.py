@@ -1,0 +1,92 @@
+"""One typed settings object for a pipeline run: defaults from the environment, overrides
+from Airflow Params (or the CLI), validated once so every step can trust it."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DIGIT_CLASS_NAMES: tuple[str, ...] = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a run needs to know; Params in the Airflow UI map 1:1 onto these fields."""
+
+    bucket: str = field(default_factory=lambda: _env("RETRAIN_BUCKET", "nightly-retrain"))
+    raw_prefix: str = "raw/"
+    runs_prefix: str = "runs/"
+    models_prefix: str = "models/"
+    model_name: str = field(default_factory=lambda: _env("RETRAIN_MODEL_NAME", "digits-cnn"))
+    class_names: tuple[str, ...] = DIGIT_CLASS_NAMES
+    image_size: int = 128
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    min_test_accuracy: float = 0.90
+    max_attempts: int = 3
+    min_images: int = 100
+    fail_on_give_up: bool = True
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("invalid pipeline config: " + "; ".join(problems))
+
+    def _problems(self):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
+            yield f"bucket {self.bucket!r} is not a valid S3 bucket name"
+        for name in ("raw_prefix", "runs_prefix", "models_prefix"):
+            prefix = getattr(self, name)
+            if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix:
+                yield f"{name} {prefix!r} must be relative and end with '/'"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name):
+            yield f"model_name {self.model_name!r} may hold only letters, digits, '_', '.', '-'"
+        if len(self.class_names) < 2:
+            yield "class_names needs at least two classes"
+        if len(set(self.class_names)) != len(self.class_names):
+            yield f"class_names {list(self.class_names)} holds duplicates"
+        for class_name in self.class_names:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", class_name):
+                yield f"class name {class_name!r} is not usable as an S3 prefix"
+        # Three valid 3x3 convolutions with 2x2 pooling need at least 22 pixels.
+        if not 22 <= self.image_size <= 512:
+            yield f"image_size {self.image_size} must be within 22..512"
+        if self.epochs < 1 or self.batch_size < 1 or self.max_attempts < 1:
+            yield "epochs, batch_size and max_attempts must be at least 1"
+        if not 0 < self.learning_rate < 1:
+            yield f"learning_rate {self.learning_rate} must be within (0, 1)"
+        if not 0 <= self.min_test_accuracy <= 1:
+            yield f"min_test_accuracy {self.min_test_accuracy} must be within [0, 1]"
+        if self.min_images < 1:
+            yield "min_images must be at least 1"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> PipelineConfig:
+        """Builds the config from Airflow Params or CLI options; unknown keys are ignored
+        (Airflow adds its own), missing ones take the defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in params.items() if key in known}
+        if "class_names" in values:
+            values["class_names"] = tuple(values["class_names"])
+        return cls(**values)
+
+    def to_params(self) -> dict[str, Any]:
+        """The JSON-friendly form passed between tasks and into the trainer."""
+        params = asdict(self)
+        params["class_names"] = list(self.class_names)
+        return params
+
+
+def run_partition(run_id: str) -> str:
+    """A run id as an S3 path segment: Airflow's ids hold ':' and '+', which URL tools mangle."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)

@@ -1,0 +1,134 @@
+"""Step 7: publish a blessed model as a new immutable version, then move the production pointer.
+
+Layout under `models/<model_name>/`:
+  <version>/model.keras, evaluation.json, history.json, deployment.json, _COMPLETE (last)
+  production.json   the pointer consumers read; written only after the version is complete
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from tasks.config import PipelineConfig
+from tasks.storage import (
+    S3Client,
+    S3Uri,
+    WriteConflictError,
+    copy_object,
+    exists,
+    get_json,
+    head_etag,
+    list_folders,
+    put_bytes,
+    put_json_if,
+)
+
+log = logging.getLogger(__name__)
+
+MARKER = "_COMPLETE"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the evaluation of one attempt hands to deploy."""
+
+    attempt: int
+    attempt_uri: str
+    model_uri: str
+    evaluation_uri: str
+    accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Publication:
+    model_name: str
+    version: int
+    version_uri: str
+    pointer_uri: str
+    accuracy: float
+
+
+def model_root(config: PipelineConfig) -> S3Uri:
+    return S3Uri(config.bucket, f"{config.models_prefix}{config.model_name}")
+
+
+def pointer_uri(config: PipelineConfig) -> S3Uri:
+    return model_root(config).join("production.json")
+
+
+def versions(client: S3Client, config: PipelineConfig) -> list[int]:
+    """Every version number ever claimed, complete or not, ascending."""
+    return sorted(int(name) for name in list_folders(client, model_root(config)) if name.isdigit())
+
+
+def _claim_version(client: S3Client, config: PipelineConfig, deployment: dict) -> int:
+    """Reuses this run's own version if a retried deploy finds one; otherwise claims the next
+    number with a create-only write of deployment.json, so two runs never share a version."""
+    root = model_root(config)
+    taken = versions(client, config)
+    for version in reversed(taken):
+        uri = root.join(str(version), "deployment.json")
+        if exists(client, uri):
+            existing = get_json(client, uri)
+            if (existing["run_id"], existing["attempt"]) == (deployment["run_id"], deployment["attempt"]):
+                log.info("deploy retried: finishing version %d of this run", version)
+                return version
+    version = (taken[-1] if taken else 0) + 1
+    while True:
+        try:
+            put_json_if(client, root.join(str(version), "deployment.json"),
+                        {**deployment, "version": version}, expected_etag=None)
+            return version
+        except WriteConflictError:
+            version += 1
+
+
+def publish(
+    client: S3Client,
+    config: PipelineConfig,
+    candidate: Candidate,
+    run_id: str,
+    dataset_fingerprint: str,
+) -> Publication:
+    """Copies the candidate into a new version, marks it complete, then updates the pointer."""
+    deployment = {
+        "run_id": run_id,
+        "attempt": candidate.attempt,
+        "dataset_fingerprint": dataset_fingerprint,
+        "source_uri": candidate.attempt_uri,
+        "accuracy": candidate.accuracy,
+        "macro_f1": candidate.macro_f1,
+    }
+    version = _claim_version(client, config, deployment)
+    version_uri = model_root(config).join(str(version))
+    attempt = S3Uri.parse(candidate.attempt_uri)
+    for name in ("model.keras", "evaluation.json", "history.json"):
+        copy_object(client, attempt.join(name), version_uri.join(name))
+    put_bytes(client, version_uri.join(MARKER), b"")
+    pointer = pointer_uri(config)
+    current_etag = head_etag(client, pointer)
+    put_json_if(client, pointer, {
+        "model_name": config.model_name,
+        "version": version,
+        "version_uri": str(version_uri),
+        "model_uri": str(version_uri.join("model.keras")),
+        "evaluation_uri": str(version_uri.join("evaluation.json")),
+        "class_names": list(config.class_names),
+        "image_size": config.image_size,
+        "metrics": {"accuracy": candidate.accuracy, "macro_f1": candidate.macro_f1},
+        "run_id": run_id,
+        "attempt": candidate.attempt,
+        "dataset_fingerprint": dataset_fingerprint,
+        "published_at": datetime.now(UTC).isoformat(),
+    }, expected_etag=current_etag)
+    log.info("published %s version %d (test accuracy %.4f); pointer %s",
+             config.model_name, version, candidate.accuracy, pointer)
+    return Publication(config.model_name, version, str(version_uri), str(pointer), candidate.accuracy)
+
+
+def publication_record(publication: Publication) -> dict:
+    return asdict(publication)
+

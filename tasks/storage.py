@@ -1,0 +1,263 @@
+"""Everything that touches S3: URIs, clients, listing, parallel transfers, JSON objects.
+
+S3 makes each PUT atomic: a reader sees the whole old object or the whole new one. The
+pipeline relies on that and on writing the object consumers watch (markers, pointers) last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+log = logging.getLogger(__name__)
+
+S3Client = Any  # boto3's client class is generated at run time; there is no importable type.
+
+TRANSFER_THREADS = 16
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class StorageError(RuntimeError):
+    """An S3 problem explained in one line: which object or bucket, what went wrong, what to do.
+    `permanent` problems (missing bucket, bad credentials, no data) are not worth a retry."""
+
+    def __init__(self, message: str, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"{uri!r} is not an s3:// URI")
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        return cls(bucket, key)
+
+    def join(self, *parts: str) -> S3Uri:
+        key = "/".join([self.key.rstrip("/"), *parts]) if self.key else "/".join(parts)
+        return S3Uri(self.bucket, key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def make_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:
+    """A thread-safe boto3 S3 client; credentials and AWS_ENDPOINT_URL come from the
+    environment unless given, as everywhere in boto3."""
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        max_pool_connections=TRANSFER_THREADS * 2,
+    )
+    return boto3.client(
+        "s3", endpoint_url=endpoint_url, region_name=region_name or "us-east-1", config=config
+    )
+
+
+def explain(error: Exception, what: str) -> StorageError:
+    """Turns botocore's errors into one readable line naming the object and the likely fix."""
+    if isinstance(error, NoCredentialsError):
+        return StorageError(f"{what}: no AWS credentials found; set the connection's login/password")
+    if isinstance(error, EndpointConnectionError):
+        return StorageError(
+            f"{what}: S3 endpoint unreachable ({error}); check endpoint_url", permanent=False
+        )
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        hints = {
+            "NoSuchBucket": "the bucket does not exist; create it or fix the 'bucket' Param",
+            "NoSuchKey": "the object does not exist",
+            "404": "the object does not exist",
+            "InvalidAccessKeyId": "the access key is not known to S3; check the connection",
+            "SignatureDoesNotMatch": "the secret key is wrong; check the connection",
+            "AccessDenied": "access denied; check the credentials' permissions",
+            "403": "access denied; check the credentials",
+        }
+        permanent = code in hints
+        return StorageError(f"{what}: {hints.get(code, code or str(error))}", permanent)
+    return StorageError(f"{what}: {error}", permanent=False)
+
+
+def ensure_bucket(client: S3Client, bucket: str) -> None:
+    """Checks the bucket is there and reachable with these credentials."""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as error:
+        raise explain(error, f"s3://{bucket}") from error
+
+
+def create_bucket(client: S3Client, bucket: str) -> None:
+    try:
+        client.create_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise explain(error, f"s3://{bucket}") from error
+
+
+def list_folders(client: S3Client, uri: S3Uri) -> list[str]:
+    """The names of the 'folders' (common prefixes) right under a prefix."""
+    prefix = uri.key.rstrip("/") + "/"
+    paginator = client.get_paginator("list_objects_v2")
+    names: list[str] = []
+    try:
+        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
+            names += [item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", [])]
+    except Exception as error:
+        raise explain(error, f"listing {uri}") from error
+    return names
+
+
+def iter_objects(client: S3Client, uri: S3Uri) -> Iterator[dict[str, Any]]:
+    """Yields S3's object summaries (Key, Size, ETag, LastModified) under a prefix."""
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=uri.bucket, Prefix=uri.key):
+            yield from page.get("Contents", [])
+    except Exception as error:
+        raise explain(error, f"listing {uri}") from error
+
+
+def get_bytes(client: S3Client, uri: S3Uri) -> bytes:
+    try:
+        return client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+    except Exception as error:
+        raise explain(error, str(uri)) from error
+
+
+def put_bytes(client: S3Client, uri: S3Uri, body: bytes, content_type: str = "") -> None:
+    extra = {"ContentType": content_type} if content_type else {}
+    try:
+        client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, **extra)
+    except Exception as error:
+        raise explain(error, f"writing {uri}") from error
+
+
+def get_json(client: S3Client, uri: S3Uri) -> Any:
+    return json.loads(get_bytes(client, uri))
+
+
+def json_bytes(document: Any) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+
+
+def put_json(client: S3Client, uri: S3Uri, document: Any) -> None:
+    put_bytes(client, uri, json_bytes(document), "application/json")
+
+
+class WriteConflictError(StorageError):
+    """A conditional write lost: somebody else wrote the object since we read it."""
+
+
+def head_etag(client: S3Client, uri: S3Uri) -> str | None:
+    """The object's ETag, or None when it does not exist."""
+    try:
+        return client.head_object(Bucket=uri.bucket, Key=uri.key)["ETag"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise explain(error, str(uri)) from error
+
+
+def put_json_if(client: S3Client, uri: S3Uri, document: Any, expected_etag: str | None) -> None:
+    """Writes only if the object still has expected_etag (or, for None, does not exist yet)."""
+    body = json_bytes(document)
+    condition = {"IfMatch": expected_etag} if expected_etag else {"IfNoneMatch": "*"}
+    try:
+        client.put_object(
+            Bucket=uri.bucket, Key=uri.key, Body=body, ContentType="application/json", **condition
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise WriteConflictError(
+                f"{uri}: changed by another writer since it was read; nothing was overwritten"
+            ) from error
+        raise explain(error, f"writing {uri}") from error
+
+
+def exists(client: S3Client, uri: S3Uri) -> bool:
+    return head_etag(client, uri) is not None
+
+
+def upload_file(client: S3Client, path: Path, uri: S3Uri) -> None:
+    try:
+        client.upload_file(str(path), uri.bucket, uri.key)
+    except Exception as error:
+        raise explain(error, f"uploading {path} to {uri}") from error
+
+
+def download_file(client: S3Client, uri: S3Uri, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client.download_file(uri.bucket, uri.key, str(path))
+    except Exception as error:
+        raise explain(error, f"downloading {uri}") from error
+    return path
+
+
+def copy_object(client: S3Client, source: S3Uri, target: S3Uri) -> None:
+    """Server-side copy: no bytes pass through the worker."""
+    try:
+        client.copy_object(
+            Bucket=target.bucket,
+            Key=target.key,
+            CopySource={"Bucket": source.bucket, "Key": source.key},
+        )
+    except Exception as error:
+        raise explain(error, f"copying {source} to {target}") from error
+
+
+def parallel_map(work: Callable[[Item], Result], items: list[Item]) -> list[Result]:
+    """Runs I/O-bound work over items on a thread pool, keeping the input order."""
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
+        return list(pool.map(work, items))
+
+
+def upload_tree(client: S3Client, folder: Path, uri: S3Uri) -> list[S3Uri]:
+    """Uploads every file under folder to the same relative keys under uri."""
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    targets = [uri.join(path.relative_to(folder).as_posix()) for path in files]
+    parallel_map(lambda pair: upload_file(client, *pair), list(zip(files, targets, strict=True)))
+    return targets
+
+
+def download_tree(
+    client: S3Client, uri: S3Uri, folder: Path, skip_suffixes: tuple[str, ...] = ()
+) -> list[Path]:
+    """Downloads every object under the prefix uri into folder, keeping relative keys."""
+    prefix = uri.key.rstrip("/") + "/"
+    keys = [
+        item["Key"] for item in iter_objects(client, S3Uri(uri.bucket, prefix))
+        if not item["Key"].endswith(skip_suffixes)
+    ]
+    paths = [folder / key[len(prefix):] for key in keys]
+    for path in paths:
+        if folder.resolve() not in path.resolve().parents:
+            raise StorageError(f"s3://{uri.bucket}/{path}: key escapes {folder}; refusing")
+    parallel_map(
+        lambda pair: download_file(client, S3Uri(uri.bucket, pair[0]), pair[1]),
+        list(zip(keys, paths, strict=True)),
+    )
+    return paths
+
+
+def delete_prefix(client: S3Client, uri: S3Uri) -> int:
+    keys = [item["Key"] for item in iter_objects(client, uri)]
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start:start + 1000]]
+        client.delete_objects(Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
+    return len(keys)

@@ -1,0 +1,210 @@
+"""Step 4: train the reference CNN from a dataset's shards; also the trainer's CLI.
+
+`python -m tasks.train --dataset-uri ... --output-uri ...` runs the same code in an Airflow
+worker, in a container, or on a laptop. It only talks to S3: it reads `dataset.json` and its
+shards, and writes `model.keras`, `history.json` and, last, `train_result.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.storage import (
+    S3Client,
+    S3Uri,
+    download_file,
+    get_json,
+    make_client,
+    parallel_map,
+    put_json,
+    upload_file,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    dataset_uri: str
+    output_uri: str
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 42
+    warm_start_uri: str | None = None
+
+    def to_cli_args(self) -> list[str]:
+        """The command line that reproduces this request (the container's command)."""
+        args = [
+            "--dataset-uri", self.dataset_uri, "--output-uri", self.output_uri,
+            "--epochs", str(self.epochs), "--batch-size", str(self.batch_size),
+            "--learning-rate", repr(self.learning_rate), "--seed", str(self.seed),
+        ]
+        if self.warm_start_uri:
+            args += ["--warm-start-uri", self.warm_start_uri]
+        return args
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_uri: str
+    history_uri: str
+    epochs_trained: int
+    final_val_accuracy: float
+    train_seconds: float
+    images_per_second: float
+    request: dict[str, Any]
+
+
+def plan_attempt(
+    dataset_uri: str,
+    attempt_uri: str,
+    attempt: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    previous_model_uri: str | None,
+) -> tuple[TrainRequest, str]:
+    """What attempt N trains, and why it may do better than attempt N-1: it continues from the
+    previous attempt's weights for another `epochs` epochs at half the learning rate."""
+    if attempt == 1 or not previous_model_uri:
+        request = TrainRequest(dataset_uri, attempt_uri, epochs, batch_size, learning_rate, seed)
+        return request, f"attempt {attempt}: fresh model, {epochs} epochs, lr {learning_rate:g}"
+    lowered = learning_rate * 0.5 ** (attempt - 1)
+    request = TrainRequest(
+        dataset_uri, attempt_uri, epochs, batch_size, lowered, seed + attempt, previous_model_uri
+    )
+    change = (
+        f"attempt {attempt}: warm start from {previous_model_uri}, {epochs} more epochs, "
+        f"lr lowered to {lowered:g}"
+    )
+    return request, change
+
+
+class EpochLogger:
+    """Keras callback factory: one log line per epoch with metrics and images/second."""
+
+    @staticmethod
+    def create(images_per_epoch: int) -> Any:
+        import keras
+
+        class _EpochLogger(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logs = logs or {}
+                seconds = time.perf_counter() - self.started
+                log.info(
+                    "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f "
+                    "(%.1f s, %.0f images/s)",
+                    epoch + 1, self.params["epochs"], logs.get("loss", float("nan")),
+                    logs.get("accuracy", float("nan")), logs.get("val_loss", float("nan")),
+                    logs.get("val_accuracy", float("nan")), seconds, images_per_epoch / seconds,
+                )
+
+        return _EpochLogger()
+
+
+def download_shards(client: S3Client, uris: list[str], folder: Path) -> list[Path]:
+    paths = [folder / S3Uri.parse(uri).key.rsplit("/", 1)[-1] for uri in uris]
+    parallel_map(lambda pair: download_file(client, S3Uri.parse(pair[0]), pair[1]),
+                 list(zip(uris, paths, strict=True)))
+    return paths
+
+
+def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
+    """Trains and publishes the attempt's outputs; `train_result.json` is written last."""
+    import keras
+
+    from tasks.model import build_reference_cnn, compile_model
+    from tasks.shards import read_split
+
+    dataset = get_json(client, S3Uri.parse(request.dataset_uri))
+    class_count = len(dataset["class_names"])
+    image_size = dataset["image_size"]
+    output = S3Uri.parse(request.output_uri)
+    keras.utils.set_random_seed(request.seed)
+    with tempfile.TemporaryDirectory(prefix="train-") as scratch:
+        folder = Path(scratch)
+        train_paths = download_shards(client, dataset["shards"]["train"], folder)
+        validation_paths = download_shards(client, dataset["shards"]["validation"], folder)
+        train_data = read_split(train_paths, image_size, class_count, request.batch_size,
+                                shuffle_seed=request.seed)
+        validation_data = read_split(validation_paths, image_size, class_count, request.batch_size)
+        if request.warm_start_uri:
+            local_start = download_file(
+                client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras"
+            )
+            model = keras.models.load_model(local_start, compile=False)
+            compile_model(model, request.learning_rate)
+            log.info("warm start from %s", request.warm_start_uri)
+        else:
+            model = build_reference_cnn(image_size, class_count, request.learning_rate)
+        train_count = dataset["split_counts"]["train"]
+        log.info(
+            "training on %d images (%d validation), %dx%d, %d parameters, %d epochs",
+            train_count, dataset["split_counts"]["validation"], image_size, image_size,
+            model.count_params(), request.epochs,
+        )
+        started = time.perf_counter()
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=request.epochs,
+            callbacks=[EpochLogger.create(train_count)],
+            verbose=0,
+        )
+        train_seconds = time.perf_counter() - started
+        model_path = folder / "model.keras"
+        model.save(model_path)
+        upload_file(client, model_path, output.join("model.keras"))
+    metrics = {name: [float(value) for value in values] for name, values in history.history.items()}
+    put_json(client, output.join("history.json"), {"epochs": request.epochs, "metrics": metrics})
+    result = TrainResult(
+        model_uri=str(output.join("model.keras")),
+        history_uri=str(output.join("history.json")),
+        epochs_trained=len(metrics.get("loss", [])),
+        final_val_accuracy=metrics["val_accuracy"][-1],
+        train_seconds=round(train_seconds, 2),
+        images_per_second=round(train_count * request.epochs / train_seconds, 1),
+        request=asdict(request),
+    )
+    put_json(client, output.join("train_result.json"), asdict(result))
+    log.info("model written to %s (val_accuracy %.4f)", result.model_uri, result.final_val_accuracy)
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m tasks.train", description="Train the reference CNN from S3 shards."
+    )
+    cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
+    cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")
+    cli.add_argument("--epochs", type=int, default=10)
+    cli.add_argument("--batch-size", type=int, default=32)
+    cli.add_argument("--learning-rate", type=float, default=1e-3)
+    cli.add_argument("--seed", type=int, default=42)
+    cli.add_argument("--warm-start-uri", default=None, help="s3://.../model.keras to continue")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    options = parser().parse_args(argv)
+    request = TrainRequest(**{k: v for k, v in vars(options).items()})
+    result = run_training(make_client(), request)
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
