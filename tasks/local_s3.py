@@ -1,19 +1,26 @@
 """A local S3 endpoint (moto's server mode) for the demo and the tests: real HTTP, real
-boto3 signing, objects kept in memory for the life of the process."""
+boto3 signing, objects kept in memory for the life of the server process.
+
+The server runs as its own process: in-process it would share the GIL with the workers it
+serves, which halves throughput for parallel transfers.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
-from typing import Any
+import subprocess
+import sys
+import time
+import urllib.request
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "demo-access-key",
     "AWS_SECRET_ACCESS_KEY": "demo-secret-key",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+STARTUP_TIMEOUT_SECONDS = 30
 
 
 def free_port() -> int:
@@ -23,27 +30,42 @@ def free_port() -> int:
 
 
 class LocalS3:
-    """Starts moto on 127.0.0.1 and a free port; use as a context manager."""
+    """Starts `moto.server` on 127.0.0.1 and a free port; use as a context manager."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._server: Any = None
+        self._process: subprocess.Popen | None = None
 
     def start(self) -> LocalS3:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         for name, value in DUMMY_CREDENTIALS.items():
             os.environ.setdefault(name, value)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        return self
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+            try:
+                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not answer on {self.endpoint_url} within "
+                           f"{STARTUP_TIMEOUT_SECONDS} s")
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
 
     def __enter__(self) -> LocalS3:
         return self.start()

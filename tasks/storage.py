@@ -97,6 +97,12 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
     """Checks the bucket is there and reachable with these credentials."""
     try:
         client.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchBucket"):
+            raise StorageError(
+                f"s3://{bucket}: the bucket does not exist; create it or fix the 'bucket' Param"
+            ) from error
+        raise explain(error, f"s3://{bucket}") from error
     except Exception as error:
         raise explain(error, f"s3://{bucket}") from error
 

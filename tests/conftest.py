@@ -1,0 +1,64 @@
+"""Shared fixtures: a real S3 endpoint (moto's server mode over HTTP), a SQLite Airflow home
+under a temporary folder, and small real data (scikit-learn's digits)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Before boto3 or airflow is imported anywhere: dummy credentials and Airflow's home.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "test-access-key",
+    "AWS_SECRET_ACCESS_KEY": "test-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+})
+from tasks.demo import airflow_environment  # noqa: E402
+from tasks.local_s3 import LocalS3  # noqa: E402
+
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="retrain-test-airflow-"))
+os.environ.update(airflow_environment(AIRFLOW_HOME, aws_connection="{}"))
+sys.path.insert(0, str(ROOT / "plugins"))
+
+import pytest  # noqa: E402
+
+from tasks.demo_data import upload_digits  # noqa: E402
+from tasks.storage import create_bucket, make_client  # noqa: E402
+
+# Small enough to train in seconds on two cores, large enough that every split holds every class.
+TEST_IMAGE_SIZE = 32
+TEST_IMAGE_COUNT = 600
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    with LocalS3() as server:
+        os.environ["AWS_ENDPOINT_URL"] = server.endpoint_url
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = server.airflow_connection()
+        yield server.endpoint_url
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    return make_client(s3_endpoint)
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    """A fresh, empty bucket per test, so tests never see each other's objects."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    create_bucket(s3, name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def digits_bucket(s3_endpoint) -> str:
+    """One bucket holding real digit images under raw/<class_name>/, shared by the session.
+    Tests that use it write only under their own run id or model name, never to raw/."""
+    name = f"digits-{uuid.uuid4().hex[:8]}"
+    upload_digits(make_client(s3_endpoint), name, "raw/", image_size=TEST_IMAGE_SIZE,
+                  limit=TEST_IMAGE_COUNT)
+    return name

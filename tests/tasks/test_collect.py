@@ -1,0 +1,49 @@
+"""collect: listing raw/, hashing every object, and the manifest under the run's prefix."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tasks.collect import MANIFEST_COLUMNS, class_of, collect, read_manifest
+from tasks.config import PipelineConfig
+from tasks.storage import S3Uri, StorageError, get_bytes, put_bytes
+
+
+def test_class_is_the_folder_under_the_raw_prefix():
+    assert class_of("raw/cat/1.png", "raw/") == "cat"
+    assert class_of("raw/loose.png", "raw/") is None
+
+
+def test_manifest_has_a_row_per_object_with_its_content_hash(s3, digits_bucket):
+    config = PipelineConfig(bucket=digits_bucket)
+    result = collect(s3, config, "manual__2026-01-01T00:00:00+00:00")
+    assert result.manifest_uri == f"s3://{digits_bucket}/runs/manual__2026-01-01T00_00_00_00_00/manifest.csv"
+    manifest = read_manifest(s3, result.manifest_uri)
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert len(manifest) == result.object_count == 600
+    assert set(result.images_per_class) == set(config.class_names)
+    first = manifest.iloc[0]
+    body = get_bytes(s3, S3Uri(digits_bucket, first.key))
+    assert first.sha256 == hashlib.sha256(body).hexdigest()
+    assert first.bytes == len(body)
+
+
+def test_collecting_twice_writes_the_same_manifest(s3, digits_bucket):
+    config = PipelineConfig(bucket=digits_bucket)
+    first = read_manifest(s3, collect(s3, config, "run-twice").manifest_uri)
+    again = read_manifest(s3, collect(s3, config, "run-twice").manifest_uri)
+    assert first.equals(again)
+
+
+def test_an_empty_raw_prefix_fails_with_the_contract(s3, bucket):
+    put_bytes(s3, S3Uri(bucket, "elsewhere/x.png"), b"x")
+    with pytest.raises(StorageError, match=r"raw/: no objects to train on; upload images as raw/<class_name>/"):
+        collect(s3, PipelineConfig(bucket=bucket), "run")
+
+
+def test_a_missing_bucket_fails_permanently(s3):
+    with pytest.raises(StorageError, match="bucket does not exist") as raised:
+        collect(s3, PipelineConfig(bucket="no-such-bucket-for-collect"), "run")
+    assert raised.value.permanent

@@ -1,0 +1,73 @@
+"""preprocess: decoding, content-hash splits, and shards that tf.data reads back exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tasks.collect import collect
+from tasks.config import PipelineConfig
+from tasks.preprocess import ImageDecodeError, decode_image, preprocess, split_of
+from tasks.shards import read_split
+from tasks.storage import S3Uri, download_file, get_json
+
+
+def png(mode: str, size: tuple[int, int], color) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_split_depends_only_on_content_and_follows_80_10_10():
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    splits = [split_of(h) for h in hashes]
+    assert splits == [split_of(h) for h in hashes]
+    assert 0.77 < splits.count("train") / 5000 < 0.83
+    assert 0.08 < splits.count("test") / 5000 < 0.12
+
+
+@pytest.mark.parametrize("mode, color", [("L", 128), ("RGBA", (10, 20, 30, 40)), ("P", 3)])
+def test_any_mode_becomes_rgb_uint8_at_the_requested_size(mode, color):
+    image = decode_image(png(mode, (50, 30), color), 24, "raw/x/1.png")
+    assert image.shape == (24, 24, 3)
+    assert image.dtype == np.uint8
+
+
+def test_undecodable_bytes_name_the_object():
+    with pytest.raises(ImageDecodeError, match=r"raw/cat/0042.png: not a decodable image"):
+        decode_image(b"not an image", 24, "raw/cat/0042.png")
+
+
+def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
+    config = PipelineConfig(bucket=digits_bucket, image_size=32)
+    manifest_uri = collect(s3, config, "run-p").manifest_uri
+    result = preprocess(s3, config, manifest_uri, "run-p")
+    dataset = get_json(s3, S3Uri.parse(result.dataset_uri))
+    assert sum(dataset["split_counts"].values()) == 600
+    assert dataset["split_counts"] == result.split_counts
+    assert result.split_counts["train"] > result.split_counts["test"] > 0
+    paths = [download_file(s3, S3Uri.parse(uri), tmp_path / f"{i}.tfrecord")
+             for i, uri in enumerate(dataset["shards"]["test"])]
+    images, labels = [], []
+    for batch_images, batch_labels in read_split(paths, 32, 10, batch_size=64):
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    assert images.shape == (result.split_counts["test"], 32, 32, 3)
+    assert images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.9
+    assert labels.sum(axis=1).tolist() == [1.0] * len(labels)
+
+
+def test_preprocessing_is_deterministic_across_runs(s3, digits_bucket):
+    config = PipelineConfig(bucket=digits_bucket, image_size=32)
+    manifest_uri = collect(s3, config, "run-d").manifest_uri
+    first = preprocess(s3, config, manifest_uri, "run-d1")
+    second = preprocess(s3, config, manifest_uri, "run-d2")
+    assert first.fingerprint == second.fingerprint
+    assert first.split_counts == second.split_counts

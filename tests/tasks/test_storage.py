@@ -1,0 +1,67 @@
+"""S3 helpers against the moto server: transfers, conditional writes, readable errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.storage import S3Uri, StorageError, WriteConflictError, download_tree, get_json
+from tasks.storage import ensure_bucket, head_etag, list_folders, make_client, put_bytes, put_json
+from tasks.storage import put_json_if, upload_tree
+
+
+def test_uri_round_trip_and_join():
+    uri = S3Uri.parse("s3://bucket/runs/a")
+    assert (uri.bucket, uri.key) == ("bucket", "runs/a")
+    assert str(uri.join("b", "c.json")) == "s3://bucket/runs/a/b/c.json"
+    with pytest.raises(ValueError):
+        S3Uri.parse("/local/path")
+
+
+def test_json_round_trip_and_folder_listing(s3, bucket):
+    put_json(s3, S3Uri(bucket, "models/m/1/x.json"), {"a": 1})
+    put_json(s3, S3Uri(bucket, "models/m/2/x.json"), {"a": 2})
+    assert get_json(s3, S3Uri(bucket, "models/m/2/x.json")) == {"a": 2}
+    assert sorted(list_folders(s3, S3Uri(bucket, "models/m"))) == ["1", "2"]
+
+
+def test_tree_upload_and_download_keep_relative_paths(s3, bucket, tmp_path):
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "sub" / "a.txt").write_text("a")
+    (tmp_path / "src" / "b.bin").write_bytes(b"b")
+    upload_tree(s3, tmp_path / "src", S3Uri(bucket, "tree"))
+    paths = download_tree(s3, S3Uri(bucket, "tree"), tmp_path / "dst", skip_suffixes=(".bin",))
+    assert [p.relative_to(tmp_path / "dst").as_posix() for p in paths] == ["sub/a.txt"]
+    assert (tmp_path / "dst" / "sub" / "a.txt").read_text() == "a"
+
+
+def test_conditional_write_refuses_to_overwrite_a_changed_object(s3, bucket):
+    uri = S3Uri(bucket, "pointer.json")
+    put_json_if(s3, uri, {"version": 1}, expected_etag=None)
+    with pytest.raises(WriteConflictError, match="changed by another writer"):
+        put_json_if(s3, uri, {"version": 2}, expected_etag=None)
+    stale = head_etag(s3, uri)
+    put_json_if(s3, uri, {"version": 2}, expected_etag=stale)
+    with pytest.raises(WriteConflictError):
+        put_json_if(s3, uri, {"version": 3}, expected_etag=stale)
+    assert get_json(s3, uri) == {"version": 2}
+
+
+def test_missing_bucket_is_explained(s3):
+    with pytest.raises(StorageError, match="s3://no-such-bucket-here") as raised:
+        put_bytes(s3, S3Uri("no-such-bucket-here", "k"), b"x")
+    assert "bucket does not exist" in str(raised.value)
+    assert raised.value.permanent
+
+
+def test_unreachable_endpoint_is_transient():
+    client = make_client("http://127.0.0.1:9")
+    client.meta.config.retries = {"max_attempts": 1}
+    with pytest.raises(StorageError, match="unreachable") as raised:
+        ensure_bucket(client, "any-bucket")
+    assert not raised.value.permanent
+
+
+def test_escaping_keys_are_refused_when_downloading(s3, bucket, tmp_path):
+    put_bytes(s3, S3Uri(bucket, "tree/../../escape.txt"), b"x")
+    with pytest.raises(StorageError, match="escapes"):
+        download_tree(s3, S3Uri(bucket, "tree"), tmp_path / "dst")
