@@ -154,9 +154,9 @@ def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, 
             }[decision.verdict]
 
         @task
-        def accept(evaluation: dict[str, Any]) -> dict[str, Any]:
-            """Hands this attempt's evaluation to deploy."""
-            return evaluation
+        def accept(evaluation: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+            """Hands this attempt's evaluation, and the data it was trained on, to deploy."""
+            return {**evaluation, "dataset_fingerprint": dataset["fingerprint"]}
 
         @task
         def give_up(evaluation: dict[str, Any]) -> None:
@@ -172,7 +172,7 @@ def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, 
             log.warning(reason)
 
         decision = decide(evaluation)
-        accepted = accept(evaluation)
+        accepted = accept(evaluation, dataset)
         gave_up = give_up(evaluation)
         decision >> Label("meets threshold") >> accepted
         decision >> Label("attempts used up") >> gave_up
@@ -182,18 +182,23 @@ def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, 
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
-def deploy(dataset: dict[str, Any], candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Publishes the accepted attempt as a new version, then moves production.json."""
+def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Publishes the accepted attempt as a new version, then moves production.json.
+    Its only upstreams are the accept tasks, so it runs exactly when one attempt passed."""
     from dataclasses import asdict
+
+    from airflow.sdk.exceptions import AirflowFailException
 
     from tasks.deploy import Candidate, publish
 
     context = get_current_context()
-    accepted = next(candidate for candidate in candidates if candidate)
-    candidate = Candidate(**{k: accepted[k] for k in Candidate.__dataclass_fields__})
+    accepted = [candidate for candidate in candidates if candidate]
+    if len(accepted) != 1:
+        raise AirflowFailException(f"expected one accepted attempt, found {len(accepted)}")
+    candidate = Candidate(**{k: accepted[0][k] for k in Candidate.__dataclass_fields__})
     with failing_fast():
         publication = publish(s3_client(AWS_CONN_ID), run_config(context), candidate,
-                              context["run_id"], dataset["fingerprint"])
+                              context["run_id"], accepted[0]["dataset_fingerprint"])
     return asdict(publication)
 
 
@@ -216,10 +221,15 @@ def image_classifier_retrain() -> None:
     for attempt in range(1, ATTEMPT_GROUPS + 1):
         trained, decision, accepted, _ = attempt_group(attempt, dataset, previous)
         if previous_decision is not None:
-            previous_decision >> Label("below threshold: retrain") >> trained
+            # A Label between task groups would wire the group's leaves instead of this task.
+            previous_decision >> trained
+            trained.operator.dag.set_edge_info(
+                previous_decision.operator.task_id, trained.operator.task_id,
+                {"label": "below threshold: retrain"},
+            )
         accepted_per_attempt.append(accepted)
         previous, previous_decision = trained, decision
-    deploy(dataset, accepted_per_attempt)
+    deploy(accepted_per_attempt)
 
 
 image_classifier_retrain()

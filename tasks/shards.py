@@ -59,6 +59,7 @@ def read_split(
     batch_size: int,
     shuffle_seed: int | None = None,
     cache: bool = True,
+    image_count: int | None = None,
 ) -> Any:
     """A batched tf.data pipeline over shard files: parallel parse, cache, shuffle, prefetch.
     Yields (images float32 in [0, 1], one-hot labels)."""
@@ -81,6 +82,9 @@ def read_split(
         [str(path) for path in shard_paths], num_parallel_reads=tf.data.AUTOTUNE
     )
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if image_count is not None:
+        # Known size: Keras can size epochs without running out of data mid-epoch.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(image_count))
     if cache:
         dataset = dataset.cache()
     if shuffle_seed is not None:

@@ -137,9 +137,11 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         folder = Path(scratch)
         train_paths = download_shards(client, dataset["shards"]["train"], folder)
         validation_paths = download_shards(client, dataset["shards"]["validation"], folder)
+        counts = dataset["split_counts"]
         train_data = read_split(train_paths, image_size, class_count, request.batch_size,
-                                shuffle_seed=request.seed)
-        validation_data = read_split(validation_paths, image_size, class_count, request.batch_size)
+                                shuffle_seed=request.seed, image_count=counts["train"])
+        validation_data = read_split(validation_paths, image_size, class_count, request.batch_size,
+                                     image_count=counts["validation"])
         if request.warm_start_uri:
             local_start = download_file(
                 client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras"
@@ -149,10 +151,10 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             log.info("warm start from %s", request.warm_start_uri)
         else:
             model = build_reference_cnn(image_size, class_count, request.learning_rate)
-        train_count = dataset["split_counts"]["train"]
+        train_count = counts["train"]
         log.info(
             "training on %d images (%d validation), %dx%d, %d parameters, %d epochs",
-            train_count, dataset["split_counts"]["validation"], image_size, image_size,
+            train_count, counts["validation"], image_size, image_size,
             model.count_params(), request.epochs,
         )
         started = time.perf_counter()

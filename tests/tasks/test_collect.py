@@ -39,7 +39,8 @@ def test_collecting_twice_writes_the_same_manifest(s3, digits_bucket):
 
 def test_an_empty_raw_prefix_fails_with_the_contract(s3, bucket):
     put_bytes(s3, S3Uri(bucket, "elsewhere/x.png"), b"x")
-    with pytest.raises(StorageError, match=r"raw/: no objects to train on; upload images as raw/<class_name>/"):
+    expected = r"raw/: no objects to train on; upload images as raw/<class_name>/"
+    with pytest.raises(StorageError, match=expected):
         collect(s3, PipelineConfig(bucket=bucket), "run")
 
 

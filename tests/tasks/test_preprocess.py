@@ -60,7 +60,7 @@ def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_pat
     images, labels = np.concatenate(images), np.concatenate(labels)
     assert images.shape == (result.split_counts["test"], 32, 32, 3)
     assert images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.9
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.9
     assert labels.sum(axis=1).tolist() == [1.0] * len(labels)
 
 

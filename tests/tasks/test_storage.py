@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.storage import S3Uri, StorageError, WriteConflictError, download_tree, get_json
-from tasks.storage import ensure_bucket, head_etag, list_folders, make_client, put_bytes, put_json
-from tasks.storage import put_json_if, upload_tree
+from tasks.storage import (
+    S3Uri,
+    StorageError,
+    WriteConflictError,
+    download_tree,
+    ensure_bucket,
+    get_json,
+    head_etag,
+    list_folders,
+    make_client,
+    put_bytes,
+    put_json,
+    put_json_if,
+    upload_tree,
+)
 
 
 def test_uri_round_trip_and_join():

@@ -32,7 +32,8 @@ def test_a_good_manifest_passes_every_expectation():
 def test_an_unknown_class_fails_naming_the_expectation_and_the_value():
     with pytest.raises(DataValidationError) as raised:
         gate(manifest(["cat", "dog", "cat", "bird"]), CONFIG)
-    assert "expect_column_values_to_be_in_set(class_name): observed 1 unexpected (e.g. bird)" in str(raised.value)
+    expected = "expect_column_values_to_be_in_set(class_name): observed 1 unexpected (e.g. bird)"
+    assert expected in str(raised.value)
 
 
 def test_a_missing_class_fails():

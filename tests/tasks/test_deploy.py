@@ -1,0 +1,82 @@
+"""Publishing: immutable integer versions, the marker, and the pointer written last."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.config import PipelineConfig
+from tasks.deploy import MARKER, Candidate, pointer_uri, publish, versions
+from tasks.storage import S3Uri, WriteConflictError, exists, get_bytes, get_json, head_etag, put_json
+
+
+@pytest.fixture
+def candidate(s3, bucket) -> Candidate:
+    """An attempt's outputs as evaluate leaves them (contents are opaque to deploy)."""
+    attempt_uri = f"s3://{bucket}/runs/r1/attempt-1"
+    for name in ("model.keras", "evaluation.json", "history.json"):
+        put_json(s3, S3Uri.parse(f"{attempt_uri}/{name}"), {"file": name})
+    return Candidate(1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json",
+                     0.97, 0.96)
+
+
+def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, candidate):
+    config = PipelineConfig(bucket=bucket)
+    publication = publish(s3, config, candidate, "run-1", "fp")
+    assert publication.version == 1
+    version = S3Uri.parse(publication.version_uri)
+    for name in ("model.keras", "evaluation.json", "history.json", "deployment.json", MARKER):
+        assert exists(s3, version.join(name)), name
+    pointer = get_json(s3, pointer_uri(config))
+    assert pointer["version"] == 1
+    assert pointer["model_uri"] == f"s3://{bucket}/models/digits-cnn/1/model.keras"
+    assert pointer["metrics"]["accuracy"] == 0.97
+    assert pointer["dataset_fingerprint"] == "fp"
+    assert pointer["run_id"] == "run-1"
+
+
+def test_versions_only_grow_and_old_ones_stay(s3, bucket, candidate):
+    config = PipelineConfig(bucket=bucket)
+    publish(s3, config, candidate, "run-1", "fp")
+    second = publish(s3, config, candidate, "run-2", "fp")
+    assert second.version == 2
+    assert versions(s3, config) == [1, 2]
+    assert get_json(s3, pointer_uri(config))["version"] == 2
+    assert exists(s3, S3Uri(bucket, f"models/digits-cnn/1/{MARKER}"))
+
+
+def test_a_retried_deploy_finishes_its_own_version(s3, bucket, candidate):
+    config = PipelineConfig(bucket=bucket)
+    first = publish(s3, config, candidate, "run-1", "fp")
+    again = publish(s3, config, candidate, "run-1", "fp")
+    assert again.version == first.version == 1
+    assert versions(s3, config) == [1]
+
+
+def test_a_stale_pointer_write_loses_without_overwriting(s3, bucket, candidate, monkeypatch):
+    """Another run moves the pointer between our read of its ETag and our write."""
+    import tasks.deploy as deploy
+
+    config = PipelineConfig(bucket=bucket)
+    publish(s3, config, candidate, "run-1", "fp")
+    real_head_etag = deploy.head_etag
+
+    def head_then_race(client, uri):
+        etag = real_head_etag(client, uri)
+        put_json(client, uri, {"version": 99, "written_by": "the other run"})
+        return etag
+
+    monkeypatch.setattr(deploy, "head_etag", head_then_race)
+    with pytest.raises(WriteConflictError, match="production.json: changed by another writer"):
+        publish(s3, config, candidate, "run-2", "fp")
+    assert get_json(s3, pointer_uri(config))["written_by"] == "the other run"
+
+
+def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidate):
+    config = PipelineConfig(bucket=bucket)
+    publish(s3, config, candidate, "run-1", "fp")
+    before = get_bytes(s3, pointer_uri(config))
+    broken = Candidate(2, f"s3://{bucket}/runs/missing/attempt-2", "x", "y", 0.99, 0.99)
+    with pytest.raises(Exception, match="runs/missing/attempt-2/model.keras"):
+        publish(s3, config, broken, "run-2", "fp")
+    assert get_bytes(s3, pointer_uri(config)) == before
+    assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None

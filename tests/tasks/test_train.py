@@ -1,0 +1,72 @@
+"""Training through the CLI (as a container runs it) and the retrain schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tasks.collect import collect
+from tasks.config import PipelineConfig
+from tasks.preprocess import preprocess
+from tasks.storage import S3Uri, exists, get_json
+from tasks.train import TrainRequest, plan_attempt, run_training
+
+
+@pytest.fixture(scope="module")
+def dataset_128(s3_endpoint, digits_bucket):
+    """A small real dataset at the default 128x128, so the reference model path is exercised."""
+    from tasks.storage import make_client
+
+    client = make_client(s3_endpoint)
+    config = PipelineConfig(bucket=digits_bucket, image_size=128)
+    return preprocess(client, config, collect(client, config, "train-128").manifest_uri, "train-128")
+
+
+def test_plan_attempt_changes_something_on_each_retry():
+    first, why_first = plan_attempt("s3://b/d.json", "s3://b/a1", 1, 5, 32, 1e-3, 42, None)
+    second, why_second = plan_attempt("s3://b/d.json", "s3://b/a2", 2, 5, 32, 1e-3, 42, "s3://b/a1/model.keras")
+    assert first.warm_start_uri is None and "fresh model" in why_first
+    assert second.warm_start_uri == "s3://b/a1/model.keras"
+    assert second.learning_rate == pytest.approx(5e-4)
+    assert "warm start" in why_second and "lr lowered" in why_second
+
+
+def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket, dataset_128):
+    output_uri = f"s3://{digits_bucket}/runs/train-128/attempt-1"
+    request = TrainRequest(dataset_128.dataset_uri, output_uri, epochs=1, batch_size=32)
+    completed = subprocess.run(
+        [sys.executable, "-m", "tasks.train", *request.to_cli_args()],
+        env={**os.environ, "AWS_ENDPOINT_URL": s3_endpoint},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "epoch 1/1: loss" in completed.stderr and "images/s" in completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["epochs_trained"] == 1
+    assert 0.0 <= result["final_val_accuracy"] <= 1.0
+    from tasks.storage import make_client
+
+    client = make_client(s3_endpoint)
+    assert get_json(client, S3Uri.parse(f"{output_uri}/train_result.json")) == result
+    assert exists(client, S3Uri.parse(result["model_uri"]))
+    history = get_json(client, S3Uri.parse(result["history_uri"]))
+    assert set(history["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
+    config = PipelineConfig(bucket=digits_bucket, image_size=32)
+    dataset = preprocess(s3, config, collect(s3, config, "warm").manifest_uri, "warm")
+    base = f"s3://{digits_bucket}/runs/warm"
+    first = run_training(s3, TrainRequest(dataset.dataset_uri, f"{base}/attempt-1", epochs=3))
+    second_request, _ = plan_attempt(dataset.dataset_uri, f"{base}/attempt-2", 2, 1, 32, 1e-3, 42,
+                                     first.model_uri)
+    second = run_training(s3, second_request)
+    first_history = get_json(s3, S3Uri.parse(first.history_uri))["metrics"]
+    second_history = get_json(s3, S3Uri.parse(second.history_uri))["metrics"]
+    # A fresh model's first epoch starts near chance; a warm one starts where the last one ended.
+    assert second_history["loss"][0] < first_history["loss"][0]
+    assert second.request["warm_start_uri"] == first.model_uri
