@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,13 @@ def airflow_environment(airflow_home: Path, aws_connection: str) -> dict[str, st
     }
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds the with-blocks below, which stop the S3 server and Airflow.
+    raise SystemExit(128 + signum)
+
+
 def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     config = PipelineConfig.from_params(conf)
     started = time.perf_counter()
     with LocalS3() as s3:

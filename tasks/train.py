@@ -163,6 +163,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             validation_data=validation_data,
             epochs=request.epochs,
             callbacks=[EpochLogger.create(train_count)],
+            shuffle=False,  # tf.data already shuffles each epoch
             verbose=0,
         )
         train_seconds = time.perf_counter() - started
