@@ -21,9 +21,10 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Label, Param, TriggerRule, dag, get_current_context, task, task_group
-from retrain_airflow import failing_fast, run_config, s3_client
 
+from retrain_airflow import failing_fast, run_config, s3_client
 from tasks.config import PipelineConfig
+from trainer_operator import BACKENDS, TrainerOperator
 
 log = logging.getLogger("retrain.dag")
 
@@ -32,6 +33,15 @@ SCHEDULE = os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *")
 # The retrain loop is unrolled into this many task groups; `max_attempts` may use fewer.
 ATTEMPT_GROUPS = int(os.environ.get("RETRAIN_ATTEMPT_GROUPS", "3"))
 TRAINING_TIMEOUT = timedelta(hours=int(os.environ.get("RETRAIN_TRAINING_TIMEOUT_HOURS", "4")))
+DOCKER_URL = os.environ.get("RETRAIN_DOCKER_URL", os.environ.get("DOCKER_HOST", "unix://var/run/docker.sock"))
+# "host" reaches an S3 endpoint on the worker's loopback; a compose network reaches MinIO by name.
+DOCKER_NETWORK = os.environ.get("RETRAIN_DOCKER_NETWORK", "bridge")
+TRAINER_SHM_BYTES = int(os.environ.get("RETRAIN_TRAINER_SHM_BYTES", str(2 * 1024**3)))
+DEFAULT_BACKEND = os.environ.get(
+    "RETRAIN_TRAINER_BACKEND",
+    "docker" if "RETRAIN_DOCKER_URL" in os.environ or "DOCKER_HOST" in os.environ
+    or os.path.exists("/var/run/docker.sock") else "local",
+)
 S3_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
 
 DEFAULTS = PipelineConfig()
@@ -52,6 +62,12 @@ PARAMS = {
                           description="Training attempts before giving up"),
     "min_images": Param(DEFAULTS.min_images, type="integer", minimum=1,
                         description="Fewer raw images than this fails the data gate"),
+    "trainer_backend": Param(DEFAULT_BACKEND, type="string", enum=list(BACKENDS),
+                             description="docker: the trainer image via DockerOperator; local: in-process"),
+    "gpus": Param(os.environ.get("RETRAIN_GPUS", "0"), type="string", pattern="^(all|[0-9]+)$",
+                  description="GPUs for the trainer container: all, a count, or 0 for CPU"),
+    "trainer_image": Param(os.environ.get("RETRAIN_TRAINER_IMAGE", "nightly-retrain-trainer:latest"),
+                           type="string", description="Image (and tag) the docker backend runs"),
     "fail_on_give_up": Param(DEFAULTS.fail_on_give_up, type="boolean",
                              description="Fail the run (alerting on-call) when no attempt passes"),
 }
@@ -96,13 +112,13 @@ def preprocess(manifest_uri: str) -> dict[str, Any]:
     return asdict(result)
 
 
-@task(execution_timeout=TRAINING_TIMEOUT)
-def train(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Trains one attempt in this worker's process (the same code as `python -m tasks.train`)."""
+@task
+def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Decides what this attempt trains (and what it changes from the last one)."""
     from dataclasses import asdict
 
     from tasks.config import run_partition
-    from tasks.train import plan_attempt, run_training
+    from tasks.train import plan_attempt
 
     context = get_current_context()
     config = run_config(context)
@@ -112,30 +128,49 @@ def train(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None
         config.learning_rate, config.seed, previous["model_uri"] if previous else None,
     )
     log.info(change)
-    return {"attempt": attempt, "attempt_uri": attempt_uri,
-            **asdict(run_training(s3_client(AWS_CONN_ID), request))}
+    return asdict(request)
+
+
+def train(train_request: Any) -> TrainerOperator:
+    """Trains one attempt in the trainer container (or in-process with trainer_backend=local)."""
+    return TrainerOperator(
+        task_id="train",
+        train_request=train_request,
+        backend="{{ params.trainer_backend }}",
+        gpus="{{ params.gpus }}",
+        image="{{ params.trainer_image }}",
+        aws_conn_id=AWS_CONN_ID,
+        docker_url=DOCKER_URL,
+        network_mode=DOCKER_NETWORK,
+        shm_size=TRAINER_SHM_BYTES,
+        execution_timeout=TRAINING_TIMEOUT,
+        doc_md="Runs `python -m tasks.train` with this attempt's S3 URIs and hyperparameters.",
+    )
 
 
 @task
-def evaluate(dataset: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> dict[str, Any]:
     """Scores the attempt's model on the test split; writes evaluation.json beside it."""
     from dataclasses import asdict
 
     from tasks.evaluate import evaluate as evaluate_model
 
+    attempt_uri = trained["request"]["output_uri"]
     evaluation = evaluate_model(
-        s3_client(AWS_CONN_ID), dataset["dataset_uri"], trained["model_uri"], trained["attempt_uri"]
+        s3_client(AWS_CONN_ID), dataset["dataset_uri"], trained["model_uri"], attempt_uri
     )
-    return {"attempt": trained["attempt"], "attempt_uri": trained["attempt_uri"], **asdict(evaluation)}
+    return {"attempt": attempt, "attempt_uri": attempt_uri, **asdict(evaluation)}
 
 
 def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, Any, Any]:
-    """One training attempt: train -> evaluate -> decide, with accept and give-up ends."""
+    """One training attempt: plan -> train -> evaluate -> decide, with accept and give-up ends.
+    Returns the attempt's first task, its training output, its branch and its accept task."""
 
     @task_group(group_id=f"attempt_{attempt}")
     def group() -> tuple[Any, Any, Any, Any]:
-        trained = train(dataset, attempt, previous)
-        evaluation = evaluate(dataset, trained)
+        planned = plan(dataset, attempt, previous)
+        trained = train(planned).output
+        evaluation = evaluate(dataset, trained, attempt)
 
         @task.branch
         def decide(evaluation: dict[str, Any]) -> str:
@@ -149,7 +184,7 @@ def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, 
             log.info(decision.reason)
             return {
                 Verdict.DEPLOY: f"attempt_{attempt}.accept",
-                Verdict.RETRAIN: f"attempt_{attempt + 1}.train",
+                Verdict.RETRAIN: f"attempt_{attempt + 1}.plan",
                 Verdict.GIVE_UP: f"attempt_{attempt}.give_up",
             }[decision.verdict]
 
@@ -176,7 +211,7 @@ def attempt_group(attempt: int, dataset: Any, previous: Any) -> tuple[Any, Any, 
         gave_up = give_up(evaluation)
         decision >> Label("meets threshold") >> accepted
         decision >> Label("attempts used up") >> gave_up
-        return trained, decision, accepted, gave_up
+        return planned, trained, decision, accepted
 
     return group()
 
@@ -219,12 +254,12 @@ def image_classifier_retrain() -> None:
     accepted_per_attempt = []
     previous_decision = None
     for attempt in range(1, ATTEMPT_GROUPS + 1):
-        trained, decision, accepted, _ = attempt_group(attempt, dataset, previous)
+        planned, trained, decision, accepted = attempt_group(attempt, dataset, previous)
         if previous_decision is not None:
             # A Label between task groups would wire the group's leaves instead of this task.
-            previous_decision >> trained
-            trained.operator.dag.set_edge_info(
-                previous_decision.operator.task_id, trained.operator.task_id,
+            previous_decision >> planned
+            planned.operator.dag.set_edge_info(
+                previous_decision.operator.task_id, planned.operator.task_id,
                 {"label": "below threshold: retrain"},
             )
         accepted_per_attempt.append(accepted)

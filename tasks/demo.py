@@ -41,6 +41,9 @@ def airflow_environment(airflow_home: Path, aws_connection: str) -> dict[str, st
         "GX_ANALYTICS_ENABLED": "false",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "NO_PROXY": "127.0.0.1,localhost",
+        # The embedded default trains in-process; set it to "docker" to use the trainer image.
+        "RETRAIN_TRAINER_BACKEND": os.environ.get("RETRAIN_TRAINER_BACKEND", "local"),
+        "RETRAIN_DOCKER_NETWORK": os.environ.get("RETRAIN_DOCKER_NETWORK", "host"),
     }
 
 

@@ -26,7 +26,8 @@ def build_reference_cnn(
             layers.MaxPooling2D(2),
             layers.Flatten(),
             layers.Dense(1024, activation="relu"),
-            layers.Dense(class_count, activation="softmax", name="probabilities"),
+            # float32 output keeps softmax stable when the rest runs in mixed_float16.
+            layers.Dense(class_count, activation="softmax", name="probabilities", dtype="float32"),
         ],
         name="reference_cnn",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -121,48 +122,67 @@ def download_shards(client: S3Client, uris: list[str], folder: Path) -> list[Pat
     return paths
 
 
+def training_strategy() -> tuple[Any, str]:
+    """MirroredStrategy with mixed precision over every visible GPU; the default strategy in
+    float32 on CPU. The same code path serves both."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return tf.distribute.MirroredStrategy(), f"{len(gpus)} GPU(s), mixed_float16"
+    keras.mixed_precision.set_global_policy("float32")
+    return tf.distribute.get_strategy(), "CPU, float32"
+
+
 def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
-    """Trains and publishes the attempt's outputs; `train_result.json` is written last."""
+    """Trains (resuming an interrupted try of the same attempt) and publishes the attempt's
+    outputs; `train_result.json` is written last."""
     import keras
 
+    from tasks.checkpoints import ResumableAttempt
     from tasks.model import build_reference_cnn, compile_model
     from tasks.shards import read_split
 
     dataset = get_json(client, S3Uri.parse(request.dataset_uri))
     class_count = len(dataset["class_names"])
     image_size = dataset["image_size"]
+    counts = dataset["split_counts"]
     output = S3Uri.parse(request.output_uri)
     keras.utils.set_random_seed(request.seed)
+    strategy, device = training_strategy()
     with tempfile.TemporaryDirectory(prefix="train-") as scratch:
         folder = Path(scratch)
+        attempt = ResumableAttempt(client, output, folder)
+        finished_epochs = attempt.restore()
         train_paths = download_shards(client, dataset["shards"]["train"], folder)
         validation_paths = download_shards(client, dataset["shards"]["validation"], folder)
-        counts = dataset["split_counts"]
         train_data = read_split(train_paths, image_size, class_count, request.batch_size,
                                 shuffle_seed=request.seed, image_count=counts["train"])
         validation_data = read_split(validation_paths, image_size, class_count, request.batch_size,
                                      image_count=counts["validation"])
-        if request.warm_start_uri:
-            local_start = download_file(
-                client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras"
-            )
-            model = keras.models.load_model(local_start, compile=False)
-            compile_model(model, request.learning_rate)
-            log.info("warm start from %s", request.warm_start_uri)
-        else:
-            model = build_reference_cnn(image_size, class_count, request.learning_rate)
-        train_count = counts["train"]
+        with strategy.scope():
+            if request.warm_start_uri:
+                local_start = download_file(
+                    client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras"
+                )
+                model = keras.models.load_model(local_start, compile=False)
+                compile_model(model, request.learning_rate)
+                log.info("warm start from %s", request.warm_start_uri)
+            else:
+                model = build_reference_cnn(image_size, class_count, request.learning_rate)
         log.info(
-            "training on %d images (%d validation), %dx%d, %d parameters, %d epochs",
-            train_count, counts["validation"], image_size, image_size,
-            model.count_params(), request.epochs,
+            "training on %d images (%d validation), %dx%d, %d parameters, epochs %d..%d, on %s",
+            counts["train"], counts["validation"], image_size, image_size, model.count_params(),
+            finished_epochs + 1, request.epochs, device,
         )
         started = time.perf_counter()
-        history = model.fit(
+        model.fit(
             train_data,
             validation_data=validation_data,
             epochs=request.epochs,
-            callbacks=[EpochLogger.create(train_count)],
+            callbacks=[*attempt.callbacks(), EpochLogger.create(counts["train"])],
             shuffle=False,  # tf.data already shuffles each epoch
             verbose=0,
         )
@@ -170,18 +190,20 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         model_path = folder / "model.keras"
         model.save(model_path)
         upload_file(client, model_path, output.join("model.keras"))
-    metrics = {name: [float(value) for value in values] for name, values in history.history.items()}
-    put_json(client, output.join("history.json"), {"epochs": request.epochs, "metrics": metrics})
-    result = TrainResult(
-        model_uri=str(output.join("model.keras")),
-        history_uri=str(output.join("history.json")),
-        epochs_trained=len(metrics.get("loss", [])),
-        final_val_accuracy=metrics["val_accuracy"][-1],
-        train_seconds=round(train_seconds, 2),
-        images_per_second=round(train_count * request.epochs / train_seconds, 1),
-        request=asdict(request),
-    )
-    put_json(client, output.join("train_result.json"), asdict(result))
+        history = attempt.history()
+        put_json(client, output.join("history.json"), history)
+        epochs_this_try = request.epochs - finished_epochs
+        result = TrainResult(
+            model_uri=str(output.join("model.keras")),
+            history_uri=str(output.join("history.json")),
+            epochs_trained=len(history["epochs"]),
+            final_val_accuracy=history["metrics"]["val_accuracy"][-1],
+            train_seconds=round(train_seconds, 2),
+            images_per_second=round(counts["train"] * epochs_this_try / train_seconds, 1),
+            request=asdict(request),
+        )
+        put_json(client, output.join("train_result.json"), asdict(result))
+        attempt.finish()
     log.info("model written to %s (val_accuracy %.4f)", result.model_uri, result.final_val_accuracy)
     return result
 
@@ -200,11 +222,14 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
+def parse_request(argv: list[str]) -> TrainRequest:
+    """The inverse of TrainRequest.to_cli_args: every backend goes through this parser."""
+    return TrainRequest(**vars(parser().parse_args(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    options = parser().parse_args(argv)
-    request = TrainRequest(**{k: v for k, v in vars(options).items()})
-    result = run_training(make_client(), request)
+    result = run_training(make_client(), parse_request(argv if argv is not None else sys.argv[1:]))
     print(json.dumps(asdict(result)))
     return 0
 

@@ -21,6 +21,8 @@ from tasks.local_s3 import LocalS3  # noqa: E402
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="retrain-test-airflow-"))
 os.environ.update(airflow_environment(AIRFLOW_HOME, aws_connection="{}"))
+# Trainer containers reach the moto server on the host's loopback; tests choose the backend.
+os.environ.update({"RETRAIN_DOCKER_NETWORK": "host", "RETRAIN_TRAINER_BACKEND": "local"})
 sys.path.insert(0, str(ROOT / "plugins"))
 
 import pytest  # noqa: E402

@@ -57,7 +57,8 @@ def test_params_have_types_and_defaults(retrain_dag):
         "bucket": "string", "raw_prefix": "string", "model_name": "string", "class_names": "array",
         "image_size": "integer", "epochs": "integer", "batch_size": "integer",
         "learning_rate": "number", "min_test_accuracy": "number", "max_attempts": "integer",
-        "min_images": "integer", "fail_on_give_up": "boolean",
+        "min_images": "integer", "fail_on_give_up": "boolean", "trainer_backend": "string",
+        "gpus": "string", "trainer_image": "string",
     }
     for name, json_type in expected.items():
         assert params.get_param(name).schema["type"] == json_type, name
@@ -66,7 +67,7 @@ def test_params_have_types_and_defaults(retrain_dag):
 
 def test_tasks_and_edges(retrain_dag):
     attempts = [f"attempt_{n}" for n in (1, 2, 3)]
-    steps = ("train", "evaluate", "decide", "accept", "give_up")
+    steps = ("plan", "train", "evaluate", "decide", "accept", "give_up")
     expected = {"collect", "validate", "preprocess", "deploy"} | {
         f"{group}.{step}" for group in attempts for step in steps
     }
@@ -77,8 +78,8 @@ def test_tasks_and_edges(retrain_dag):
 
     assert downstream("collect") == {"validate"}
     assert downstream("validate") == {"preprocess"}
-    assert downstream("attempt_1.decide") == {"attempt_1.accept", "attempt_1.give_up", "attempt_2.train"}
-    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.train")["label"].startswith("below")
+    assert downstream("attempt_1.decide") == {"attempt_1.accept", "attempt_1.give_up", "attempt_2.plan"}
+    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.plan")["label"].startswith("below")
     assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_1.accept")["label"] == "meets threshold"
     assert downstream("attempt_3.decide") == {"attempt_3.accept", "attempt_3.give_up"}
     assert retrain_dag.get_task("deploy").upstream_task_ids == {f"{g}.accept" for g in attempts}

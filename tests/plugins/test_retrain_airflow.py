@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from retrain_airflow import failing_fast, run_config, s3_client
 
+from retrain_airflow import failing_fast, run_config, s3_client
 from tasks.storage import StorageError
 from tasks.validate import DataValidationError
 

@@ -1,0 +1,126 @@
+"""The training task: one operator, two backends running the same trainer CLI arguments.
+
+`docker` (production): DockerOperator starts the trainer image with the CLI arguments as its
+command, GPUs as device requests, S3 credentials from the Airflow connection as private
+environment (never rendered, logged or pushed to XCom), and the S3 endpoint as plain
+environment. `local`: the same arguments are parsed and run in this worker's process.
+Either way the task returns `train_result.json` as read back from S3.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+BACKENDS = ("docker", "local")
+
+
+def gpu_device_requests(gpus: str) -> list[Any] | None:
+    """`0` -> CPU only; `all` -> every GPU; `N` -> N GPUs."""
+    from docker.types import DeviceRequest
+
+    value = str(gpus).strip().lower()
+    if value in ("", "0", "none"):
+        return None
+    if value == "all":
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if value.isdigit():
+        return [DeviceRequest(count=int(value), capabilities=[["gpu"]])]
+    raise AirflowFailException(f"gpus={gpus!r}: use 'all', a number of GPUs, or '0' for CPU")
+
+
+def container_name(run_id: str, task_id: str, try_number: int) -> str:
+    """Unique per run, attempt and try, within Docker's name alphabet."""
+    raw = f"retrain-{run_id}-{task_id}-try{try_number}"
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", raw)[:200]
+
+
+class TrainerOperator(DockerOperator):
+    """Trains one attempt described by a TrainRequest dict (templated, usually an XComArg)."""
+
+    template_fields = (*DockerOperator.template_fields, "train_request", "backend", "gpus")
+
+    def __init__(
+        self,
+        *,
+        train_request: Any,
+        backend: str,
+        gpus: str = "0",
+        aws_conn_id: str = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("auto_remove", "force")
+        kwargs.setdefault("mount_tmp_dir", False)
+        super().__init__(command=None, **kwargs)
+        self.train_request = train_request
+        self.backend = backend
+        self.gpus = gpus
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from retrain_airflow import s3_client
+        from tasks.storage import S3Uri, get_json
+        from tasks.train import TrainRequest, parse_request, run_training
+
+        request = TrainRequest(**self.train_request)
+        cli_args = request.to_cli_args()
+        if self.backend == "local":
+            self.log.info("trainer_backend=local: training in this worker's process, no container")
+            run_training(s3_client(self.aws_conn_id), parse_request(cli_args))
+        elif self.backend == "docker":
+            ti = context["ti"]
+            name = container_name(ti.run_id, ti.task_id, ti.try_number)
+            self._run_trainer_container(context, cli_args, name)
+        else:
+            raise AirflowFailException(f"trainer_backend={self.backend!r}: use one of {BACKENDS}")
+        result_uri = S3Uri.parse(request.output_uri).join("train_result.json")
+        result = get_json(s3_client(self.aws_conn_id), result_uri)
+        return {"train_result_uri": str(result_uri), **result}
+
+    def _run_trainer_container(self, context: Any, cli_args: list[str], name: str) -> None:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.providers.docker.exceptions import DockerContainerFailedException
+        from docker.errors import APIError
+
+        aws = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="s3")
+        credentials = aws.get_credentials()
+        self._private_environment = {
+            "AWS_ACCESS_KEY_ID": credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+            **({"AWS_SESSION_TOKEN": credentials.token} if credentials.token else {}),
+        }
+        endpoint_url = aws.conn_config.endpoint_url
+        self.environment = {
+            **(self.environment or {}),
+            "AWS_DEFAULT_REGION": aws.conn_region_name or "us-east-1",
+            **({"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}),
+        }
+        self.command = cli_args
+        self.device_requests = gpu_device_requests(self.gpus)
+        self.container_name = name
+        self.log.info("trainer container %s from %s on %s (gpus=%s, network=%s)",
+                      name, self.image, self.docker_url, self.gpus, self.network_mode)
+        try:
+            super().execute(context)
+        except DockerContainerFailedException as error:
+            last_line = (error.logs or ["(no output)"])[-1]
+            raise RuntimeError(
+                f"trainer container {name} failed ({error}); last line: {last_line}"
+            ) from error
+        except APIError as error:
+            explanation = str(error.explanation or error)
+            if "could not select device driver" in explanation:
+                raise AirflowFailException(
+                    f"gpus={self.gpus} requested, but the Docker engine at {self.docker_url} has no "
+                    f"GPU runtime ({explanation}); install the NVIDIA Container Toolkit on that host "
+                    "or run with gpus=0"
+                ) from error
+            if "pull access denied" in explanation or "not found" in explanation.lower():
+                raise AirflowFailException(
+                    f"trainer image {self.image} is not on the Docker engine at {self.docker_url} "
+                    f"and cannot be pulled ({explanation}); build it with `make trainer-image`"
+                ) from error
+            raise
