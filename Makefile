@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean trainer-image engine-start engine-stop
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,27 @@ install: $(INSTALLED)
 demo: install
 	$(BIN)/retrain demo --output demo-output --airflow-home .airflow
 
-## Lint, then the whole test suite against real S3 (moto server), Airflow, GX and TensorFlow.
+## Lint, then the whole test suite against real S3 (moto server), Airflow, GX, TensorFlow and a
+## real Docker engine (started here if none runs, and stopped again at the end).
 test: install lint
-	$(BIN)/python -m pytest
+	@docker/engine.sh start; \
+	if docker info >/dev/null 2>&1; then docker/trainer/build-offline.sh || { docker/engine.sh stop; exit 1; }; fi; \
+	$(BIN)/python -m pytest; status=$$?; \
+	docker/engine.sh stop; exit $$status
+
+## The CPU trainer image, built without a registry (debootstrap base + host-downloaded wheels).
+trainer-image: install
+	docker/trainer/build-offline.sh
+
+## The GPU trainer image from the official TensorFlow GPU image (needs a registry).
+trainer-image-gpu:
+	docker build -f docker/trainer/Dockerfile -t $${RETRAIN_TRAINER_IMAGE:-nightly-retrain-trainer:latest} .
+
+engine-start:
+	docker/engine.sh start
+
+engine-stop:
+	docker/engine.sh stop
 
 lint: install
 	$(BIN)/ruff check .

@@ -118,7 +118,7 @@ class TrainerOperator(DockerOperator):
                     f"GPU runtime ({explanation}); install the NVIDIA Container Toolkit on that host "
                     "or run with gpus=0"
                 ) from error
-            if "pull access denied" in explanation or "not found" in explanation.lower():
+            if "/images/create" in str(error):  # the engine's pull endpoint
                 raise AirflowFailException(
                     f"trainer image {self.image} is not on the Docker engine at {self.docker_url} "
                     f"and cannot be pulled ({explanation}); build it with `make trainer-image`"

@@ -61,6 +61,7 @@ class TrainResult:
     final_val_accuracy: float
     train_seconds: float
     images_per_second: float
+    resumed_after_epoch: int
     request: dict[str, Any]
 
 
@@ -200,6 +201,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             final_val_accuracy=history["metrics"]["val_accuracy"][-1],
             train_seconds=round(train_seconds, 2),
             images_per_second=round(counts["train"] * epochs_this_try / train_seconds, 1),
+            resumed_after_epoch=finished_epochs,
             request=asdict(request),
         )
         put_json(client, output.join("train_result.json"), asdict(result))

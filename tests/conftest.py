@@ -64,3 +64,42 @@ def digits_bucket(s3_endpoint) -> str:
     upload_digits(make_client(s3_endpoint), name, "raw/", image_size=TEST_IMAGE_SIZE,
                   limit=TEST_IMAGE_COUNT)
     return name
+
+
+TRAINER_IMAGE = os.environ.get("RETRAIN_TRAINER_IMAGE", "nightly-retrain-trainer:latest")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of a real Docker engine; `make test` starts one. Skips loudly without it."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # any failure to reach an engine means the same: no engine
+        pytest.skip(f"NO DOCKER ENGINE REACHABLE ({error}); run `make test` as root to start one")
+    return client
+
+
+@pytest.fixture(scope="session")
+def trainer_image(docker_client) -> str:
+    import docker
+
+    try:
+        docker_client.images.get(TRAINER_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{TRAINER_IMAGE} is not built; run `make trainer-image`")
+    return TRAINER_IMAGE
+
+
+@pytest.fixture
+def dataset(s3, digits_bucket):
+    """A preprocessed 32x32 digits dataset under its own run id."""
+    from tasks.collect import collect
+    from tasks.config import PipelineConfig
+    from tasks.preprocess import preprocess
+
+    config = PipelineConfig(bucket=digits_bucket, image_size=TEST_IMAGE_SIZE)
+    run_id = f"fixture-{uuid.uuid4().hex[:8]}"
+    return preprocess(s3, config, collect(s3, config, run_id).manifest_uri, run_id)
