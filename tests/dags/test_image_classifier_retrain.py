@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -59,3 +60,30 @@ def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(retrain_dag
     assert states["validate"] == "upstream_failed"
     logged = "".join(capfd.readouterr())
     assert f"AirflowFailException: s3://{bucket}/raw/: no objects to train on" in logged
+
+
+def test_docker_backend_deploys_and_no_secret_leaks(retrain_dag, s3, digits_bucket, trainer_image, capfd):
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    model_name = f"e2e-docker-{uuid.uuid4().hex[:6]}"
+    dag_run = retrain_dag.test(run_conf={
+        "bucket": digits_bucket, "model_name": model_name, "min_test_accuracy": 0.5, "max_attempts": 1,
+        "trainer_backend": "docker", "trainer_image": trainer_image, "gpus": "0", **FAST,
+    })
+    logged = "".join(capfd.readouterr())
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert dag_run.state == "success", states
+    assert "trainer container retrain-" in logged
+    config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
+    assert get_json(s3, pointer_uri(config))["version"] == 1
+
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    with create_session() as session:
+        rendered = session.query(RenderedTaskInstanceFields).filter_by(run_id=dag_run.run_id).all()
+        xcoms = session.query(XComModel).filter_by(run_id=dag_run.run_id).all()
+        stored = repr([r.rendered_fields for r in rendered]) + repr([x.value for x in xcoms])
+    assert any(r.task_id == "attempt_1.train" for r in rendered)
+    assert secret not in logged
+    assert secret not in stored
