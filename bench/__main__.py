@@ -3,6 +3,8 @@ the same run, on the same machine, against a local S3 server.
 
   collect   parallel object hashing (16 threads) vs one-at-a-time downloads
   shards    reading a split through tf.data from TFRecord shards vs iterating in-memory arrays
+  training  fitting the reference CNN from shards through tf.data vs from in-memory tensors
+            (and vs the reference GPU run's 770 images/s when a GPU is visible)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench import training  # noqa: E402
 from tasks.collect import collect  # noqa: E402
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo_data import upload_digits  # noqa: E402
@@ -26,6 +29,7 @@ from tasks.train import download_shards  # noqa: E402
 
 IMAGE_COUNT = 1797
 IMAGE_SIZE = 128
+TRAINING_IMAGES = 512  # first shard of the train split: two epochs each way, about a minute on CPU
 
 
 def timed(work) -> float:
@@ -58,7 +62,8 @@ def bench_shards(client, dataset_uri: str) -> tuple[float, float]:
         in_memory = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
         memory_seconds = min(timed(lambda: [None for _ in in_memory]) for _ in range(3))
         shard_seconds = min(timed(lambda: [None for _ in pipeline]) for _ in range(3))
-    return count / memory_seconds, count / shard_seconds
+        fit = training.measure(paths[:1], min(TRAINING_IMAGES, count), IMAGE_SIZE, 10)
+    return count / memory_seconds, count / shard_seconds, fit
 
 
 def main() -> None:
@@ -69,10 +74,13 @@ def main() -> None:
         sequential, parallel = bench_collect(client, config)
         manifest_uri = collect(client, config, "bench").manifest_uri
         dataset = preprocess(client, config, manifest_uri, "bench")
-        memory, shards = bench_shards(client, dataset.dataset_uri)
+        memory, shards, fit = bench_shards(client, dataset.dataset_uri)
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
         ("shards: images/s, tf.data from TFRecord vs in-memory", shards, memory),
+        (f"training ({fit['device']}): images/s, shards vs in-memory", fit["shards"], fit["memory"]),
+        (f"training ({fit['device']}): images/s vs reference GPU run", fit["shards"],
+         training.REFERENCE_GPU_IMAGES_PER_SECOND),
     ]
     print(f"{'benchmark':<56} {'measured':>10} {'baseline':>10} {'ratio':>7}")
     for name, measured, baseline in rows:
