@@ -61,7 +61,19 @@ PARAMS = {
     "max_attempts": Param(DEFAULTS.max_attempts, type="integer", minimum=1, maximum=ATTEMPT_GROUPS,
                           description="Training attempts before giving up"),
     "min_images": Param(DEFAULTS.min_images, type="integer", minimum=1,
-                        description="Fewer raw images than this fails the data gate"),
+                        description="Fewer usable images than this fails the data gate"),
+    "min_images_per_class": Param(DEFAULTS.min_images_per_class, type="integer", minimum=1,
+                                  description="A class with fewer usable images fails the data gate"),
+    "max_class_imbalance": Param(DEFAULTS.max_class_imbalance, type="number", minimum=1,
+                                 description="Each class's share within uniform/r .. uniform*r"),
+    "max_quarantine_fraction": Param(DEFAULTS.max_quarantine_fraction, type="number", minimum=0,
+                                     maximum=1, description="Fail when more objects are quarantined"),
+    "min_image_side": Param(DEFAULTS.min_image_side, type="integer", minimum=1,
+                            description="Smaller images are quarantined (too small)"),
+    "max_image_side": Param(DEFAULTS.max_image_side, type="integer", minimum=1,
+                            description="Larger images are quarantined (too large)"),
+    "allowed_formats": Param(list(DEFAULTS.allowed_formats), type="array", items={"type": "string"},
+                             description="Image formats accepted (Pillow's names)"),
     "trainer_backend": Param(DEFAULT_BACKEND, type="string", enum=list(BACKENDS),
                              description="docker: the trainer image via DockerOperator; local: in-process"),
     "gpus": Param(os.environ.get("RETRAIN_GPUS", "0"), type="string", pattern="^(all|[0-9]+)$",
@@ -87,14 +99,17 @@ def collect() -> dict[str, Any]:
 
 @task
 def validate(collected: dict[str, Any]) -> str:
-    """The Great Expectations gate: a failed expectation fails the run, naming it."""
+    """The data-quality gate: quarantines bad objects, fails the run on unfit data."""
     from tasks.collect import read_manifest
-    from tasks.validate import gate
+    from tasks.validate import validate as validate_manifest
 
     context = get_current_context()
+    client = s3_client(AWS_CONN_ID)
     with failing_fast():
-        gate(read_manifest(s3_client(AWS_CONN_ID), collected["manifest_uri"]), run_config(context))
-    return collected["manifest_uri"]
+        manifest = read_manifest(client, collected["manifest_uri"])
+        gate = validate_manifest(client, run_config(context), manifest, collected["manifest_uri"],
+                                 context["run_id"])
+    return gate.clean_manifest_uri
 
 
 @task(**S3_RETRIES)

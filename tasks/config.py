@@ -24,6 +24,7 @@ class PipelineConfig:
     bucket: str = field(default_factory=lambda: _env("RETRAIN_BUCKET", "nightly-retrain"))
     raw_prefix: str = "raw/"
     runs_prefix: str = "runs/"
+    reports_prefix: str = "reports/"
     models_prefix: str = "models/"
     model_name: str = field(default_factory=lambda: _env("RETRAIN_MODEL_NAME", "digits-cnn"))
     class_names: tuple[str, ...] = DIGIT_CLASS_NAMES
@@ -34,6 +35,15 @@ class PipelineConfig:
     min_test_accuracy: float = 0.90
     max_attempts: int = 3
     min_images: int = 100
+    # The data-quality gate (see README, "Data-quality gate").
+    min_images_per_class: int = 10
+    max_class_imbalance: float = 3.0
+    max_quarantine_fraction: float = 0.01
+    min_image_side: int = 16
+    max_image_side: int = 8192
+    max_image_bytes: int = 20 * 1024 * 1024
+    allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP")
+    split_tolerance: float = 0.05
     fail_on_give_up: bool = True
     seed: int = 42
 
@@ -45,7 +55,7 @@ class PipelineConfig:
     def _problems(self):
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
             yield f"bucket {self.bucket!r} is not a valid S3 bucket name"
-        for name in ("raw_prefix", "runs_prefix", "models_prefix"):
+        for name in ("raw_prefix", "runs_prefix", "reports_prefix", "models_prefix"):
             prefix = getattr(self, name)
             if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix:
                 yield f"{name} {prefix!r} must be relative and end with '/'"
@@ -67,8 +77,14 @@ class PipelineConfig:
             yield f"learning_rate {self.learning_rate} must be within (0, 1)"
         if not 0 <= self.min_test_accuracy <= 1:
             yield f"min_test_accuracy {self.min_test_accuracy} must be within [0, 1]"
-        if self.min_images < 1:
-            yield "min_images must be at least 1"
+        if self.min_images < 1 or self.min_images_per_class < 1:
+            yield "min_images and min_images_per_class must be at least 1"
+        if self.max_class_imbalance < 1:
+            yield f"max_class_imbalance {self.max_class_imbalance} must be at least 1"
+        if not 0 <= self.max_quarantine_fraction <= 1 or not 0 < self.split_tolerance < 1:
+            yield "max_quarantine_fraction must be within [0, 1] and split_tolerance within (0, 1)"
+        if not 1 <= self.min_image_side <= self.max_image_side:
+            yield f"image sides {self.min_image_side}..{self.max_image_side} are not a valid range"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> PipelineConfig:
@@ -76,15 +92,22 @@ class PipelineConfig:
         (Airflow adds its own), missing ones take the defaults."""
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in params.items() if key in known}
-        if "class_names" in values:
-            values["class_names"] = tuple(values["class_names"])
+        for name in ("class_names", "allowed_formats"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def to_params(self) -> dict[str, Any]:
         """The JSON-friendly form passed between tasks and into the trainer."""
         params = asdict(self)
         params["class_names"] = list(self.class_names)
+        params["allowed_formats"] = list(self.allowed_formats)
         return params
+
+    def class_share_bounds(self) -> tuple[float, float]:
+        """Each class's share of the images must lie within uniform / r .. uniform * r."""
+        uniform = 1 / len(self.class_names)
+        return uniform / self.max_class_imbalance, min(1.0, uniform * self.max_class_imbalance)
 
 
 def run_partition(run_id: str) -> str:

@@ -70,7 +70,7 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
             [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env=env
         )
         shutil.rmtree(output_folder, ignore_errors=True)
-        for prefix in (config.runs_prefix, config.models_prefix):
+        for prefix in (config.runs_prefix, config.reports_prefix, config.models_prefix):
             # Shards are bulky intermediate data; models, metrics and reports are what people open.
             download_tree(client, S3Uri(config.bucket, prefix), output_folder / prefix.rstrip("/"),
                           skip_suffixes=(".tfrecord",))
@@ -86,7 +86,7 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
         f"  test accuracy: {pointer['metrics']['accuracy']:.4f} "
         f"(macro F1 {pointer['metrics']['macro_f1']:.4f})\n"
         f"  in S3: {pointer['version_uri']} (pointer: s3://{config.bucket}/{pointer_key})\n"
-        f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer['version']}/ "
-        f"and {output_folder}/runs/"
+        f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer['version']}/, "
+        f"{output_folder}/runs/ and the Data Docs in {output_folder}/reports/*/data_docs/*/index.html"
     )
     return 0

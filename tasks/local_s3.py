@@ -32,8 +32,10 @@ def free_port() -> int:
 class LocalS3:
     """Starts `moto.server` on 127.0.0.1 and a free port; use as a context manager."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, require_auth: bool = False) -> None:
         self.port = port or free_port()
+        # With auth on, moto checks access keys like S3 does and refuses unknown ones.
+        self.require_auth = require_auth
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen | None = None
 
@@ -44,6 +46,7 @@ class LocalS3:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if self.require_auth else {})},
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:

@@ -1,4 +1,6 @@
-"""Step 3: decode, convert to RGB, resize, split by content hash, and write TFRecord shards.
+"""Step 3: decode, convert to RGB, resize, split by content hash, write TFRecord shards, and
+check the processed dataset with Great Expectations (shapes, value range, split fractions,
+labels per split, and no content in two splits).
 
 The split depends only on each image's bytes (sha256), so an image stays in the same split
 on every night: tomorrow's test set contains today's test images, and never a training one.
@@ -7,17 +9,19 @@ on every night: tomorrow's test set contains today's test images, and never a tr
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import pandas as pd
 
 from tasks.collect import read_manifest
 from tasks.config import PipelineConfig, run_partition
+from tasks.expectations import Validator, table
+from tasks.images import decode_rgb
 from tasks.shards import SPLITS, write_split
 from tasks.storage import (
     S3Client,
@@ -27,16 +31,16 @@ from tasks.storage import (
     parallel_map,
     put_json,
     upload_file,
+    upload_tree,
 )
+from tasks.validate import DataValidationError, reports_uri_for
 
 log = logging.getLogger(__name__)
 
 # Percent of the hash space per split: train 80, validation 10, test 10.
 SPLIT_BOUNDS = {"train": 80, "validation": 90, "test": 100}
-
-
-class ImageDecodeError(ValueError):
-    """An object that is not a usable image; the message names the key."""
+SPLIT_TARGETS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+MIN_EXPECTED_PER_SPLIT = 5
 
 
 @dataclass(frozen=True)
@@ -51,16 +55,6 @@ def split_of(sha256: str) -> str:
     return next(split for split, bound in SPLIT_BOUNDS.items() if bucket < bound)
 
 
-def decode_image(body: bytes, image_size: int, key: str) -> np.ndarray:
-    """Any PIL-readable image -> image_size x image_size x 3 uint8 RGB."""
-    try:
-        with Image.open(io.BytesIO(body)) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ImageDecodeError(f"{key}: not a decodable image ({error})") from error
-
-
 def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
     """Identifies the labelled content, independent of object names and listing order."""
     digest = hashlib.sha256()
@@ -71,6 +65,73 @@ def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
 
 def dataset_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
     return S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}/dataset")
+
+
+def processed_frames(images: list[np.ndarray], rows: pd.DataFrame, splits: list[str]
+                     ) -> dict[str, pd.DataFrame]:
+    """What the processed-dataset expectations look at, one frame per suite."""
+    scaled_min = [float(image.min()) / 255.0 for image in images]
+    scaled_max = [float(image.max()) / 255.0 for image in images]
+    per_image = pd.DataFrame({
+        "sha256": rows["sha256"].to_numpy(), "class_name": rows["class_name"].to_numpy(),
+        "split": splits, "height": [image.shape[0] for image in images],
+        "width": [image.shape[1] for image in images],
+        "channels": [image.shape[2] if image.ndim == 3 else 1 for image in images],
+        "dtype": [str(image.dtype) for image in images], "min_value": scaled_min, "max_value": scaled_max,
+    })
+    fractions = per_image["split"].value_counts(normalize=True).reindex(SPLITS, fill_value=0.0)
+    per_split = pd.DataFrame({"split": SPLITS, "fraction": fractions.to_numpy(),
+                              "deviation": [abs(fractions[s] - SPLIT_TARGETS[s]) for s in SPLITS]})
+    classes = sorted(set(per_image["class_name"]))
+    per_split_class = (per_image.groupby(["split", "class_name"]).size()
+                       .reindex(pd.MultiIndex.from_product([SPLITS, classes], names=["split", "class_name"]),
+                                fill_value=0)
+                       .rename("images").reset_index())
+    class_totals = per_split_class.groupby("class_name")["images"].transform("sum")
+    expected = class_totals * per_split_class["split"].map(SPLIT_TARGETS)
+    # Every class must reach train; validation and test must hold a class wherever chance alone
+    # would give it at least MIN_EXPECTED_PER_SPLIT images.
+    required = ((per_split_class["split"] == "train") | (expected >= MIN_EXPECTED_PER_SPLIT)).astype(int)
+    per_split_class["shortfall"] = (required - per_split_class["images"]).clip(lower=0)
+    per_split_class["split_class"] = per_split_class["split"] + "/" + per_split_class["class_name"]
+    per_content = per_image.groupby("sha256")["split"].nunique().rename("splits").reset_index()
+    return {"images": per_image, "splits": per_split, "labels": per_split_class, "leakage": per_content}
+
+
+def processed_expectations(config: PipelineConfig) -> dict[str, tuple[list[Any], str | None]]:
+    import great_expectations.expectations as gxe
+
+    size = config.image_size
+    return {
+        "images": ([
+            gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[size]),
+            gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[size]),
+            gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[3]),
+            gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8"]),
+            gxe.ExpectColumnValuesToBeBetween(column="min_value", min_value=0.0, max_value=1.0),
+            gxe.ExpectColumnValuesToBeBetween(column="max_value", min_value=0.0, max_value=1.0),
+        ], "sha256"),
+        "splits": ([gxe.ExpectColumnValuesToBeBetween(column="deviation", max_value=config.split_tolerance)],
+                   "split"),
+        "labels": ([gxe.ExpectColumnValuesToBeBetween(column="shortfall", max_value=0)], "split_class"),
+        "leakage": ([gxe.ExpectColumnValuesToBeInSet(column="splits", value_set=[1])], "sha256"),
+    }
+
+
+def check_processed(frames: dict[str, pd.DataFrame], config: PipelineConfig, docs_folder: Path
+                    ) -> tuple[Validator, str | None]:
+    """Runs the processed-dataset suites; returns the validator and a failure line, if any."""
+    validator = Validator(docs_folder)
+    outcomes = []
+    for name, (expectations, key_column) in processed_expectations(config).items():
+        outcomes += validator.run(f"processed_{name}", frames[name], expectations, key_column=key_column)
+    log.info("processed-dataset checks:\n%s", table(outcomes))
+    failures = [o for o in outcomes if not o.success]
+    if not failures:
+        return validator, None
+    return validator, "processed dataset failed: " + "; ".join(
+        o.describe() + (f" for {', '.join(o.unexpected_keys[:5])}" if o.unexpected_keys else "")
+        for o in failures)
 
 
 def preprocess(
@@ -87,11 +148,20 @@ def preprocess(
             raise StorageError(
                 f"s3://{config.bucket}/{row.key}: changed since it was collected; rerun the DAG"
             )
-        return decode_image(body, config.image_size, row.key)
+        return decode_rgb(body, config.image_size, row.key)
 
     images = parallel_map(load, rows)
     labels = [label_of[row.class_name] for row in rows]
     splits = [split_of(row.sha256) for row in rows]
+    docs_uri = reports_uri_for(config, run_id).join("data_docs", "processed")
+    with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
+        frames = processed_frames(images, manifest, splits)
+        validator, failure = check_processed(frames, config, Path(scratch))
+        upload_tree(client, Path(scratch), docs_uri)
+    put_json(client, docs_uri.join("validation_results.json"), validator.results)
+    log.info("Data Docs: %s", docs_uri.join("index.html"))
+    if failure:
+        raise DataValidationError(failure)
     dataset_uri = dataset_uri_for(config, run_id)
     shard_uris: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="shards-") as scratch:
@@ -103,11 +173,6 @@ def preprocess(
             parallel_map(lambda pair: upload_file(client, *pair), list(zip(paths, targets, strict=True)))
             shard_uris[split] = [str(target) for target in targets]
     split_counts = {split: splits.count(split) for split in SPLITS}
-    empty = [split for split, count in split_counts.items() if count == 0]
-    if empty:
-        raise ValueError(
-            f"{len(rows)} images leave the {', '.join(empty)} split(s) empty; add more images"
-        )
     fingerprint = dataset_fingerprint([row.sha256 for row in rows], labels)
     put_json(
         client,

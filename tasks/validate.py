@@ -1,125 +1,200 @@
-"""Step 2: the Great Expectations gate over the run's manifest.
+"""Step 2: the data-quality gate over the raw manifest (Great Expectations 1.x).
 
-A failed expectation stops the run before any training time is spent, with one line that
-names the expectation and what was observed.
+Row-level problems quarantine the object: it is left out and listed with its reasons in the
+run's `quarantine.json`. The run goes on while the quarantined share stays within
+`max_quarantine_fraction`. Dataset-level problems (too few images, a class missing or too
+rare or too common) fail the run at once. Data Docs and the validation results go to
+`reports/<run>/data_docs/raw/`; the clean manifest, the one preprocess reads, to
+`runs/<run>/clean_manifest.csv`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.config import PipelineConfig
+from tasks.config import PipelineConfig, run_partition
+from tasks.expectations import Outcome, Validator, table
+from tasks.storage import S3Client, S3Uri, put_bytes, put_json, upload_tree
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-# GX logs every public function it registers, at INFO, on first import.
-logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+# What each row-level expectation means for the object that fails it.
+ROW_REASONS = {
+    ("expect_column_values_to_not_be_null", "class_name"): "not under a class folder",
+    ("expect_column_values_to_be_in_set", "class_name"): "unknown class",
+    ("expect_column_values_to_be_in_set", "safe_key"): "unsafe key",
+    ("expect_column_values_to_be_in_set", "decodable"): "undecodable",
+    ("expect_column_values_to_be_in_set", "format"): "unsupported format",
+    ("expect_column_values_to_be_between", "shortest_side"): "too small",
+    ("expect_column_values_to_be_between", "longest_side"): "too large",
+    ("expect_column_values_to_be_between", "bytes"): "too large",
+    ("expect_column_values_to_be_in_set", "label_conflict"): "label conflict",
+}
 
 
 class DataValidationError(ValueError):
-    """The data is not fit to train on; the message says which expectation failed and why."""
+    """The data is not fit to train on; the message names the expectation and what was seen."""
 
 
 @dataclass(frozen=True)
-class ExpectationOutcome:
-    expectation: str
-    column: str | None
-    success: bool
-    observed: str
-
-    def describe(self) -> str:
-        target = f"{self.expectation}({self.column})" if self.column else self.expectation
-        return f"{target}: observed {self.observed}"
+class GateResult:
+    clean_manifest_uri: str
+    quarantine_uri: str
+    data_docs_uri: str
+    images: int
+    quarantined: int
+    duplicates: int
 
 
-@dataclass(frozen=True)
-class ValidationReport:
-    success: bool
-    row_count: int
-    outcomes: list[ExpectationOutcome]
+def with_derived_columns(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Adds the per-row facts the expectations test: key safety, sides, label conflicts."""
+    from tasks.images import unsafe_key
 
-    def failures(self) -> list[ExpectationOutcome]:
-        return [outcome for outcome in self.outcomes if not outcome.success]
-
-    def table(self) -> str:
-        lines = [f"{'expectation':<58} {'observed':<40} result"]
-        for outcome in self.outcomes:
-            name = f"{outcome.expectation}({outcome.column or ''})"
-            verdict = "pass" if outcome.success else "FAIL"
-            lines.append(f"{name:<58} {outcome.observed[:40]:<40} {verdict}")
-        return "\n".join(lines)
+    frame = manifest.copy()
+    frame["safe_key"] = ~frame["key"].map(unsafe_key).astype(bool)
+    frame["shortest_side"] = frame[["width", "height"]].min(axis=1, skipna=False)
+    frame["longest_side"] = frame[["width", "height"]].max(axis=1, skipna=False)
+    labelled = frame.dropna(subset=["sha256", "class_name"])
+    classes_per_content = labelled.groupby("sha256")["class_name"].nunique()
+    frame["label_conflict"] = frame["sha256"].map(classes_per_content).fillna(1).gt(1)
+    return frame
 
 
-def manifest_suite(config: PipelineConfig) -> Any:
-    """The expectations a manifest must meet; GX is imported here, not at module import."""
-    import great_expectations as gx
+def row_expectations(config: PipelineConfig) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    classes = list(config.class_names)
-    return gx.ExpectationSuite(
-        name="raw_manifest",
-        expectations=[
-            gxe.ExpectTableRowCountToBeBetween(min_value=config.min_images),
-            gxe.ExpectColumnValuesToNotBeNull(column="key"),
-            gxe.ExpectColumnValuesToBeUnique(column="key"),
-            gxe.ExpectColumnValuesToNotBeNull(column="class_name"),
-            gxe.ExpectColumnValuesToBeInSet(column="class_name", value_set=classes),
-            gxe.ExpectColumnDistinctValuesToContainSet(column="class_name", value_set=classes),
-            gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
-            gxe.ExpectColumnValuesToBeBetween(column="bytes", min_value=1),
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="key"),
+        gxe.ExpectColumnValuesToBeUnique(column="key"),
+        gxe.ExpectColumnValuesToNotBeNull(column="class_name"),
+        gxe.ExpectColumnValuesToBeInSet(column="class_name", value_set=list(config.class_names)),
+        gxe.ExpectColumnValuesToBeInSet(column="safe_key", value_set=[True]),
+        gxe.ExpectColumnValuesToBeInSet(column="decodable", value_set=[True]),
+        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=list(config.allowed_formats)),
+        gxe.ExpectColumnValuesToBeBetween(column="shortest_side", min_value=config.min_image_side),
+        gxe.ExpectColumnValuesToBeBetween(column="longest_side", max_value=config.max_image_side),
+        gxe.ExpectColumnValuesToBeBetween(column="bytes", max_value=config.max_image_bytes),
+        gxe.ExpectColumnValuesToBeInSet(column="label_conflict", value_set=[False]),
+    ]
+
+
+def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str, list[str]]:
+    """key -> reasons, from the failing rows of each row-level expectation."""
+    detail = dict(zip(frame["key"], frame["reason"], strict=True))
+    reasons: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        reason = ROW_REASONS.get((outcome.expectation, outcome.column or ""))
+        for key in outcome.unexpected_keys if reason else []:
+            text = reason
+            if reason == "undecodable" and isinstance(detail.get(key), str):
+                text = f"undecodable: {detail[key]}"
+            reasons.setdefault(key, []).append(text)
+    return reasons
+
+
+def class_counts(clean: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    counts = clean["class_name"].value_counts().reindex(list(config.class_names), fill_value=0)
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame({"class_name": counts.index, "images": counts.to_numpy(),
+                         "share": counts.to_numpy() / total})
+
+
+def dataset_expectations(config: PipelineConfig) -> tuple[list[Any], list[Any]]:
+    """(expectations on the clean manifest, expectations on its per-class counts)."""
+    import great_expectations.expectations as gxe
+
+    low, high = config.class_share_bounds()
+    return (
+        [gxe.ExpectTableRowCountToBeBetween(min_value=config.min_images)],
+        [
+            gxe.ExpectColumnValuesToBeBetween(column="images", min_value=config.min_images_per_class),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="share", min_value=round(low, 4), max_value=round(high, 4)
+            ),
         ],
     )
 
 
-def _observed(result: Any) -> str:
-    details = result.result or {}
-    if "unexpected_count" in details:
-        sample = details.get("partial_unexpected_list") or []
-        shown = ", ".join(str(value) for value in sample[:3])
-        return f"{details['unexpected_count']} unexpected" + (f" (e.g. {shown})" if shown else "")
-    if "observed_value" in details:
-        return str(details["observed_value"])
-    return "n/a"
+def _quarantine_failure(quarantine: dict[str, list[str]], total: int, allowed: float) -> str:
+    by_reason = pd.Series([r.split(":")[0] for rs in quarantine.values() for r in rs]).value_counts()
+    summary = ", ".join(f"{reason} {count}" for reason, count in by_reason.items())
+    return (f"quarantined {len(quarantine)} of {total} objects ({len(quarantine) / total:.1%}) > "
+            f"{allowed:.1%} allowed (max_quarantine_fraction): {summary}; see quarantine.json")
 
 
-def validate_manifest(manifest: pd.DataFrame, config: PipelineConfig) -> ValidationReport:
-    """Runs the manifest suite on an ephemeral GX context and reports every expectation."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("manifest")
-        .add_dataframe_asset("raw_manifest")
-        .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": manifest})
-    )
-    suite = context.suites.add(manifest_suite(config))
-    results = batch.validate(suite)
-    outcomes = [
-        ExpectationOutcome(
-            expectation=result.expectation_config.type,
-            column=result.expectation_config.kwargs.get("column"),
-            success=bool(result.success),
-            observed=_observed(result),
-        )
-        for result in results.results
-    ]
-    return ValidationReport(bool(results.success), len(manifest), outcomes)
+@dataclass
+class GateFindings:
+    clean: pd.DataFrame
+    quarantine: dict[str, list[str]]
+    duplicates: list[str]
+    outcomes: list[Outcome]
+    failure: str | None  # one line when the data is not fit to train on
 
 
-def gate(manifest: pd.DataFrame, config: PipelineConfig) -> ValidationReport:
-    """Validates and raises DataValidationError naming every failed expectation."""
-    report = validate_manifest(manifest, config)
-    log.info("manifest validation (%d rows):\n%s", report.row_count, report.table())
-    if not report.success:
-        reasons = "; ".join(outcome.describe() for outcome in report.failures())
-        raise DataValidationError(f"data quality gate failed: {reasons}")
-    return report
+def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Validator) -> GateFindings:
+    """Validates a manifest: quarantines bad rows, drops exact duplicates, checks the rest."""
+    frame = with_derived_columns(manifest)
+    row_outcomes = validator.run("raw_manifest_rows", frame, row_expectations(config), key_column="key")
+    quarantine = quarantine_reasons(frame, row_outcomes)
+    kept = frame[~frame["key"].isin(quarantine)]
+    duplicated = kept.duplicated(subset=["sha256", "class_name"], keep="first")
+    clean = kept[~duplicated]
+    on_rows, on_classes = dataset_expectations(config)
+    outcomes = row_outcomes + validator.run("raw_manifest_dataset", clean, on_rows)
+    outcomes += validator.run("raw_manifest_classes", class_counts(clean, config), on_classes,
+                              key_column="class_name")
+    failure = None
+    dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
+    if dataset_failures:
+        failure = "data quality gate failed: " + "; ".join(
+            o.describe() + (f" for {', '.join(o.unexpected_keys)}" if o.unexpected_keys else "")
+            for o in dataset_failures)
+    elif len(quarantine) > config.max_quarantine_fraction * len(frame):
+        failure = _quarantine_failure(quarantine, len(frame), config.max_quarantine_fraction)
+    return GateFindings(clean[manifest.columns], quarantine, kept.loc[duplicated, "key"].tolist(),
+                        outcomes, failure)
+
+
+def reports_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
+    return S3Uri(config.bucket, f"{config.reports_prefix}{run_partition(run_id)}")
+
+
+def validate(client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, manifest_uri: str,
+             run_id: str) -> GateResult:
+    """Runs the gate and writes its outputs (Data Docs, validation results, quarantine.json,
+    the clean manifest), also when it fails; then raises DataValidationError on failure."""
+    run_uri = S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}")
+    docs_uri = reports_uri_for(config, run_id).join("data_docs", "raw")
+    quarantine_uri = run_uri.join("quarantine.json")
+    with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
+        validator = Validator(Path(scratch))
+        findings = gate_manifest(manifest, config, validator)
+        upload_tree(client, Path(scratch), docs_uri)
+    put_json(client, docs_uri.join("validation_results.json"), validator.results)
+    put_json(client, quarantine_uri, {
+        "manifest_uri": manifest_uri,
+        "quarantined": [
+            {"key": key, "reasons": reasons} for key, reasons in sorted(findings.quarantine.items())
+        ],
+        "duplicates_dropped": findings.duplicates,
+    })
+    for key, reasons in sorted(findings.quarantine.items()):
+        log.warning("%s: %s; quarantined", key, "; ".join(reasons))
+    log.info("data-quality gate on %d objects: %d quarantined, %d exact duplicates dropped\n%s\n"
+             "Data Docs: %s", len(manifest), len(findings.quarantine), len(findings.duplicates),
+             table(findings.outcomes), docs_uri.join("index.html"))
+    if findings.failure:
+        raise DataValidationError(findings.failure)
+    buffer = io.StringIO()
+    findings.clean.to_csv(buffer, index=False)
+    clean_uri = run_uri.join("clean_manifest.csv")
+    put_bytes(client, clean_uri, buffer.getvalue().encode(), "text/csv")
+    return GateResult(str(clean_uri), str(quarantine_uri), str(docs_uri.join("index.html")),
+                      len(findings.clean), len(findings.quarantine), len(findings.duplicates))

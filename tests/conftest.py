@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
 # Before boto3 or airflow is imported anywhere: dummy credentials and Airflow's home.
 os.environ.update({
     "AWS_ACCESS_KEY_ID": "test-access-key",

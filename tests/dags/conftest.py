@@ -29,3 +29,22 @@ def dagbag(airflow_db):
 @pytest.fixture(scope="session")
 def retrain_dag(dagbag):
     return dagbag.get_dag("image_classifier_retrain")
+
+
+@pytest.fixture(scope="session")
+def pristine_params(retrain_dag) -> dict:
+    """The Params' defaults as parsed. dag.test() runs tasks in this process and writes each
+    run's conf into the shared DAG object's params, so every run passes a complete conf."""
+    import copy
+
+    return copy.deepcopy(retrain_dag.params.dump())
+
+
+@pytest.fixture
+def run_retrain(retrain_dag, pristine_params):
+    def run(**conf):
+        dag_run = retrain_dag.test(run_conf={**pristine_params, **conf})
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+        return dag_run, states
+
+    return run

@@ -9,24 +9,18 @@ import pytest
 
 from tasks.config import PipelineConfig
 from tasks.deploy import MARKER, pointer_uri
-from tasks.storage import S3Uri, exists, get_bytes, get_json, put_json
+from tasks.storage import S3Uri, exists, get_bytes, get_json, iter_objects, put_bytes, put_json
 
 pytestmark = pytest.mark.slow
 
 FAST = {"image_size": 32, "epochs": 3, "batch_size": 32, "min_images": 100}
 
 
-def run(dag, **conf):
-    dag_run = dag.test(run_conf=conf)
-    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    return dag_run.state, states
-
-
-def test_nightly_run_deploys_a_complete_version(retrain_dag, s3, digits_bucket):
+def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
-    state, states = run(retrain_dag, bucket=digits_bucket, model_name=model_name,
+    dag_run, states = run_retrain(bucket=digits_bucket, model_name=model_name,
                         min_test_accuracy=0.5, max_attempts=2, **FAST)
-    assert state == "success", states
+    assert dag_run.state == "success", states
     assert states["deploy"] == "success"
     assert states["attempt_1.accept"] == "success"
     assert states["attempt_2.plan"] == states["attempt_2.train"] == "skipped"
@@ -38,14 +32,14 @@ def test_nightly_run_deploys_a_complete_version(retrain_dag, s3, digits_bucket):
         assert exists(s3, S3Uri.parse(pointer["version_uri"]).join(name)), name
 
 
-def test_unreachable_threshold_retrains_gives_up_and_keeps_production(retrain_dag, s3, digits_bucket):
+def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
     put_json(s3, pointer_uri(config), {"version": 7, "note": "the production model before this run"})
     before = get_bytes(s3, pointer_uri(config))
-    state, states = run(retrain_dag, bucket=digits_bucket, model_name=model_name,
+    dag_run, states = run_retrain(bucket=digits_bucket, model_name=model_name,
                         min_test_accuracy=1.0, max_attempts=2, **{**FAST, "epochs": 1})
-    assert state == "failed"
+    assert dag_run.state == "failed"
     assert states["attempt_1.train"] == states["attempt_2.train"] == "success"
     assert states["attempt_2.give_up"] == "failed"
     assert states["deploy"] == "skipped"
@@ -53,27 +47,26 @@ def test_unreachable_threshold_retrains_gives_up_and_keeps_production(retrain_da
     assert get_bytes(s3, pointer_uri(config)) == before
 
 
-def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(retrain_dag, bucket, capfd):
-    state, states = run(retrain_dag, bucket=bucket, **FAST)
-    assert state == "failed"
+def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(run_retrain, bucket, capfd):
+    dag_run, states = run_retrain(bucket=bucket, **FAST)
+    assert dag_run.state == "failed"
     assert states["collect"] == "failed"
     assert states["validate"] == "upstream_failed"
     logged = "".join(capfd.readouterr())
     assert f"AirflowFailException: s3://{bucket}/raw/: no objects to train on" in logged
 
 
-def test_docker_backend_deploys_and_no_secret_leaks(retrain_dag, s3, digits_bucket, trainer_image, capfd):
+def test_docker_backend_deploys_and_no_secret_leaks(run_retrain, s3, digits_bucket, trainer_image, capfd):
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     model_name = f"e2e-docker-{uuid.uuid4().hex[:6]}"
-    dag_run = retrain_dag.test(run_conf={
+    dag_run, states = run_retrain(**{
         "bucket": digits_bucket, "model_name": model_name, "min_test_accuracy": 0.5, "max_attempts": 1,
         "trainer_backend": "docker", "trainer_image": trainer_image, "gpus": "0", **FAST,
     })
     logged = "".join(capfd.readouterr())
-    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     assert dag_run.state == "success", states
     assert "trainer container retrain-" in logged
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
@@ -87,3 +80,87 @@ def test_docker_backend_deploys_and_no_secret_leaks(retrain_dag, s3, digits_buck
     assert any(r.task_id == "attempt_1.train" for r in rendered)
     assert secret not in logged
     assert secret not in stored
+
+
+@pytest.fixture
+def production_before(s3, bucket):
+    """An existing production pointer that a failing run must leave byte for byte."""
+    config = PipelineConfig(bucket=bucket, model_name="guarded")
+    put_json(s3, pointer_uri(config), {"version": 3, "note": "production before the run"})
+    return get_bytes(s3, pointer_uri(config))
+
+
+GATE_CONF = {**FAST, "model_name": "guarded", "class_names": ["zero", "one", "two"], "min_images": 20,
+             "min_images_per_class": 5, "max_quarantine_fraction": 0.1}
+
+
+def guarded_pointer(s3, bucket: str) -> bytes:
+    return get_bytes(s3, pointer_uri(PipelineConfig(bucket=bucket, model_name="guarded")))
+
+
+def failed_task(states: dict[str, str]) -> str:
+    (failed,) = [task for task, state in states.items() if state == "failed"]
+    return failed
+
+
+def test_a_class_without_images_fails_the_gate_and_keeps_production(run_retrain, s3, bucket,
+                                                                    production_before, capfd):
+    from images_factory import seed_images
+
+    seed_images(s3, bucket, classes=("zero", "one"))
+    dag_run, states = run_retrain(bucket=bucket, **GATE_CONF)
+    assert (dag_run.state, failed_task(states)) == ("failed", "validate")
+    assert states["preprocess"] == "upstream_failed"
+    expected = "expect_column_values_to_be_between(images): observed 1 unexpected (e.g. 0) for two"
+    assert expected in "".join(capfd.readouterr())
+    assert guarded_pointer(s3, bucket) == production_before
+
+
+def test_too_many_bad_objects_fail_the_gate_and_keep_production(run_retrain, s3, bucket, production_before,
+                                                                capfd):
+    from images_factory import seed_images
+
+    seed_images(s3, bucket)
+    for index in range(5):
+        put_bytes(s3, S3Uri(bucket, f"raw/one/corrupt-{index}.png"), b"\x89PNG broken")
+    dag_run, states = run_retrain(bucket=bucket, **GATE_CONF)
+    assert (dag_run.state, failed_task(states)) == ("failed", "validate")
+    assert "quarantined 5 of 41 objects (12.2%) > 10.0% allowed" in "".join(capfd.readouterr())
+    assert guarded_pointer(s3, bucket) == production_before
+
+
+def test_a_missing_bucket_fails_at_collection(run_retrain, s3, capfd):
+    dag_run, states = run_retrain(bucket="no-such-bucket-nightly", **GATE_CONF)
+    assert (dag_run.state, failed_task(states)) == ("failed", "collect")
+    assert "s3://no-such-bucket-nightly: the bucket does not exist" in "".join(capfd.readouterr())
+    assert "no-such-bucket-nightly" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_wrong_credentials_fail_at_collection(run_retrain, monkeypatch, capfd):
+    from tasks.local_s3 import LocalS3
+
+    with LocalS3(require_auth=True) as guarded_s3:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", guarded_s3.airflow_connection())
+        dag_run, states = run_retrain(bucket="any-bucket", **GATE_CONF)
+    assert (dag_run.state, failed_task(states)) == ("failed", "collect")
+    assert "s3://any-bucket: access denied; check the credentials" in "".join(capfd.readouterr())
+
+
+def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_retrain, s3, bucket):
+    from images_factory import png_declaring
+
+    from tasks.demo_data import upload_digits
+
+    upload_digits(s3, bucket, image_size=32, limit=400)
+    put_bytes(s3, S3Uri(bucket, "raw/seven/bomb.png"), png_declaring(90_000, 90_000))
+    put_bytes(s3, S3Uri(bucket, "raw/parrot/hello.png"), b"not even an image")
+    dag_run, states = run_retrain(bucket=bucket, model_name="with-quarantine", min_test_accuracy=0.0,
+                        max_attempts=1, **FAST)
+    assert dag_run.state == "success", states
+    (run_folder,) = {item["Key"].split("/")[1] for item in iter_objects(s3, S3Uri(bucket, "runs/"))}
+    quarantine = get_json(s3, S3Uri(bucket, f"runs/{run_folder}/quarantine.json"))
+    quarantined = {entry["key"] for entry in quarantine["quarantined"]}
+    assert quarantined == {"raw/seven/bomb.png", "raw/parrot/hello.png"}
+    for part in ("raw", "processed"):
+        assert exists(s3, S3Uri(bucket, f"reports/{run_folder}/data_docs/{part}/index.html"))
+        assert exists(s3, S3Uri(bucket, f"reports/{run_folder}/data_docs/{part}/validation_results.json"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pandas as pd
 import pytest
 
 from tasks.collect import MANIFEST_COLUMNS, class_of, collect, read_manifest
@@ -28,6 +29,9 @@ def test_manifest_has_a_row_per_object_with_its_content_hash(s3, digits_bucket):
     body = get_bytes(s3, S3Uri(digits_bucket, first.key))
     assert first.sha256 == hashlib.sha256(body).hexdigest()
     assert first.bytes == len(body)
+    assert (first.decodable, first.format, first.width, first.height, first["mode"], first.channels) == (
+        True, "PNG", 32, 32, "RGB", 3)
+    assert first.extension == ".png" and pd.isna(first.reason)
 
 
 def test_collecting_twice_writes_the_same_manifest(s3, digits_bucket):

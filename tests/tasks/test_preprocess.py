@@ -7,12 +7,14 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from tasks.collect import collect
 from tasks.config import PipelineConfig
-from tasks.preprocess import ImageDecodeError, decode_image, preprocess, split_of
+from tasks.images import ImageDecodeError, decode_rgb
+from tasks.preprocess import preprocess, split_of
 from tasks.shards import read_split
 from tasks.storage import S3Uri, download_file, get_json
 
@@ -33,14 +35,14 @@ def test_split_depends_only_on_content_and_follows_80_10_10():
 
 @pytest.mark.parametrize("mode, color", [("L", 128), ("RGBA", (10, 20, 30, 40)), ("P", 3)])
 def test_any_mode_becomes_rgb_uint8_at_the_requested_size(mode, color):
-    image = decode_image(png(mode, (50, 30), color), 24, "raw/x/1.png")
+    image = decode_rgb(png(mode, (50, 30), color), 24, "raw/x/1.png")
     assert image.shape == (24, 24, 3)
     assert image.dtype == np.uint8
 
 
 def test_undecodable_bytes_name_the_object():
-    with pytest.raises(ImageDecodeError, match=r"raw/cat/0042.png: not a decodable image"):
-        decode_image(b"not an image", 24, "raw/cat/0042.png")
+    with pytest.raises(ImageDecodeError, match=r"raw/cat/0042.png: not an image format Pillow knows"):
+        decode_rgb(b"not an image", 24, "raw/cat/0042.png")
 
 
 def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
@@ -71,3 +73,35 @@ def test_preprocessing_is_deterministic_across_runs(s3, digits_bucket):
     second = preprocess(s3, config, manifest_uri, "run-d2")
     assert first.fingerprint == second.fingerprint
     assert first.split_counts == second.split_counts
+
+
+def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
+    from tasks.preprocess import check_processed, processed_frames
+
+    rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)],
+                         "class_name": ["a", "b"] * 20})
+    images = [np.zeros((24, 24, 3), dtype=np.uint8)] * 40
+    splits = ["train"] * 32 + ["validation"] * 4 + ["test"] * 4
+    config = PipelineConfig(class_names=("a", "b"), image_size=24)
+    _, failure = check_processed(processed_frames(images, rows, splits), config, tmp_path / "ok")
+    assert failure is None
+
+    leaked = rows.copy()
+    leaked.loc[39, "sha256"] = leaked.loc[0, "sha256"]  # the same content in train and test
+    _, failure = check_processed(processed_frames(images, leaked, splits), config, tmp_path / "leak")
+    assert f"processed_leakage: expect_column_values_to_be_in_set(splits): observed 1 unexpected (e.g. 2) " \
+           f"for {rows.loc[0, 'sha256']}" in failure
+
+    skewed = ["train"] * 20 + ["validation"] * 10 + ["test"] * 10
+    _, failure = check_processed(processed_frames(images, rows, skewed), config, tmp_path / "skew")
+    assert "processed_splits: expect_column_values_to_be_between(deviation)" in failure
+
+
+def test_processed_checks_catch_wrong_shapes(tmp_path):
+    from tasks.preprocess import check_processed, processed_frames
+
+    rows = pd.DataFrame({"sha256": ["1" * 64], "class_name": ["a"]})
+    config = PipelineConfig(class_names=("a", "b"), image_size=24)
+    frames = processed_frames([np.zeros((24, 25, 3), dtype=np.uint8)], rows, ["train"])
+    _, failure = check_processed(frames, config, tmp_path)
+    assert "processed_images: expect_column_values_to_be_in_set(width)" in failure
