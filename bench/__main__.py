@@ -3,6 +3,7 @@ the same run, on the same machine, against a local S3 server.
 
   collect   parallel object hashing (16 threads) vs one-at-a-time downloads
   shards    reading a split through tf.data from TFRecord shards vs iterating in-memory arrays
+  gate      building the manifest (collect + decode) and validating it vs collection alone
   training  fitting the reference CNN from shards through tf.data vs from in-memory tensors
             (and vs the reference GPU run's 770 images/s when a GPU is visible)
 """
@@ -18,7 +19,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import training  # noqa: E402
+from bench import gate, training  # noqa: E402
 from tasks.collect import collect  # noqa: E402
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo_data import upload_digits  # noqa: E402
@@ -72,11 +73,16 @@ def main() -> None:
         config = PipelineConfig(bucket="bench", image_size=IMAGE_SIZE)
         upload_digits(client, config.bucket, config.raw_prefix, IMAGE_SIZE, IMAGE_COUNT)
         sequential, parallel = bench_collect(client, config)
+        gate_rates = gate.measure(client, config)
         manifest_uri = collect(client, config, "bench").manifest_uri
         dataset = preprocess(client, config, manifest_uri, "bench")
         memory, shards, fit = bench_shards(client, dataset.dataset_uri)
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
+        ("gate: rows/s, collect with decoding vs collection alone", gate_rates["manifest"],
+         gate_rates["collection"]),
+        ("gate: rows/s, GX validation vs collection alone", gate_rates["validation"],
+         gate_rates["collection"]),
         ("shards: images/s, tf.data from TFRecord vs in-memory", shards, memory),
         (f"training ({fit['device']}): images/s, shards vs in-memory", fit["shards"], fit["memory"]),
         (f"training ({fit['device']}): images/s vs reference GPU run", fit["shards"],
