@@ -79,14 +79,23 @@ def main() -> None:
         memory, shards, fit = bench_shards(client, dataset.dataset_uri)
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
-        ("gate: rows/s, collect with decoding vs collection alone", gate_rates["manifest"],
-         gate_rates["collection"]),
-        ("gate: rows/s, GX validation vs collection alone", gate_rates["validation"],
-         gate_rates["collection"]),
+        (
+            "gate: rows/s, collect with decoding vs collection alone",
+            gate_rates["manifest"],
+            gate_rates["collection"],
+        ),
+        (
+            "gate: rows/s, GX validation vs collection alone",
+            gate_rates["validation"],
+            gate_rates["collection"],
+        ),
         ("shards: images/s, tf.data from TFRecord vs in-memory", shards, memory),
         (f"training ({fit['device']}): images/s, shards vs in-memory", fit["shards"], fit["memory"]),
-        (f"training ({fit['device']}): images/s vs reference GPU run", fit["shards"],
-         training.REFERENCE_GPU_IMAGES_PER_SECOND),
+        (
+            f"training ({fit['device']}): images/s vs reference GPU run",
+            fit["shards"],
+            training.REFERENCE_GPU_IMAGES_PER_SECOND,
+        ),
     ]
     print(f"{'benchmark':<56} {'measured':>10} {'baseline':>10} {'ratio':>7}")
     for name, measured, baseline in rows:

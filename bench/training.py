@@ -36,8 +36,7 @@ def measure(shard_paths: list[Path], image_count: int, image_size: int, class_co
     from tasks.model import build_reference_cnn
     from tasks.shards import read_split
 
-    pipeline = read_split(shard_paths, image_size, class_count, 32, shuffle_seed=1,
-                          image_count=image_count)
+    pipeline = read_split(shard_paths, image_size, class_count, 32, shuffle_seed=1, image_count=image_count)
     batches = list(read_split(shard_paths, image_size, class_count, 32, image_count=image_count))
     images = np.concatenate([b[0].numpy() for b in batches])
     labels = np.concatenate([b[1].numpy() for b in batches])

@@ -12,6 +12,16 @@ from airflow.sdk.exceptions import AirflowFailException
 from tasks.config import PipelineConfig
 
 
+def production_asset() -> Any:
+    """The Asset consumers schedule on: the deploy task emits an event on it whose extra holds
+    the bucket, version, version URI and accuracy. It is named, not an s3:// URI, because the
+    bucket is a per-run Param, and because resolving an s3:// URI while parsing would import
+    boto3 in every DAG parse."""
+    from airflow.sdk import Asset
+
+    return Asset(name="nightly_retrain_production_model")
+
+
 def s3_client(aws_conn_id: str) -> Any:
     """A boto3 S3 client built from an Airflow connection (its extra `endpoint_url` may point
     at MinIO or a local endpoint)."""

@@ -101,8 +101,14 @@ class TrainerOperator(DockerOperator):
         self.command = cli_args
         self.device_requests = gpu_device_requests(self.gpus)
         self.container_name = name
-        self.log.info("trainer container %s from %s on %s (gpus=%s, network=%s)",
-                      name, self.image, self.docker_url, self.gpus, self.network_mode)
+        self.log.info(
+            "trainer container %s from %s on %s (gpus=%s, network=%s)",
+            name,
+            self.image,
+            self.docker_url,
+            self.gpus,
+            self.network_mode,
+        )
         try:
             super().execute(context)
         except DockerContainerFailedException as error:

@@ -22,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     demo_data.add_argument("--image-size", type=int, default=128)
     demo_data.add_argument("--limit", type=int, default=None, help="upload only the first N")
 
-    commands.add_parser("train", help="train one attempt (same as python -m tasks.train)",
-                        add_help=False)
+    commands.add_parser("train", help="train one attempt (same as python -m tasks.train)", add_help=False)
 
     demo = commands.add_parser("demo", help="run the whole pipeline once on a local S3")
     demo.add_argument("--output", type=Path, default=Path("demo-output"))
@@ -41,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         from tasks.demo_data import upload_digits
         from tasks.storage import make_client
 
-        upload_digits(make_client(options.endpoint_url), options.bucket, options.raw_prefix,
-                      options.image_size, options.limit)
+        upload_digits(
+            make_client(options.endpoint_url),
+            options.bucket,
+            options.raw_prefix,
+            options.image_size,
+            options.limit,
+        )
         return 0
     from tasks.demo import run_demo
 

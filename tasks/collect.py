@@ -32,8 +32,20 @@ from tasks.storage import (
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = [
-    "key", "class_name", "extension", "bytes", "etag", "last_modified", "sha256",
-    "decodable", "format", "width", "height", "mode", "channels", "reason",
+    "key",
+    "class_name",
+    "extension",
+    "bytes",
+    "etag",
+    "last_modified",
+    "sha256",
+    "decodable",
+    "format",
+    "width",
+    "height",
+    "mode",
+    "channels",
+    "reason",
 ]
 PROGRESS_EVERY = 500
 
@@ -47,7 +59,7 @@ class CollectResult:
 
 def class_of(key: str, raw_prefix: str) -> str | None:
     """The label an object key carries: the folder right under the raw prefix, if any."""
-    relative = key[len(raw_prefix):]
+    relative = key[len(raw_prefix) :]
     folder, separator, _ = relative.partition("/")
     return folder if separator and folder else None
 
@@ -85,26 +97,32 @@ def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectRes
     for summary, (sha256, facts) in zip(summaries, examined, strict=True):
         facts_row = asdict(facts)
         reason = facts_row.pop("problem")
-        rows.append({
-            "key": summary["Key"],
-            "class_name": class_of(summary["Key"], config.raw_prefix),
-            "extension": PurePosixPath(summary["Key"]).suffix.lower(),
-            "bytes": summary["Size"],
-            "etag": summary["ETag"].strip('"'),
-            "last_modified": summary["LastModified"].isoformat(),
-            "sha256": sha256,
-            "decodable": reason is None,
-            **facts_row,
-            "reason": reason,
-        })
+        rows.append(
+            {
+                "key": summary["Key"],
+                "class_name": class_of(summary["Key"], config.raw_prefix),
+                "extension": PurePosixPath(summary["Key"]).suffix.lower(),
+                "bytes": summary["Size"],
+                "etag": summary["ETag"].strip('"'),
+                "last_modified": summary["LastModified"].isoformat(),
+                "sha256": sha256,
+                "decodable": reason is None,
+                **facts_row,
+                "reason": reason,
+            }
+        )
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     manifest_uri = manifest_uri_for(config, run_id)
     buffer = io.StringIO()
     manifest.to_csv(buffer, index=False)
     put_bytes(client, manifest_uri, buffer.getvalue().encode(), "text/csv")
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
-    log.info("collected %d objects (%d not decodable); per class: %s",
-             len(manifest), int((~manifest["decodable"]).sum()), counts.to_dict())
+    log.info(
+        "collected %d objects (%d not decodable); per class: %s",
+        len(manifest),
+        int((~manifest["decodable"]).sum()),
+        counts.to_dict(),
+    )
     log.info("manifest written to %s", manifest_uri)
     return CollectResult(str(manifest_uri), len(manifest), {k: int(v) for k, v in counts.items()})
 
@@ -113,9 +131,25 @@ def read_manifest(client: S3Client, manifest_uri: str) -> pd.DataFrame:
     body = get_bytes(client, S3Uri.parse(manifest_uri))
     return pd.read_csv(
         io.BytesIO(body),
-        dtype={"key": "string", "class_name": "string", "sha256": "string", "format": "string",
-               "mode": "string", "reason": "string", "extension": "string", "etag": "string"},
-        keep_default_na=False, na_values={"class_name": [""], "sha256": [""], "format": [""],
-                                          "mode": [""], "reason": [""], "width": [""],
-                                          "height": [""], "channels": [""]},
+        dtype={
+            "key": "string",
+            "class_name": "string",
+            "sha256": "string",
+            "format": "string",
+            "mode": "string",
+            "reason": "string",
+            "extension": "string",
+            "etag": "string",
+        },
+        keep_default_na=False,
+        na_values={
+            "class_name": [""],
+            "sha256": [""],
+            "format": [""],
+            "mode": [""],
+            "reason": [""],
+            "width": [""],
+            "height": [""],
+            "channels": [""],
+        },
     )

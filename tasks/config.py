@@ -9,7 +9,16 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DIGIT_CLASS_NAMES: tuple[str, ...] = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
 )
 
 
@@ -32,7 +41,9 @@ class PipelineConfig:
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float = 1e-3
-    min_test_accuracy: float = 0.90
+    min_test_accuracy: float | None = 0.90
+    min_macro_f1: float | None = None
+    max_regression: float | None = 0.0  # how far below the champion a candidate may score
     max_attempts: int = 3
     min_images: int = 100
     # The data-quality gate (see README, "Data-quality gate").
@@ -75,8 +86,10 @@ class PipelineConfig:
             yield "epochs, batch_size and max_attempts must be at least 1"
         if not 0 < self.learning_rate < 1:
             yield f"learning_rate {self.learning_rate} must be within (0, 1)"
-        if not 0 <= self.min_test_accuracy <= 1:
-            yield f"min_test_accuracy {self.min_test_accuracy} must be within [0, 1]"
+        for name in ("min_test_accuracy", "min_macro_f1", "max_regression"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                yield f"{name} {value} must be within [0, 1]"
         if self.min_images < 1 or self.min_images_per_class < 1:
             yield "min_images and min_images_per_class must be at least 1"
         if self.max_class_imbalance < 1:

@@ -66,14 +66,16 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         airflow = str(bin_dir / "airflow")
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        dag_run = subprocess.run(
-            [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env=env
-        )
+        dag_run = subprocess.run([airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env=env)
         shutil.rmtree(output_folder, ignore_errors=True)
         for prefix in (config.runs_prefix, config.reports_prefix, config.models_prefix):
             # Shards are bulky intermediate data; models, metrics and reports are what people open.
-            download_tree(client, S3Uri(config.bucket, prefix), output_folder / prefix.rstrip("/"),
-                          skip_suffixes=(".tfrecord",))
+            download_tree(
+                client,
+                S3Uri(config.bucket, prefix),
+                output_folder / prefix.rstrip("/"),
+                skip_suffixes=(".tfrecord",),
+            )
         pointer_key = f"{config.models_prefix}{config.model_name}/production.json"
         pointer = get_json(client, S3Uri(config.bucket, pointer_key)) if dag_run.returncode == 0 else None
     minutes = (time.perf_counter() - started) / 60

@@ -1,7 +1,10 @@
 """Step 7: publish a blessed model as a new immutable version, then move the production pointer.
 
 Layout under `models/<model_name>/`:
-  <version>/model.keras, evaluation.json, history.json, deployment.json, _COMPLETE (last)
+  <version>/model.keras, labels.json, evaluation.json, blessing.json, history.json,
+            confusion_matrix.png, model_card.json, model_card.md, deployment.json,
+            serving/<version>/ (TensorFlow SavedModel that TF Serving loads),
+            _COMPLETE (written last)
   production.json   the pointer consumers read; written only after the version is complete
 """
 
@@ -12,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from tasks.config import PipelineConfig
+from tasks.model_card import build_card, card_markdown
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -22,12 +26,36 @@ from tasks.storage import (
     head_etag,
     list_folders,
     put_bytes,
+    put_json,
     put_json_if,
 )
 
 log = logging.getLogger(__name__)
 
 MARKER = "_COMPLETE"
+COPIED_FROM_ATTEMPT = (
+    "model.keras",
+    "evaluation.json",
+    "blessing.json",
+    "history.json",
+    "confusion_matrix.png",
+)
+
+
+def export_for_serving(client: S3Client, model_uri: S3Uri, target: S3Uri) -> None:
+    """A TensorFlow SavedModel (signature `serving_default`) in the numbered-folder layout that
+    TensorFlow Serving polls: point its model base path at `<version>/serving/`."""
+    import tempfile
+    from pathlib import Path
+
+    import keras
+
+    from tasks.storage import download_file, upload_tree
+
+    with tempfile.TemporaryDirectory(prefix="serving-") as scratch:
+        model = keras.models.load_model(download_file(client, model_uri, Path(scratch) / "model.keras"))
+        model.export(str(Path(scratch) / "saved_model"), format="tf_saved_model", verbose=False)
+        upload_tree(client, Path(scratch) / "saved_model", target)
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,26 @@ def pointer_uri(config: PipelineConfig) -> S3Uri:
     return model_root(config).join("production.json")
 
 
+def current_champion(client: S3Client, config: PipelineConfig) -> dict | None:
+    """The production pointer, if there is one the candidate can be compared with (same
+    classes in the same order, same input size)."""
+    pointer = pointer_uri(config)
+    if not exists(client, pointer):
+        return None
+    champion = get_json(client, pointer)
+    comparable = (
+        champion.get("class_names") == list(config.class_names)
+        and champion.get("image_size") == config.image_size
+    )
+    if not comparable:
+        log.warning(
+            "production v%s has other classes or input size; comparing with value thresholds only",
+            champion.get("version"),
+        )
+        return None
+    return champion
+
+
 def versions(client: S3Client, config: PipelineConfig) -> list[int]:
     """Every version number ever claimed, complete or not, ascending."""
     return sorted(int(name) for name in list_folders(client, model_root(config)) if name.isdigit())
@@ -79,8 +127,12 @@ def _claim_version(client: S3Client, config: PipelineConfig, deployment: dict) -
     version = (taken[-1] if taken else 0) + 1
     while True:
         try:
-            put_json_if(client, root.join(str(version), "deployment.json"),
-                        {**deployment, "version": version}, expected_etag=None)
+            put_json_if(
+                client,
+                root.join(str(version), "deployment.json"),
+                {**deployment, "version": version},
+                expected_etag=None,
+            )
             return version
         except WriteConflictError:
             version += 1
@@ -92,6 +144,7 @@ def publish(
     candidate: Candidate,
     run_id: str,
     dataset_fingerprint: str,
+    dataset_uri: str,
 ) -> Publication:
     """Copies the candidate into a new version, marks it complete, then updates the pointer."""
     deployment = {
@@ -105,30 +158,54 @@ def publish(
     version = _claim_version(client, config, deployment)
     version_uri = model_root(config).join(str(version))
     attempt = S3Uri.parse(candidate.attempt_uri)
-    for name in ("model.keras", "evaluation.json", "history.json"):
+    for name in COPIED_FROM_ATTEMPT:
         copy_object(client, attempt.join(name), version_uri.join(name))
+    put_json(client, version_uri.join("labels.json"), list(config.class_names))
+    card = build_card(
+        model_name=config.model_name,
+        version=version,
+        run_id=run_id,
+        attempt=candidate.attempt,
+        params=config.to_params(),
+        dataset=get_json(client, S3Uri.parse(dataset_uri)),
+        train_result=get_json(client, attempt.join("train_result.json")),
+        evaluation=get_json(client, attempt.join("evaluation.json")),
+        blessing=get_json(client, attempt.join("blessing.json")),
+    )
+    put_json(client, version_uri.join("model_card.json"), card)
+    put_bytes(client, version_uri.join("model_card.md"), card_markdown(card).encode(), "text/markdown")
+    export_for_serving(client, attempt.join("model.keras"), version_uri.join("serving", str(version)))
     put_bytes(client, version_uri.join(MARKER), b"")
     pointer = pointer_uri(config)
     current_etag = head_etag(client, pointer)
-    put_json_if(client, pointer, {
-        "model_name": config.model_name,
-        "version": version,
-        "version_uri": str(version_uri),
-        "model_uri": str(version_uri.join("model.keras")),
-        "evaluation_uri": str(version_uri.join("evaluation.json")),
-        "class_names": list(config.class_names),
-        "image_size": config.image_size,
-        "metrics": {"accuracy": candidate.accuracy, "macro_f1": candidate.macro_f1},
-        "run_id": run_id,
-        "attempt": candidate.attempt,
-        "dataset_fingerprint": dataset_fingerprint,
-        "published_at": datetime.now(UTC).isoformat(),
-    }, expected_etag=current_etag)
-    log.info("published %s version %d (test accuracy %.4f); pointer %s",
-             config.model_name, version, candidate.accuracy, pointer)
+    put_json_if(
+        client,
+        pointer,
+        {
+            "model_name": config.model_name,
+            "version": version,
+            "version_uri": str(version_uri),
+            "model_uri": str(version_uri.join("model.keras")),
+            "evaluation_uri": str(version_uri.join("evaluation.json")),
+            "class_names": list(config.class_names),
+            "image_size": config.image_size,
+            "metrics": {"accuracy": candidate.accuracy, "macro_f1": candidate.macro_f1},
+            "run_id": run_id,
+            "attempt": candidate.attempt,
+            "dataset_fingerprint": dataset_fingerprint,
+            "published_at": datetime.now(UTC).isoformat(),
+        },
+        expected_etag=current_etag,
+    )
+    log.info(
+        "published %s version %d (test accuracy %.4f); pointer %s",
+        config.model_name,
+        version,
+        candidate.accuracy,
+        pointer,
+    )
     return Publication(config.model_name, version, str(version_uri), str(pointer), candidate.accuracy)
 
 
 def publication_record(publication: Publication) -> dict:
     return asdict(publication)
-

@@ -1,15 +1,18 @@
-"""Step 5: score an attempt's model on the fixed test split and write `evaluation.json`."""
+"""Step 5: score an attempt's model, and the production model (the champion) when there is
+one, on the same fixed test split; write `evaluation.json` and a confusion-matrix PNG."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tasks.storage import S3Client, S3Uri, download_file, get_json, put_json
+from tasks.plots import confusion_matrix_png
+from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.train import download_shards
 
 log = logging.getLogger(__name__)
@@ -22,58 +25,123 @@ class Evaluation:
     test_images: int
     accuracy: float
     macro_f1: float
+    champion: dict[str, Any] | None  # version, model_uri, accuracy, macro_f1 of production
 
 
 def classification_metrics(
-    true_labels: np.ndarray, predicted_labels: np.ndarray, class_names: list[str]
-) -> dict:
-    """Accuracy, per-class and macro F1, and the confusion matrix (rows: true, columns: predicted)."""
-    from sklearn.metrics import confusion_matrix, f1_score
+    true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    """Accuracy; per-class and macro precision, recall and F1; one-vs-rest ROC AUC (over the
+    classes present in the test split); the confusion matrix (rows true, columns predicted)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
     labels = list(range(len(class_names)))
-    per_class_f1 = f1_score(true_labels, predicted_labels, labels=labels, average=None,
-                            zero_division=0)
+    predicted = np.argmax(probabilities, axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true_labels, predicted, labels=labels, zero_division=0
+    )
+    per_class = {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)
+    }
+    present = [label for label in labels if 0 < np.sum(true_labels == label) < len(true_labels)]
+    roc_auc = {
+        class_names[label]: float(roc_auc_score(true_labels == label, probabilities[:, label]))
+        for label in present
+    }
     return {
-        "accuracy": float(np.mean(true_labels == predicted_labels)),
-        "macro_f1": float(np.mean(per_class_f1)),
-        "per_class_f1": {name: float(v) for name, v in zip(class_names, per_class_f1, strict=True)},
-        "confusion_matrix": confusion_matrix(true_labels, predicted_labels, labels=labels).tolist(),
+        "accuracy": float(np.mean(true_labels == predicted)),
+        "macro_precision": float(np.mean(precision)),
+        "macro_recall": float(np.mean(recall)),
+        "macro_f1": float(np.mean(f1)),
+        "macro_roc_auc_ovr": float(np.mean(list(roc_auc.values()))) if roc_auc else None,
+        "per_class": per_class,
+        "roc_auc_ovr": roc_auc,
+        "confusion_matrix": confusion_matrix(true_labels, predicted, labels=labels).tolist(),
         "class_names": class_names,
     }
 
 
-def evaluate(client: S3Client, dataset_uri: str, model_uri: str, output_uri: str) -> Evaluation:
-    """Predicts the test split with the model and writes the metrics next to the model."""
-    import keras
-
+def predict_test_split(model: Any, test_paths: list[Path], dataset: dict) -> tuple[np.ndarray, np.ndarray]:
     from tasks.shards import read_split
+
+    test_data = read_split(test_paths, dataset["image_size"], len(dataset["class_names"]), 64, cache=False)
+    true_batches, probability_batches = [], []
+    for images, one_hot in test_data:
+        true_batches.append(np.argmax(one_hot.numpy(), axis=1))
+        probability_batches.append(np.asarray(model.predict_on_batch(images)))
+    return np.concatenate(true_batches), np.concatenate(probability_batches)
+
+
+def evaluate(
+    client: S3Client,
+    dataset_uri: str,
+    model_uri: str,
+    output_uri: str,
+    champion: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Scores the candidate (and `champion`, a production pointer, if given) on the test split."""
+    import keras
 
     dataset = get_json(client, S3Uri.parse(dataset_uri))
     class_names = dataset["class_names"]
+    output = S3Uri.parse(output_uri)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         folder = Path(scratch)
         test_paths = download_shards(client, dataset["shards"]["test"], folder)
-        model = keras.models.load_model(
-            download_file(client, S3Uri.parse(model_uri), folder / "model.keras")
-        )
-        test_data = read_split(test_paths, dataset["image_size"], len(class_names), 64, cache=False)
-        true_batches, predicted_batches = [], []
-        for images, one_hot in test_data:
-            true_batches.append(np.argmax(one_hot.numpy(), axis=1))
-            predicted_batches.append(np.argmax(model.predict_on_batch(images), axis=1))
-    true_labels = np.concatenate(true_batches)
-    predicted_labels = np.concatenate(predicted_batches)
-    metrics = classification_metrics(true_labels, predicted_labels, class_names)
-    evaluation_uri = S3Uri.parse(output_uri).join("evaluation.json")
-    put_json(client, evaluation_uri, {
-        "model_uri": model_uri, "dataset_uri": dataset_uri,
-        "test_images": len(true_labels), **metrics,
-    })
-    log.info("test accuracy %.4f, macro F1 %.4f on %d images; written to %s",
-             metrics["accuracy"], metrics["macro_f1"], len(true_labels), evaluation_uri)
-    return Evaluation(model_uri, str(evaluation_uri), len(true_labels), metrics["accuracy"],
-                      metrics["macro_f1"])
-
-
-def evaluation_record(evaluation: Evaluation) -> dict:
-    return asdict(evaluation)
+        scored = {}
+        for role, uri in (("candidate", model_uri), ("champion", champion and champion["model_uri"])):
+            if uri:
+                local_model = download_file(client, S3Uri.parse(uri), folder / f"{role}.keras")
+                model = keras.models.load_model(local_model)
+                scored[role] = predict_test_split(model, test_paths, dataset)
+    true_labels, probabilities = scored["candidate"]
+    metrics = classification_metrics(true_labels, probabilities, class_names)
+    champion_summary = None
+    if "champion" in scored:
+        champion_metrics = classification_metrics(*scored["champion"], class_names)
+        champion_summary = {
+            "version": champion["version"],
+            "model_uri": champion["model_uri"],
+            "accuracy": champion_metrics["accuracy"],
+            "macro_f1": champion_metrics["macro_f1"],
+            "metrics": champion_metrics,
+        }
+    evaluation_uri = output.join("evaluation.json")
+    put_json(
+        client,
+        evaluation_uri,
+        {
+            "model_uri": model_uri,
+            "dataset_uri": dataset_uri,
+            "test_images": len(true_labels),
+            **metrics,
+            "champion": champion_summary,
+        },
+    )
+    attempt_name = output.key.rsplit("/", 1)[-1]
+    title = f"{attempt_name}: accuracy {metrics['accuracy']:.4f} on {len(true_labels)} images"
+    put_bytes(
+        client,
+        output.join("confusion_matrix.png"),
+        confusion_matrix_png(metrics["confusion_matrix"], class_names, title),
+        "image/png",
+    )
+    log.info(
+        "test accuracy %.4f, macro F1 %.4f on %d images%s; written to %s",
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        len(true_labels),
+        f" (champion v{champion['version']}: {champion_summary['accuracy']:.4f})"
+        if champion_summary
+        else " (no champion yet)",
+        evaluation_uri,
+    )
+    return Evaluation(
+        model_uri,
+        str(evaluation_uri),
+        len(true_labels),
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        {k: v for k, v in champion_summary.items() if k != "metrics"} if champion_summary else None,
+    )

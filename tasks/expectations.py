@@ -65,17 +65,23 @@ class Validator:
         self.docs_folder = docs_folder
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.context.update_data_docs_site("local_site", {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_folder)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        self.context.update_data_docs_site(
+            "local_site",
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_folder),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         self.source = self.context.data_sources.add_pandas("pipeline")
         self.results: dict[str, Any] = {}
 
-    def run(self, name: str, frame: pd.DataFrame, expectations: list[Any], key_column: str | None = None
-            ) -> list[Outcome]:
+    def run(
+        self, name: str, frame: pd.DataFrame, expectations: list[Any], key_column: str | None = None
+    ) -> list[Outcome]:
         """Validates frame against expectations as the suite `name`; for failed row-level
         expectations, lists the failing rows' key_column values."""
         import great_expectations as gx
@@ -89,19 +95,33 @@ class Validator:
         result_format: dict[str, Any] = {"result_format": "COMPLETE" if key_column else "SUMMARY"}
         if key_column:
             result_format["unexpected_index_column_names"] = [key_column]
-        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
-            name=name, validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs")], result_format=result_format,
-        ))
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="data_docs")],
+                result_format=result_format,
+            )
+        )
         checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame})
         self.results[name] = checkpoint_result.describe_dict()
         outcomes = []
         for validation in checkpoint_result.run_results.values():
             for result in validation.results:
                 details = result.result or {}
-                keys = [str(row[key_column]) for row in details.get("unexpected_index_list") or []
-                        if key_column and key_column in row]
-                outcomes.append(Outcome(name, result.expectation_config.type,
-                                        result.expectation_config.kwargs.get("column"),
-                                        bool(result.success), _observed(details), keys))
+                keys = [
+                    str(row[key_column])
+                    for row in details.get("unexpected_index_list") or []
+                    if key_column and key_column in row
+                ]
+                outcomes.append(
+                    Outcome(
+                        name,
+                        result.expectation_config.type,
+                        result.expectation_config.kwargs.get("column"),
+                        bool(result.success),
+                        _observed(details),
+                        keys,
+                    )
+                )
         return outcomes

@@ -62,8 +62,13 @@ def inspect(body: bytes) -> ImageFacts:
         image = _opened(body)
     except ImageDecodeError as error:
         return ImageFacts(None, None, None, None, None, str(error))
-    facts = dict(format=image.format, width=image.width, height=image.height, mode=image.mode,
-                 channels=len(image.getbands()))
+    facts = dict(
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        mode=image.mode,
+        channels=len(image.getbands()),
+    )
     try:
         image.load()
     except (OSError, ValueError, SyntaxError) as error:

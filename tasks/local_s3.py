@@ -58,8 +58,9 @@ class LocalS3:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"moto server did not answer on {self.endpoint_url} within "
-                           f"{STARTUP_TIMEOUT_SECONDS} s")
+        raise RuntimeError(
+            f"moto server did not answer on {self.endpoint_url} within {STARTUP_TIMEOUT_SECONDS} s"
+        )
 
     def stop(self) -> None:
         if self._process is not None:
@@ -78,9 +79,11 @@ class LocalS3:
 
     def airflow_connection(self) -> str:
         """The value for AIRFLOW_CONN_AWS_DEFAULT pointing Airflow's S3Hook at this endpoint."""
-        return json.dumps({
-            "conn_type": "aws",
-            "login": os.environ["AWS_ACCESS_KEY_ID"],
-            "password": os.environ["AWS_SECRET_ACCESS_KEY"],
-            "extra": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
-        })
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": os.environ["AWS_ACCESS_KEY_ID"],
+                "password": os.environ["AWS_SECRET_ACCESS_KEY"],
+                "extra": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
+            }
+        )

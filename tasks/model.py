@@ -8,9 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def build_reference_cnn(
-    image_size: int = 128, class_count: int = 10, learning_rate: float = 1e-3
-) -> Any:
+def build_reference_cnn(image_size: int = 128, class_count: int = 10, learning_rate: float = 1e-3) -> Any:
     """Builds and compiles the model (Adam, categorical cross-entropy, accuracy)."""
     import keras
     from keras import layers

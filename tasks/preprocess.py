@@ -67,26 +67,41 @@ def dataset_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
     return S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}/dataset")
 
 
-def processed_frames(images: list[np.ndarray], rows: pd.DataFrame, splits: list[str]
-                     ) -> dict[str, pd.DataFrame]:
+def processed_frames(
+    images: list[np.ndarray], rows: pd.DataFrame, splits: list[str]
+) -> dict[str, pd.DataFrame]:
     """What the processed-dataset expectations look at, one frame per suite."""
     scaled_min = [float(image.min()) / 255.0 for image in images]
     scaled_max = [float(image.max()) / 255.0 for image in images]
-    per_image = pd.DataFrame({
-        "sha256": rows["sha256"].to_numpy(), "class_name": rows["class_name"].to_numpy(),
-        "split": splits, "height": [image.shape[0] for image in images],
-        "width": [image.shape[1] for image in images],
-        "channels": [image.shape[2] if image.ndim == 3 else 1 for image in images],
-        "dtype": [str(image.dtype) for image in images], "min_value": scaled_min, "max_value": scaled_max,
-    })
+    per_image = pd.DataFrame(
+        {
+            "sha256": rows["sha256"].to_numpy(),
+            "class_name": rows["class_name"].to_numpy(),
+            "split": splits,
+            "height": [image.shape[0] for image in images],
+            "width": [image.shape[1] for image in images],
+            "channels": [image.shape[2] if image.ndim == 3 else 1 for image in images],
+            "dtype": [str(image.dtype) for image in images],
+            "min_value": scaled_min,
+            "max_value": scaled_max,
+        }
+    )
     fractions = per_image["split"].value_counts(normalize=True).reindex(SPLITS, fill_value=0.0)
-    per_split = pd.DataFrame({"split": SPLITS, "fraction": fractions.to_numpy(),
-                              "deviation": [abs(fractions[s] - SPLIT_TARGETS[s]) for s in SPLITS]})
+    per_split = pd.DataFrame(
+        {
+            "split": SPLITS,
+            "fraction": fractions.to_numpy(),
+            "deviation": [abs(fractions[s] - SPLIT_TARGETS[s]) for s in SPLITS],
+        }
+    )
     classes = sorted(set(per_image["class_name"]))
-    per_split_class = (per_image.groupby(["split", "class_name"]).size()
-                       .reindex(pd.MultiIndex.from_product([SPLITS, classes], names=["split", "class_name"]),
-                                fill_value=0)
-                       .rename("images").reset_index())
+    per_split_class = (
+        per_image.groupby(["split", "class_name"])
+        .size()
+        .reindex(pd.MultiIndex.from_product([SPLITS, classes], names=["split", "class_name"]), fill_value=0)
+        .rename("images")
+        .reset_index()
+    )
     class_totals = per_split_class.groupby("class_name")["images"].transform("sum")
     expected = class_totals * per_split_class["split"].map(SPLIT_TARGETS)
     # Every class must reach train; validation and test must hold a class wherever chance alone
@@ -103,23 +118,29 @@ def processed_expectations(config: PipelineConfig) -> dict[str, tuple[list[Any],
 
     size = config.image_size
     return {
-        "images": ([
-            gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[size]),
-            gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[size]),
-            gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[3]),
-            gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8"]),
-            gxe.ExpectColumnValuesToBeBetween(column="min_value", min_value=0.0, max_value=1.0),
-            gxe.ExpectColumnValuesToBeBetween(column="max_value", min_value=0.0, max_value=1.0),
-        ], "sha256"),
-        "splits": ([gxe.ExpectColumnValuesToBeBetween(column="deviation", max_value=config.split_tolerance)],
-                   "split"),
+        "images": (
+            [
+                gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[size]),
+                gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[size]),
+                gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[3]),
+                gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8"]),
+                gxe.ExpectColumnValuesToBeBetween(column="min_value", min_value=0.0, max_value=1.0),
+                gxe.ExpectColumnValuesToBeBetween(column="max_value", min_value=0.0, max_value=1.0),
+            ],
+            "sha256",
+        ),
+        "splits": (
+            [gxe.ExpectColumnValuesToBeBetween(column="deviation", max_value=config.split_tolerance)],
+            "split",
+        ),
         "labels": ([gxe.ExpectColumnValuesToBeBetween(column="shortfall", max_value=0)], "split_class"),
         "leakage": ([gxe.ExpectColumnValuesToBeInSet(column="splits", value_set=[1])], "sha256"),
     }
 
 
-def check_processed(frames: dict[str, pd.DataFrame], config: PipelineConfig, docs_folder: Path
-                    ) -> tuple[Validator, str | None]:
+def check_processed(
+    frames: dict[str, pd.DataFrame], config: PipelineConfig, docs_folder: Path
+) -> tuple[Validator, str | None]:
     """Runs the processed-dataset suites; returns the validator and a failure line, if any."""
     validator = Validator(docs_folder)
     outcomes = []
@@ -131,12 +152,11 @@ def check_processed(frames: dict[str, pd.DataFrame], config: PipelineConfig, doc
         return validator, None
     return validator, "processed dataset failed: " + "; ".join(
         o.describe() + (f" for {', '.join(o.unexpected_keys[:5])}" if o.unexpected_keys else "")
-        for o in failures)
+        for o in failures
+    )
 
 
-def preprocess(
-    client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str
-) -> PreprocessResult:
+def preprocess(client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str) -> PreprocessResult:
     """Writes shards plus `dataset.json` (written last: its presence means the shards are whole)."""
     manifest = read_manifest(client, manifest_uri)
     label_of = {name: index for index, name in enumerate(config.class_names)}

@@ -20,9 +20,7 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:05d}.tfrecord"
 
 
-def write_split(
-    folder: Path, split: str, records: Iterable[tuple[np.ndarray, int, str]]
-) -> list[Path]:
+def write_split(folder: Path, split: str, records: Iterable[tuple[np.ndarray, int, str]]) -> list[Path]:
     """Writes (image uint8 HxWx3, label, sha256) records into numbered shard files."""
     import tensorflow as tf
 

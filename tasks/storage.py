@@ -46,7 +46,7 @@ class S3Uri:
     def parse(cls, uri: str) -> S3Uri:
         if not uri.startswith("s3://"):
             raise ValueError(f"{uri!r} is not an s3:// URI")
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         return cls(bucket, key)
 
     def join(self, *parts: str) -> S3Uri:
@@ -74,9 +74,7 @@ def explain(error: Exception, what: str) -> StorageError:
     if isinstance(error, NoCredentialsError):
         return StorageError(f"{what}: no AWS credentials found; set the connection's login/password")
     if isinstance(error, EndpointConnectionError):
-        return StorageError(
-            f"{what}: S3 endpoint unreachable ({error}); check endpoint_url", permanent=False
-        )
+        return StorageError(f"{what}: S3 endpoint unreachable ({error}); check endpoint_url", permanent=False)
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         hints = {
@@ -122,7 +120,7 @@ def list_folders(client: S3Client, uri: S3Uri) -> list[str]:
     names: list[str] = []
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
-            names += [item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", [])]
+            names += [item["Prefix"][len(prefix) :].rstrip("/") for item in page.get("CommonPrefixes", [])]
     except Exception as error:
         raise explain(error, f"listing {uri}") from error
     return names
@@ -247,10 +245,11 @@ def download_tree(
     """Downloads every object under the prefix uri into folder, keeping relative keys."""
     prefix = uri.key.rstrip("/") + "/"
     keys = [
-        item["Key"] for item in iter_objects(client, S3Uri(uri.bucket, prefix))
+        item["Key"]
+        for item in iter_objects(client, S3Uri(uri.bucket, prefix))
         if not item["Key"].endswith(skip_suffixes)
     ]
-    paths = [folder / key[len(prefix):] for key in keys]
+    paths = [folder / key[len(prefix) :] for key in keys]
     for path in paths:
         if folder.resolve() not in path.resolve().parents:
             raise StorageError(f"s3://{uri.bucket}/{path}: key escapes {folder}; refusing")
@@ -264,6 +263,6 @@ def download_tree(
 def delete_prefix(client: S3Client, uri: S3Uri) -> int:
     keys = [item["Key"] for item in iter_objects(client, uri)]
     for start in range(0, len(keys), 1000):
-        batch = [{"Key": key} for key in keys[start:start + 1000]]
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
         client.delete_objects(Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
     return len(keys)

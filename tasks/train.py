@@ -44,9 +44,18 @@ class TrainRequest:
     def to_cli_args(self) -> list[str]:
         """The command line that reproduces this request (the container's command)."""
         args = [
-            "--dataset-uri", self.dataset_uri, "--output-uri", self.output_uri,
-            "--epochs", str(self.epochs), "--batch-size", str(self.batch_size),
-            "--learning-rate", repr(self.learning_rate), "--seed", str(self.seed),
+            "--dataset-uri",
+            self.dataset_uri,
+            "--output-uri",
+            self.output_uri,
+            "--epochs",
+            str(self.epochs),
+            "--batch-size",
+            str(self.batch_size),
+            "--learning-rate",
+            repr(self.learning_rate),
+            "--seed",
+            str(self.seed),
         ]
         if self.warm_start_uri:
             args += ["--warm-start-uri", self.warm_start_uri]
@@ -108,9 +117,14 @@ class EpochLogger:
                 log.info(
                     "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f "
                     "(%.1f s, %.0f images/s)",
-                    epoch + 1, self.params["epochs"], logs.get("loss", float("nan")),
-                    logs.get("accuracy", float("nan")), logs.get("val_loss", float("nan")),
-                    logs.get("val_accuracy", float("nan")), seconds, images_per_epoch / seconds,
+                    epoch + 1,
+                    self.params["epochs"],
+                    logs.get("loss", float("nan")),
+                    logs.get("accuracy", float("nan")),
+                    logs.get("val_loss", float("nan")),
+                    logs.get("val_accuracy", float("nan")),
+                    seconds,
+                    images_per_epoch / seconds,
                 )
 
         return _EpochLogger()
@@ -118,8 +132,9 @@ class EpochLogger:
 
 def download_shards(client: S3Client, uris: list[str], folder: Path) -> list[Path]:
     paths = [folder / S3Uri.parse(uri).key.rsplit("/", 1)[-1] for uri in uris]
-    parallel_map(lambda pair: download_file(client, S3Uri.parse(pair[0]), pair[1]),
-                 list(zip(uris, paths, strict=True)))
+    parallel_map(
+        lambda pair: download_file(client, S3Uri.parse(pair[0]), pair[1]), list(zip(uris, paths, strict=True))
+    )
     return paths
 
 
@@ -159,10 +174,17 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         finished_epochs = attempt.restore()
         train_paths = download_shards(client, dataset["shards"]["train"], folder)
         validation_paths = download_shards(client, dataset["shards"]["validation"], folder)
-        train_data = read_split(train_paths, image_size, class_count, request.batch_size,
-                                shuffle_seed=request.seed, image_count=counts["train"])
-        validation_data = read_split(validation_paths, image_size, class_count, request.batch_size,
-                                     image_count=counts["validation"])
+        train_data = read_split(
+            train_paths,
+            image_size,
+            class_count,
+            request.batch_size,
+            shuffle_seed=request.seed,
+            image_count=counts["train"],
+        )
+        validation_data = read_split(
+            validation_paths, image_size, class_count, request.batch_size, image_count=counts["validation"]
+        )
         with strategy.scope():
             if request.warm_start_uri:
                 local_start = download_file(
@@ -175,8 +197,14 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
                 model = build_reference_cnn(image_size, class_count, request.learning_rate)
         log.info(
             "training on %d images (%d validation), %dx%d, %d parameters, epochs %d..%d, on %s",
-            counts["train"], counts["validation"], image_size, image_size, model.count_params(),
-            finished_epochs + 1, request.epochs, device,
+            counts["train"],
+            counts["validation"],
+            image_size,
+            image_size,
+            model.count_params(),
+            finished_epochs + 1,
+            request.epochs,
+            device,
         )
         started = time.perf_counter()
         model.fit(

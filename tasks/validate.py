@@ -102,8 +102,9 @@ def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str
 def class_counts(clean: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
     counts = clean["class_name"].value_counts().reindex(list(config.class_names), fill_value=0)
     total = max(int(counts.sum()), 1)
-    return pd.DataFrame({"class_name": counts.index, "images": counts.to_numpy(),
-                         "share": counts.to_numpy() / total})
+    return pd.DataFrame(
+        {"class_name": counts.index, "images": counts.to_numpy(), "share": counts.to_numpy() / total}
+    )
 
 
 def dataset_expectations(config: PipelineConfig) -> tuple[list[Any], list[Any]]:
@@ -125,8 +126,10 @@ def dataset_expectations(config: PipelineConfig) -> tuple[list[Any], list[Any]]:
 def _quarantine_failure(quarantine: dict[str, list[str]], total: int, allowed: float) -> str:
     by_reason = pd.Series([r.split(":")[0] for rs in quarantine.values() for r in rs]).value_counts()
     summary = ", ".join(f"{reason} {count}" for reason, count in by_reason.items())
-    return (f"quarantined {len(quarantine)} of {total} objects ({len(quarantine) / total:.1%}) > "
-            f"{allowed:.1%} allowed (max_quarantine_fraction): {summary}; see quarantine.json")
+    return (
+        f"quarantined {len(quarantine)} of {total} objects ({len(quarantine) / total:.1%}) > "
+        f"{allowed:.1%} allowed (max_quarantine_fraction): {summary}; see quarantine.json"
+    )
 
 
 @dataclass
@@ -148,26 +151,30 @@ def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Val
     clean = kept[~duplicated]
     on_rows, on_classes = dataset_expectations(config)
     outcomes = row_outcomes + validator.run("raw_manifest_dataset", clean, on_rows)
-    outcomes += validator.run("raw_manifest_classes", class_counts(clean, config), on_classes,
-                              key_column="class_name")
+    outcomes += validator.run(
+        "raw_manifest_classes", class_counts(clean, config), on_classes, key_column="class_name"
+    )
     failure = None
     dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
     if dataset_failures:
         failure = "data quality gate failed: " + "; ".join(
             o.describe() + (f" for {', '.join(o.unexpected_keys)}" if o.unexpected_keys else "")
-            for o in dataset_failures)
+            for o in dataset_failures
+        )
     elif len(quarantine) > config.max_quarantine_fraction * len(frame):
         failure = _quarantine_failure(quarantine, len(frame), config.max_quarantine_fraction)
-    return GateFindings(clean[manifest.columns], quarantine, kept.loc[duplicated, "key"].tolist(),
-                        outcomes, failure)
+    return GateFindings(
+        clean[manifest.columns], quarantine, kept.loc[duplicated, "key"].tolist(), outcomes, failure
+    )
 
 
 def reports_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
     return S3Uri(config.bucket, f"{config.reports_prefix}{run_partition(run_id)}")
 
 
-def validate(client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, manifest_uri: str,
-             run_id: str) -> GateResult:
+def validate(
+    client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, manifest_uri: str, run_id: str
+) -> GateResult:
     """Runs the gate and writes its outputs (Data Docs, validation results, quarantine.json,
     the clean manifest), also when it fails; then raises DataValidationError on failure."""
     run_uri = S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}")
@@ -178,23 +185,38 @@ def validate(client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, m
         findings = gate_manifest(manifest, config, validator)
         upload_tree(client, Path(scratch), docs_uri)
     put_json(client, docs_uri.join("validation_results.json"), validator.results)
-    put_json(client, quarantine_uri, {
-        "manifest_uri": manifest_uri,
-        "quarantined": [
-            {"key": key, "reasons": reasons} for key, reasons in sorted(findings.quarantine.items())
-        ],
-        "duplicates_dropped": findings.duplicates,
-    })
+    put_json(
+        client,
+        quarantine_uri,
+        {
+            "manifest_uri": manifest_uri,
+            "quarantined": [
+                {"key": key, "reasons": reasons} for key, reasons in sorted(findings.quarantine.items())
+            ],
+            "duplicates_dropped": findings.duplicates,
+        },
+    )
     for key, reasons in sorted(findings.quarantine.items()):
         log.warning("%s: %s; quarantined", key, "; ".join(reasons))
-    log.info("data-quality gate on %d objects: %d quarantined, %d exact duplicates dropped\n%s\n"
-             "Data Docs: %s", len(manifest), len(findings.quarantine), len(findings.duplicates),
-             table(findings.outcomes), docs_uri.join("index.html"))
+    log.info(
+        "data-quality gate on %d objects: %d quarantined, %d exact duplicates dropped\n%s\nData Docs: %s",
+        len(manifest),
+        len(findings.quarantine),
+        len(findings.duplicates),
+        table(findings.outcomes),
+        docs_uri.join("index.html"),
+    )
     if findings.failure:
         raise DataValidationError(findings.failure)
     buffer = io.StringIO()
     findings.clean.to_csv(buffer, index=False)
     clean_uri = run_uri.join("clean_manifest.csv")
     put_bytes(client, clean_uri, buffer.getvalue().encode(), "text/csv")
-    return GateResult(str(clean_uri), str(quarantine_uri), str(docs_uri.join("index.html")),
-                      len(findings.clean), len(findings.quarantine), len(findings.duplicates))
+    return GateResult(
+        str(clean_uri),
+        str(quarantine_uri),
+        str(docs_uri.join("index.html")),
+        len(findings.clean),
+        len(findings.quarantine),
+        len(findings.duplicates),
+    )

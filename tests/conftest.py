@@ -12,11 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 # Before boto3 or airflow is imported anywhere: dummy credentials and Airflow's home.
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "test-access-key",
-    "AWS_SECRET_ACCESS_KEY": "test-secret-key",
-    "AWS_DEFAULT_REGION": "us-east-1",
-})
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "test-access-key",
+        "AWS_SECRET_ACCESS_KEY": "test-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
 from tasks.demo import airflow_environment  # noqa: E402
 from tasks.local_s3 import LocalS3  # noqa: E402
 
@@ -62,8 +64,7 @@ def digits_bucket(s3_endpoint) -> str:
     """One bucket holding real digit images under raw/<class_name>/, shared by the session.
     Tests that use it write only under their own run id or model name, never to raw/."""
     name = f"digits-{uuid.uuid4().hex[:8]}"
-    upload_digits(make_client(s3_endpoint), name, "raw/", image_size=TEST_IMAGE_SIZE,
-                  limit=TEST_IMAGE_COUNT)
+    upload_digits(make_client(s3_endpoint), name, "raw/", image_size=TEST_IMAGE_SIZE, limit=TEST_IMAGE_COUNT)
     return name
 
 

@@ -20,7 +20,7 @@ def digit_like(seed: int, size: int = 32) -> Image.Image:
     """A distinct RGB image per seed (a bar whose position depends on the seed)."""
     pixels = np.zeros((size, size, 3), dtype=np.uint8)
     column = seed % (size - 4)
-    pixels[:, column:column + 4] = 255
+    pixels[:, column : column + 4] = 255
     pixels[seed % size, :] = (seed * 37) % 256
     return Image.fromarray(pixels, "RGB")
 
@@ -41,12 +41,17 @@ def seed_images(s3, bucket: str, classes=CLASSES, per_class: int = PER_CLASS) ->
 
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height (a decompression bomb's shape)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def sixteen_bit_png(value: int, size: int = 32) -> bytes:

@@ -28,9 +28,15 @@ def test_parsing_imports_nothing_heavy(dag_file):
         f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-        env={"PYTHONPATH": str(ROOT / "plugins"), "PATH": "/usr/bin:/bin",
-             "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"]},
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PYTHONPATH": str(ROOT / "plugins"),
+            "PATH": "/usr/bin:/bin",
+            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
+        },
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "[]"
@@ -54,11 +60,23 @@ def test_schedule_and_run_policy(retrain_dag):
 def test_params_have_types_and_defaults(retrain_dag):
     params = retrain_dag.params
     expected = {
-        "bucket": "string", "raw_prefix": "string", "model_name": "string", "class_names": "array",
-        "image_size": "integer", "epochs": "integer", "batch_size": "integer",
-        "learning_rate": "number", "min_test_accuracy": "number", "max_attempts": "integer",
-        "min_images": "integer", "fail_on_give_up": "boolean", "trainer_backend": "string",
-        "gpus": "string", "trainer_image": "string",
+        "bucket": "string",
+        "raw_prefix": "string",
+        "model_name": "string",
+        "class_names": "array",
+        "image_size": "integer",
+        "epochs": "integer",
+        "batch_size": "integer",
+        "learning_rate": "number",
+        "min_test_accuracy": ["null", "number"],
+        "min_macro_f1": ["null", "number"],
+        "max_regression": ["null", "number"],
+        "max_attempts": "integer",
+        "min_images": "integer",
+        "fail_on_give_up": "boolean",
+        "trainer_backend": "string",
+        "gpus": "string",
+        "trainer_image": "string",
     }
     for name, json_type in expected.items():
         assert params.get_param(name).schema["type"] == json_type, name
@@ -79,8 +97,8 @@ def test_tasks_and_edges(retrain_dag):
     assert downstream("collect") == {"validate"}
     assert downstream("validate") == {"preprocess"}
     assert downstream("attempt_1.decide") == {"attempt_1.accept", "attempt_1.give_up", "attempt_2.plan"}
-    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.plan")["label"].startswith("below")
-    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_1.accept")["label"] == "meets threshold"
+    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.plan")["label"].startswith("not blessed")
+    assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_1.accept")["label"] == "blessed"
     assert downstream("attempt_3.decide") == {"attempt_3.accept", "attempt_3.give_up"}
     assert retrain_dag.get_task("deploy").upstream_task_ids == {f"{g}.accept" for g in attempts}
     assert retrain_dag.get_task("deploy").trigger_rule == "none_failed_min_one_success"

@@ -18,8 +18,9 @@ FAST = {"image_size": 32, "epochs": 3, "batch_size": 32, "min_images": 100}
 
 def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
-    dag_run, states = run_retrain(bucket=digits_bucket, model_name=model_name,
-                        min_test_accuracy=0.5, max_attempts=2, **FAST)
+    dag_run, states = run_retrain(
+        bucket=digits_bucket, model_name=model_name, min_test_accuracy=0.5, max_attempts=2, **FAST
+    )
     assert dag_run.state == "success", states
     assert states["deploy"] == "success"
     assert states["attempt_1.accept"] == "success"
@@ -37,8 +38,13 @@ def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrai
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
     put_json(s3, pointer_uri(config), {"version": 7, "note": "the production model before this run"})
     before = get_bytes(s3, pointer_uri(config))
-    dag_run, states = run_retrain(bucket=digits_bucket, model_name=model_name,
-                        min_test_accuracy=1.0, max_attempts=2, **{**FAST, "epochs": 1})
+    dag_run, states = run_retrain(
+        bucket=digits_bucket,
+        model_name=model_name,
+        min_test_accuracy=1.0,
+        max_attempts=2,
+        **{**FAST, "epochs": 1},
+    )
     assert dag_run.state == "failed"
     assert states["attempt_1.train"] == states["attempt_2.train"] == "success"
     assert states["attempt_2.give_up"] == "failed"
@@ -62,10 +68,18 @@ def test_docker_backend_deploys_and_no_secret_leaks(run_retrain, s3, digits_buck
     from airflow.utils.session import create_session
 
     model_name = f"e2e-docker-{uuid.uuid4().hex[:6]}"
-    dag_run, states = run_retrain(**{
-        "bucket": digits_bucket, "model_name": model_name, "min_test_accuracy": 0.5, "max_attempts": 1,
-        "trainer_backend": "docker", "trainer_image": trainer_image, "gpus": "0", **FAST,
-    })
+    dag_run, states = run_retrain(
+        **{
+            "bucket": digits_bucket,
+            "model_name": model_name,
+            "min_test_accuracy": 0.5,
+            "max_attempts": 1,
+            "trainer_backend": "docker",
+            "trainer_image": trainer_image,
+            "gpus": "0",
+            **FAST,
+        }
+    )
     logged = "".join(capfd.readouterr())
     assert dag_run.state == "success", states
     assert "trainer container retrain-" in logged
@@ -90,8 +104,14 @@ def production_before(s3, bucket):
     return get_bytes(s3, pointer_uri(config))
 
 
-GATE_CONF = {**FAST, "model_name": "guarded", "class_names": ["zero", "one", "two"], "min_images": 20,
-             "min_images_per_class": 5, "max_quarantine_fraction": 0.1}
+GATE_CONF = {
+    **FAST,
+    "model_name": "guarded",
+    "class_names": ["zero", "one", "two"],
+    "min_images": 20,
+    "min_images_per_class": 5,
+    "max_quarantine_fraction": 0.1,
+}
 
 
 def guarded_pointer(s3, bucket: str) -> bytes:
@@ -103,8 +123,9 @@ def failed_task(states: dict[str, str]) -> str:
     return failed
 
 
-def test_a_class_without_images_fails_the_gate_and_keeps_production(run_retrain, s3, bucket,
-                                                                    production_before, capfd):
+def test_a_class_without_images_fails_the_gate_and_keeps_production(
+    run_retrain, s3, bucket, production_before, capfd
+):
     from images_factory import seed_images
 
     seed_images(s3, bucket, classes=("zero", "one"))
@@ -116,8 +137,9 @@ def test_a_class_without_images_fails_the_gate_and_keeps_production(run_retrain,
     assert guarded_pointer(s3, bucket) == production_before
 
 
-def test_too_many_bad_objects_fail_the_gate_and_keep_production(run_retrain, s3, bucket, production_before,
-                                                                capfd):
+def test_too_many_bad_objects_fail_the_gate_and_keep_production(
+    run_retrain, s3, bucket, production_before, capfd
+):
     from images_factory import seed_images
 
     seed_images(s3, bucket)
@@ -154,8 +176,9 @@ def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_re
     upload_digits(s3, bucket, image_size=32, limit=400)
     put_bytes(s3, S3Uri(bucket, "raw/seven/bomb.png"), png_declaring(90_000, 90_000))
     put_bytes(s3, S3Uri(bucket, "raw/parrot/hello.png"), b"not even an image")
-    dag_run, states = run_retrain(bucket=bucket, model_name="with-quarantine", min_test_accuracy=0.0,
-                        max_attempts=1, **FAST)
+    dag_run, states = run_retrain(
+        bucket=bucket, model_name="with-quarantine", min_test_accuracy=0.0, max_attempts=1, **FAST
+    )
     assert dag_run.state == "success", states
     (run_folder,) = {item["Key"].split("/")[1] for item in iter_objects(s3, S3Uri(bucket, "runs/"))}
     quarantine = get_json(s3, S3Uri(bucket, f"runs/{run_folder}/quarantine.json"))

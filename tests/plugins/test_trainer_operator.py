@@ -15,11 +15,17 @@ from tasks.train import TrainRequest
 from trainer_operator import TrainerOperator, container_name, gpu_device_requests
 
 
-def operator(request: TrainRequest, backend: str, image: str = "nightly-retrain-trainer:latest",
-             gpus: str = "0") -> TrainerOperator:
+def operator(
+    request: TrainRequest, backend: str, image: str = "nightly-retrain-trainer:latest", gpus: str = "0"
+) -> TrainerOperator:
     return TrainerOperator(
-        task_id=f"train-{uuid.uuid4().hex[:6]}", train_request=request.__dict__, backend=backend,
-        gpus=gpus, image=image, aws_conn_id="aws_default", network_mode="host",
+        task_id=f"train-{uuid.uuid4().hex[:6]}",
+        train_request=request.__dict__,
+        backend=backend,
+        gpus=gpus,
+        image=image,
+        aws_conn_id="aws_default",
+        network_mode="host",
         docker_url="unix://var/run/docker.sock",
     )
 
@@ -32,7 +38,7 @@ def context(task_id: str = "attempt_1.train") -> dict:
 def relative_keys(s3, output_uri: str) -> set[str]:
     """Keys under the attempt; TensorBoard names event files by time, host and pid."""
     prefix = S3Uri.parse(output_uri)
-    keys = {item["Key"][len(prefix.key) + 1:] for item in iter_objects(s3, prefix)}
+    keys = {item["Key"][len(prefix.key) + 1 :] for item in iter_objects(s3, prefix)}
     return {re.sub(r"events\.out\.tfevents\..*", "events.out.tfevents.*", key) for key in keys}
 
 
@@ -62,16 +68,20 @@ def test_docker_and_local_backends_write_the_same_layout(s3, dataset, trainer_im
         results[backend] = operator(request, backend, trainer_image).execute(context())
     assert relative_keys(s3, f"{base}/docker/attempt-1") == relative_keys(s3, f"{base}/local/attempt-1")
     assert relative_keys(s3, f"{base}/docker/attempt-1") == {
-        "model.keras", "history.json", "train_result.json",
-        "tensorboard/train/events.out.tfevents.*", "tensorboard/validation/events.out.tfevents.*",
+        "model.keras",
+        "history.json",
+        "train_result.json",
+        "tensorboard/train/events.out.tfevents.*",
+        "tensorboard/validation/events.out.tfevents.*",
     }
     assert results["docker"]["train_result_uri"].endswith("/docker/attempt-1/train_result.json")
     assert results["docker"]["epochs_trained"] == results["local"]["epochs_trained"] == 1
     assert not leftover_containers(docker_client)
 
 
-def test_gpu_request_on_an_engine_without_gpus_fails_clearly_and_cleans_up(dataset, trainer_image,
-                                                                            docker_client):
+def test_gpu_request_on_an_engine_without_gpus_fails_clearly_and_cleans_up(
+    dataset, trainer_image, docker_client
+):
     request = TrainRequest(dataset.dataset_uri, f"{dataset.dataset_uri}-gpu/attempt-1", epochs=1)
     with pytest.raises(AirflowFailException, match="gpus=all requested, but the Docker engine") as raised:
         operator(request, "docker", trainer_image, gpus="all").execute(context())

@@ -22,8 +22,13 @@ from tasks.preprocess import preprocess
 from tasks.storage import S3Uri, get_json, put_bytes
 from tasks.validate import DataValidationError, validate
 
-GATE = {"class_names": CLASSES, "min_images": 20, "min_images_per_class": 5,
-        "max_quarantine_fraction": 0.1, "image_size": 32}
+GATE = {
+    "class_names": CLASSES,
+    "min_images": 20,
+    "min_images_per_class": 5,
+    "max_quarantine_fraction": 0.1,
+    "image_size": 32,
+}
 
 
 def run_gate(s3, bucket: str, run_id: str = "gate", **overrides):
@@ -46,11 +51,19 @@ def seeded(s3, bucket) -> str:
 
 QUARANTINED = [
     ("zero-byte", "raw/zero/empty.png", b"", "undecodable: empty object (0 bytes)"),
-    ("truncated-jpeg", "raw/zero/cut.jpg", encode(digit_like(7), "JPEG")[:400],
-     "undecodable: does not decode"),
+    (
+        "truncated-jpeg",
+        "raw/zero/cut.jpg",
+        encode(digit_like(7), "JPEG")[:400],
+        "undecodable: does not decode",
+    ),
     ("text-named-png", "raw/one/notes.png", b"this is a text file\n", "undecodable: not an image format"),
-    ("pixel-bomb", "raw/one/bomb.png", png_declaring(100_000, 100_000),
-     "undecodable: exceeds the 40,000,000"),
+    (
+        "pixel-bomb",
+        "raw/one/bomb.png",
+        png_declaring(100_000, 100_000),
+        "undecodable: exceeds the 40,000,000",
+    ),
     ("tiny", "raw/two/tiny.png", encode(Image.new("RGB", (4, 4))), "too small"),
     ("unknown-class", "raw/cat/x.png", encode(digit_like(42)), "unknown class"),
     ("no-class-folder", "raw/loose.png", encode(digit_like(43)), "not under a class folder"),
@@ -59,8 +72,9 @@ QUARANTINED = [
 ]
 
 
-@pytest.mark.parametrize(("key", "body", "reason"), [case[1:] for case in QUARANTINED],
-                         ids=[case[0] for case in QUARANTINED])
+@pytest.mark.parametrize(
+    ("key", "body", "reason"), [case[1:] for case in QUARANTINED], ids=[case[0] for case in QUARANTINED]
+)
 def test_bad_object_is_quarantined_and_the_rest_goes_on(s3, seeded, key, body, reason):
     put_bytes(s3, S3Uri(seeded, key), body)
     result = run_gate(s3, seeded)
@@ -76,8 +90,10 @@ def test_the_same_image_under_two_classes_is_a_label_conflict(s3, seeded):
     put_bytes(s3, S3Uri(seeded, "raw/zero/dup.png"), body)
     put_bytes(s3, S3Uri(seeded, "raw/one/dup.png"), body)
     run_gate(s3, seeded)
-    assert quarantine_of(s3, seeded) == {"raw/one/dup.png": ["label conflict"],
-                                         "raw/zero/dup.png": ["label conflict"]}
+    assert quarantine_of(s3, seeded) == {
+        "raw/one/dup.png": ["label conflict"],
+        "raw/zero/dup.png": ["label conflict"],
+    }
 
 
 def test_exact_duplicates_within_a_class_are_counted_and_kept_once(s3, seeded):

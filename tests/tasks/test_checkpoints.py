@@ -38,7 +38,9 @@ def test_killed_cli_trainer_resumes_on_retry(s3, s3_endpoint, dataset):
     trainer = subprocess.Popen(
         [sys.executable, "-m", "tasks.train", *request.to_cli_args()],
         env={**os.environ, "AWS_ENDPOINT_URL": s3_endpoint},
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     try:
         kill_after_epoch_two(trainer.stderr, trainer.kill)
@@ -53,10 +55,14 @@ def test_killed_cli_trainer_resumes_on_retry(s3, s3_endpoint, dataset):
 def test_killed_trainer_container_resumes_when_the_task_is_retried(s3, dataset, trainer_image, docker_client):
     from trainer_operator import TrainerOperator
 
-    request = TrainRequest(dataset.dataset_uri, f"{dataset.dataset_uri}-crash-docker/attempt-1",
-                           epochs=EPOCHS)
+    request = TrainRequest(
+        dataset.dataset_uri, f"{dataset.dataset_uri}-crash-docker/attempt-1", epochs=EPOCHS
+    )
     container = docker_client.containers.run(
-        trainer_image, request.to_cli_args(), detach=True, network_mode="host",
+        trainer_image,
+        request.to_cli_args(),
+        detach=True,
+        network_mode="host",
         environment={name: os.environ[name] for name in S3_ENVIRONMENT},
     )
     try:
@@ -66,8 +72,13 @@ def test_killed_trainer_container_resumes_when_the_task_is_retried(s3, dataset, 
     finally:
         container.remove(force=True)
     retry = TrainerOperator(
-        task_id="train", train_request=request.__dict__, backend="docker", gpus="0", image=trainer_image,
-        network_mode="host", docker_url="unix://var/run/docker.sock",
+        task_id="train",
+        train_request=request.__dict__,
+        backend="docker",
+        gpus="0",
+        image=trainer_image,
+        network_mode="host",
+        docker_url="unix://var/run/docker.sock",
     )
     retry.execute({"ti": SimpleNamespace(run_id="crash", task_id="attempt_1.train", try_number=2)})
     assert_resumed_without_repeating(s3, request.output_uri)

@@ -30,7 +30,13 @@ def test_manifest_has_a_row_per_object_with_its_content_hash(s3, digits_bucket):
     assert first.sha256 == hashlib.sha256(body).hexdigest()
     assert first.bytes == len(body)
     assert (first.decodable, first.format, first.width, first.height, first["mode"], first.channels) == (
-        True, "PNG", 32, 32, "RGB", 3)
+        True,
+        "PNG",
+        32,
+        32,
+        "RGB",
+        3,
+    )
     assert first.extension == ".png" and pd.isna(first.reason)
 
 

@@ -1,28 +1,30 @@
-"""The branch rule after each evaluation."""
+"""The branch rule after each blessing, and the give-up line."""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.decide import Verdict, decide
+from tasks.decide import Verdict, decide, give_up_reason
 
 
 @pytest.mark.parametrize(
-    ("accuracy", "attempt", "max_attempts", "verdict"),
+    ("blessed", "attempt", "max_attempts", "verdict"),
     [
-        (0.95, 1, 3, Verdict.DEPLOY),
-        (0.90, 3, 3, Verdict.DEPLOY),
-        (0.80, 1, 3, Verdict.RETRAIN),
-        (0.80, 2, 3, Verdict.RETRAIN),
-        (0.80, 3, 3, Verdict.GIVE_UP),
-        (0.80, 1, 1, Verdict.GIVE_UP),
+        (True, 1, 3, Verdict.DEPLOY),
+        (True, 3, 3, Verdict.DEPLOY),
+        (False, 1, 3, Verdict.RETRAIN),
+        (False, 2, 3, Verdict.RETRAIN),
+        (False, 3, 3, Verdict.GIVE_UP),
+        (False, 1, 1, Verdict.GIVE_UP),
     ],
 )
-def test_verdicts(accuracy, attempt, max_attempts, verdict):
-    assert decide(accuracy, 0.90, attempt, max_attempts).verdict is verdict
+def test_verdicts(blessed, attempt, max_attempts, verdict):
+    assert decide(blessed, "reason", attempt, max_attempts).verdict is verdict
 
 
-def test_give_up_reason_names_the_numbers_and_production():
-    reason = decide(0.8712, 0.90, 2, 2).reason
-    assert "0.8712 < 0.9000" in reason
-    assert "production model left unchanged" in reason
+def test_give_up_names_the_best_attempt_and_production():
+    reason = give_up_reason([{"attempt": 1, "accuracy": 0.81}, {"attempt": 2, "accuracy": 0.8712}], 0.9)
+    assert reason == (
+        "no attempt met the thresholds: best accuracy 0.8712 < 0.90 (attempt 2 of 2); "
+        "production model left unchanged"
+    )

@@ -15,9 +15,21 @@ def test_demo_runs_the_dag_mirrors_outputs_and_reports_the_deployment(tmp_path):
     output = tmp_path / "demo-output"
     conf = {"image_size": 32, "epochs": 2, "min_test_accuracy": 0.3}
     completed = subprocess.run(
-        [sys.executable, "-m", "tasks.cli", "demo", "--output", str(output),
-         "--airflow-home", str(tmp_path / "airflow"), "--conf", json.dumps(conf)],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "tasks.cli",
+            "demo",
+            "--output",
+            str(output),
+            "--airflow-home",
+            str(tmp_path / "airflow"),
+            "--conf",
+            json.dumps(conf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "deployed: digits-cnn version 1" in completed.stdout

@@ -6,26 +6,113 @@ import pytest
 
 from tasks.config import PipelineConfig
 from tasks.deploy import MARKER, Candidate, pointer_uri, publish, versions
-from tasks.storage import S3Uri, WriteConflictError, exists, get_bytes, get_json, head_etag, put_json
+from tasks.storage import (
+    S3Uri,
+    WriteConflictError,
+    exists,
+    get_bytes,
+    get_json,
+    head_etag,
+    put_bytes,
+    put_json,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_bytes(tmp_path_factory) -> bytes:
+    from tasks.model import build_reference_cnn
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    build_reference_cnn(image_size=24, class_count=10).save(path)
+    return path.read_bytes()
 
 
 @pytest.fixture
-def candidate(s3, bucket) -> Candidate:
-    """An attempt's outputs as evaluate leaves them (contents are opaque to deploy)."""
+def candidate(s3, bucket, tiny_model_bytes) -> Candidate:
+    """An attempt's outputs as train, evaluate and decide leave them."""
     attempt_uri = f"s3://{bucket}/runs/r1/attempt-1"
-    for name in ("model.keras", "evaluation.json", "history.json"):
-        put_json(s3, S3Uri.parse(f"{attempt_uri}/{name}"), {"file": name})
-    return Candidate(1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json",
-                     0.97, 0.96)
+    attempt = S3Uri.parse(attempt_uri)
+    put_bytes(s3, attempt.join("model.keras"), tiny_model_bytes)
+    put_bytes(s3, attempt.join("confusion_matrix.png"), b"\x89PNG")
+    put_json(s3, attempt.join("history.json"), {"epochs": [1], "metrics": {"loss": [1.0]}})
+    per_class = {"zero": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
+    put_json(
+        s3,
+        attempt.join("evaluation.json"),
+        {
+            "accuracy": 0.97,
+            "macro_precision": 0.97,
+            "macro_recall": 0.97,
+            "macro_f1": 0.96,
+            "macro_roc_auc_ovr": 0.99,
+            "test_images": 30,
+            "per_class": per_class,
+        },
+    )
+    put_json(
+        s3,
+        attempt.join("blessing.json"),
+        {
+            "blessed": True,
+            "reason": "accuracy 0.9700 meets every threshold",
+            "checks": [],
+            "baseline": None,
+        },
+    )
+    put_json(
+        s3,
+        attempt.join("train_result.json"),
+        {
+            "epochs_trained": 1,
+            "train_seconds": 2.0,
+            "images_per_second": 100.0,
+            "resumed_after_epoch": 0,
+            "request": {"epochs": 1},
+        },
+    )
+    put_json(
+        s3,
+        S3Uri(bucket, "runs/r1/dataset/dataset.json"),
+        {
+            "fingerprint": "fp",
+            "manifest_uri": f"s3://{bucket}/runs/r1/clean_manifest.csv",
+            "split_counts": {"train": 1, "validation": 1, "test": 1},
+            "class_names": ["zero"],
+            "image_size": 24,
+        },
+    )
+    return Candidate(
+        1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json", 0.97, 0.96
+    )
+
+
+DATASET = "runs/r1/dataset/dataset.json"
 
 
 def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publication = publish(s3, config, candidate, "run-1", "fp")
+    publication = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
     assert publication.version == 1
     version = S3Uri.parse(publication.version_uri)
-    for name in ("model.keras", "evaluation.json", "history.json", "deployment.json", MARKER):
+    for name in (
+        "model.keras",
+        "labels.json",
+        "evaluation.json",
+        "blessing.json",
+        "history.json",
+        "confusion_matrix.png",
+        "model_card.json",
+        "model_card.md",
+        "deployment.json",
+        "serving/1/saved_model.pb",
+        MARKER,
+    ):
         assert exists(s3, version.join(name)), name
+    card = get_json(s3, version.join("model_card.json"))
+    assert (card["version"], card["run_id"], card["dataset"]["fingerprint"]) == (1, "run-1", "fp")
+    assert card["metrics"]["accuracy"] == 0.97 and card["champion"] is None
+    assert "# digits-cnn version 1" in get_bytes(s3, version.join("model_card.md")).decode()
+    assert get_json(s3, version.join("labels.json")) == list(config.class_names)
     pointer = get_json(s3, pointer_uri(config))
     assert pointer["version"] == 1
     assert pointer["model_uri"] == f"s3://{bucket}/models/digits-cnn/1/model.keras"
@@ -36,8 +123,8 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
 
 def test_versions_only_grow_and_old_ones_stay(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp")
-    second = publish(s3, config, candidate, "run-2", "fp")
+    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
+    second = publish(s3, config, candidate, "run-2", "fp", f"s3://{bucket}/{DATASET}")
     assert second.version == 2
     assert versions(s3, config) == [1, 2]
     assert get_json(s3, pointer_uri(config))["version"] == 2
@@ -46,8 +133,8 @@ def test_versions_only_grow_and_old_ones_stay(s3, bucket, candidate):
 
 def test_a_retried_deploy_finishes_its_own_version(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    first = publish(s3, config, candidate, "run-1", "fp")
-    again = publish(s3, config, candidate, "run-1", "fp")
+    first = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
+    again = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
     assert again.version == first.version == 1
     assert versions(s3, config) == [1]
 
@@ -57,7 +144,7 @@ def test_a_stale_pointer_write_loses_without_overwriting(s3, bucket, candidate, 
     import tasks.deploy as deploy
 
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp")
+    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
     real_head_etag = deploy.head_etag
 
     def head_then_race(client, uri):
@@ -67,16 +154,16 @@ def test_a_stale_pointer_write_loses_without_overwriting(s3, bucket, candidate, 
 
     monkeypatch.setattr(deploy, "head_etag", head_then_race)
     with pytest.raises(WriteConflictError, match="production.json: changed by another writer"):
-        publish(s3, config, candidate, "run-2", "fp")
+        publish(s3, config, candidate, "run-2", "fp", f"s3://{bucket}/{DATASET}")
     assert get_json(s3, pointer_uri(config))["written_by"] == "the other run"
 
 
 def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp")
+    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
     before = get_bytes(s3, pointer_uri(config))
     broken = Candidate(2, f"s3://{bucket}/runs/missing/attempt-2", "x", "y", 0.99, 0.99)
     with pytest.raises(Exception, match="runs/missing/attempt-2/model.keras"):
-        publish(s3, config, broken, "run-2", "fp")
+        publish(s3, config, broken, "run-2", "fp", f"s3://{bucket}/{DATASET}")
     assert get_bytes(s3, pointer_uri(config)) == before
     assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None

@@ -14,11 +14,19 @@ from tasks.train import TrainRequest, run_training
 
 
 def test_metrics_on_known_predictions():
-    metrics = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    metrics = classification_metrics(np.array([0, 0, 1, 1]), probabilities, ["a", "b"])
     assert metrics["accuracy"] == 0.75
     assert metrics["confusion_matrix"] == [[1, 1], [0, 2]]
-    assert metrics["per_class_f1"]["a"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert metrics["macro_precision"] == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics["roc_auc_ovr"] == {"a": 1.0, "b": 1.0}  # probabilities rank every pair right
 
 
 def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bucket):
@@ -27,8 +35,17 @@ def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bu
     attempt_uri = f"s3://{digits_bucket}/runs/eval/attempt-1"
     trained = run_training(s3, TrainRequest(dataset.dataset_uri, attempt_uri, epochs=4))
     evaluation = evaluate(s3, dataset.dataset_uri, trained.model_uri, attempt_uri)
+    assert evaluation.champion is None
     assert evaluation.test_images == dataset.split_counts["test"]
     assert evaluation.accuracy > 0.5  # far above the 0.1 of guessing, after 4 epochs on digits
     document = get_json(s3, S3Uri.parse(evaluation.evaluation_uri))
     assert document["accuracy"] == evaluation.accuracy
     assert np.array(document["confusion_matrix"]).sum() == evaluation.test_images
+    assert 0.5 < document["macro_roc_auc_ovr"] <= 1.0
+    png = s3.get_object(Bucket=digits_bucket, Key="runs/eval/attempt-1/confusion_matrix.png")["Body"].read()
+    assert png.startswith(b"\x89PNG")
+
+    champion = {"version": 7, "model_uri": trained.model_uri}
+    against_itself = evaluate(s3, dataset.dataset_uri, trained.model_uri, attempt_uri, champion)
+    assert against_itself.champion["accuracy"] == against_itself.accuracy
+    assert against_itself.champion["version"] == 7

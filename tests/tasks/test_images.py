@@ -13,7 +13,13 @@ from tasks.images import ImageDecodeError, decode_rgb, inspect, to_rgb, unsafe_k
 def test_a_good_png_is_described():
     facts = inspect(encode(digit_like(3)))
     assert (facts.format, facts.width, facts.height, facts.mode, facts.channels, facts.problem) == (
-        "PNG", 32, 32, "RGB", 3, None)
+        "PNG",
+        32,
+        32,
+        "RGB",
+        3,
+        None,
+    )
 
 
 @pytest.mark.parametrize(

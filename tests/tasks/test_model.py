@@ -9,8 +9,17 @@ def test_reference_architecture_at_128_pixels():
     model = build_reference_cnn()
     assert model.count_params() == 25_794_634
     kinds = [layer.__class__.__name__ for layer in model.layers]
-    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
-                     "Flatten", "Dense", "Dense"]
+    assert kinds == [
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "Dense",
+    ]
     assert [layer.filters for layer in model.layers if hasattr(layer, "filters")] == [32, 64, 128]
     assert model.layers[-2].units == 1024
     assert model.output_shape == (None, 10)

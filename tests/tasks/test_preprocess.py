@@ -53,8 +53,10 @@ def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_pat
     assert sum(dataset["split_counts"].values()) == 600
     assert dataset["split_counts"] == result.split_counts
     assert result.split_counts["train"] > result.split_counts["test"] > 0
-    paths = [download_file(s3, S3Uri.parse(uri), tmp_path / f"{i}.tfrecord")
-             for i, uri in enumerate(dataset["shards"]["test"])]
+    paths = [
+        download_file(s3, S3Uri.parse(uri), tmp_path / f"{i}.tfrecord")
+        for i, uri in enumerate(dataset["shards"]["test"])
+    ]
     images, labels = [], []
     for batch_images, batch_labels in read_split(paths, 32, 10, batch_size=64):
         images.append(batch_images.numpy())
@@ -78,8 +80,7 @@ def test_preprocessing_is_deterministic_across_runs(s3, digits_bucket):
 def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
     from tasks.preprocess import check_processed, processed_frames
 
-    rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)],
-                         "class_name": ["a", "b"] * 20})
+    rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)], "class_name": ["a", "b"] * 20})
     images = [np.zeros((24, 24, 3), dtype=np.uint8)] * 40
     splits = ["train"] * 32 + ["validation"] * 4 + ["test"] * 4
     config = PipelineConfig(class_names=("a", "b"), image_size=24)
@@ -89,8 +90,10 @@ def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
     leaked = rows.copy()
     leaked.loc[39, "sha256"] = leaked.loc[0, "sha256"]  # the same content in train and test
     _, failure = check_processed(processed_frames(images, leaked, splits), config, tmp_path / "leak")
-    assert f"processed_leakage: expect_column_values_to_be_in_set(splits): observed 1 unexpected (e.g. 2) " \
-           f"for {rows.loc[0, 'sha256']}" in failure
+    assert (
+        f"processed_leakage: expect_column_values_to_be_in_set(splits): observed 1 unexpected (e.g. 2) "
+        f"for {rows.loc[0, 'sha256']}" in failure
+    )
 
     skewed = ["train"] * 20 + ["validation"] * 10 + ["test"] * 10
     _, failure = check_processed(processed_frames(images, rows, skewed), config, tmp_path / "skew")

@@ -28,7 +28,9 @@ def dataset_128(s3_endpoint, digits_bucket):
 
 def test_plan_attempt_changes_something_on_each_retry():
     first, why_first = plan_attempt("s3://b/d.json", "s3://b/a1", 1, 5, 32, 1e-3, 42, None)
-    second, why_second = plan_attempt("s3://b/d.json", "s3://b/a2", 2, 5, 32, 1e-3, 42, "s3://b/a1/model.keras")
+    second, why_second = plan_attempt(
+        "s3://b/d.json", "s3://b/a2", 2, 5, 32, 1e-3, 42, "s3://b/a1/model.keras"
+    )
     assert first.warm_start_uri is None and "fresh model" in why_first
     assert second.warm_start_uri == "s3://b/a1/model.keras"
     assert second.learning_rate == pytest.approx(5e-4)
@@ -41,7 +43,9 @@ def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket
     completed = subprocess.run(
         [sys.executable, "-m", "tasks.train", *request.to_cli_args()],
         env={**os.environ, "AWS_ENDPOINT_URL": s3_endpoint},
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "epoch 1/1: loss" in completed.stderr and "images/s" in completed.stderr
@@ -62,8 +66,9 @@ def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
     dataset = preprocess(s3, config, collect(s3, config, "warm").manifest_uri, "warm")
     base = f"s3://{digits_bucket}/runs/warm"
     first = run_training(s3, TrainRequest(dataset.dataset_uri, f"{base}/attempt-1", epochs=3))
-    second_request, _ = plan_attempt(dataset.dataset_uri, f"{base}/attempt-2", 2, 1, 32, 1e-3, 42,
-                                     first.model_uri)
+    second_request, _ = plan_attempt(
+        dataset.dataset_uri, f"{base}/attempt-2", 2, 1, 32, 1e-3, 42, first.model_uri
+    )
     second = run_training(s3, second_request)
     first_history = get_json(s3, S3Uri.parse(first.history_uri))["metrics"]
     second_history = get_json(s3, S3Uri.parse(second.history_uri))["metrics"]

@@ -9,17 +9,33 @@ from tasks.config import PipelineConfig
 from tasks.expectations import Validator
 from tasks.validate import gate_manifest, with_derived_columns
 
-CONFIG = PipelineConfig(class_names=("cat", "dog"), min_images=4, min_images_per_class=2,
-                        max_quarantine_fraction=0.5)
+CONFIG = PipelineConfig(
+    class_names=("cat", "dog"), min_images=4, min_images_per_class=2, max_quarantine_fraction=0.5
+)
 
 
 def manifest(rows: list[tuple[str, str | None, str]]) -> pd.DataFrame:
     """(key, class_name, sha256) rows of 32x32 decodable PNGs."""
     return pd.DataFrame(
-        [{"key": key, "class_name": name, "extension": ".png", "bytes": 100, "etag": "e",
-          "last_modified": "2026-01-01T00:00:00+00:00", "sha256": sha, "decodable": True,
-          "format": "PNG", "width": 32, "height": 32, "mode": "RGB", "channels": 3, "reason": None}
-         for key, name, sha in rows],
+        [
+            {
+                "key": key,
+                "class_name": name,
+                "extension": ".png",
+                "bytes": 100,
+                "etag": "e",
+                "last_modified": "2026-01-01T00:00:00+00:00",
+                "sha256": sha,
+                "decodable": True,
+                "format": "PNG",
+                "width": 32,
+                "height": 32,
+                "mode": "RGB",
+                "channels": 3,
+                "reason": None,
+            }
+            for key, name, sha in rows
+        ],
         columns=MANIFEST_COLUMNS,
     )
 
