@@ -29,6 +29,25 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--airflow-home", type=Path, default=Path(".airflow"))
     demo.add_argument("--conf", default="{}", help="JSON Params for the run")
 
+    def add_model_options(command: argparse.ArgumentParser) -> None:
+        defaults = PipelineConfig()
+        command.add_argument("--bucket", default=defaults.bucket)
+        command.add_argument("--model-name", default=defaults.model_name)
+        command.add_argument("--endpoint-url", default=None, help="default: AWS_ENDPOINT_URL or AWS")
+
+    models = commands.add_parser("models", help="the published versions and the production pointer")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    add_model_options(model_commands.add_parser("list", help="every version; * marks production"))
+    show = model_commands.add_parser("show", help="a version's model card (production by default)")
+    show.add_argument("version", nargs="?", type=int)
+    add_model_options(show)
+    rollback = model_commands.add_parser("rollback", help="point production at an earlier version")
+    rollback.add_argument("version", type=int)
+    add_model_options(rollback)
+    predict = commands.add_parser("predict", help="classify images with the production model")
+    predict.add_argument("images", nargs="+", type=Path)
+    add_model_options(predict)
+
     options, rest = cli.parse_known_args(argv)
     if options.command == "train":
         from tasks.train import main as train_main
@@ -48,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             options.limit,
         )
         return 0
+    if options.command in ("models", "predict"):
+        return run_registry_command(options)
     from tasks.demo import run_demo
 
     return run_demo(options.output.resolve(), options.airflow_home.resolve(), json.loads(options.conf))
@@ -55,3 +76,31 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def run_registry_command(options: argparse.Namespace) -> int:
+    from tasks.registry import Registry, predict
+    from tasks.storage import make_client
+
+    registry = Registry(make_client(options.endpoint_url), options.bucket, options.model_name)
+    if options.command == "predict":
+        model, card = registry.load()
+        bodies = [path.read_bytes() for path in options.images]
+        for path, (name, probability) in zip(
+            options.images, predict(model, card, bodies, [str(p) for p in options.images]), strict=True
+        ):
+            print(f"{path}\t{name}\t{probability:.4f}")
+        return 0
+    if options.models_command == "list":
+        for info in registry.versions():
+            accuracy = f"{info.accuracy:.4f}" if info.accuracy is not None else "-"
+            state = "complete" if info.complete else "INCOMPLETE"
+            marker = "*" if info.in_production else " "
+            print(f"{marker} {info.version:>4}  {state:<10}  {accuracy}  {info.run_id or ''}")
+        return 0
+    if options.models_command == "show":
+        print(json.dumps(registry.card(options.version), indent=2))
+        return 0
+    pointer = registry.rollback(options.version)
+    print(f"production is now version {pointer['version']} ({pointer['version_uri']})")
+    return 0

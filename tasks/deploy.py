@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from tasks.config import PipelineConfig
 from tasks.model_card import build_card, card_markdown
+from tasks.registry import MARKER, pointer_from_card
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -32,7 +33,6 @@ from tasks.storage import (
 
 log = logging.getLogger(__name__)
 
-MARKER = "_COMPLETE"
 COPIED_FROM_ATTEMPT = (
     "model.keras",
     "evaluation.json",
@@ -177,25 +177,11 @@ def publish(
     export_for_serving(client, attempt.join("model.keras"), version_uri.join("serving", str(version)))
     put_bytes(client, version_uri.join(MARKER), b"")
     pointer = pointer_uri(config)
-    current_etag = head_etag(client, pointer)
     put_json_if(
         client,
         pointer,
-        {
-            "model_name": config.model_name,
-            "version": version,
-            "version_uri": str(version_uri),
-            "model_uri": str(version_uri.join("model.keras")),
-            "evaluation_uri": str(version_uri.join("evaluation.json")),
-            "class_names": list(config.class_names),
-            "image_size": config.image_size,
-            "metrics": {"accuracy": candidate.accuracy, "macro_f1": candidate.macro_f1},
-            "run_id": run_id,
-            "attempt": candidate.attempt,
-            "dataset_fingerprint": dataset_fingerprint,
-            "published_at": datetime.now(UTC).isoformat(),
-        },
-        expected_etag=current_etag,
+        pointer_from_card(card, version_uri, datetime.now(UTC).isoformat()),
+        expected_etag=head_etag(client, pointer),
     )
     log.info(
         "published %s version %d (test accuracy %.4f); pointer %s",

@@ -13,78 +13,8 @@ from tasks.storage import (
     get_bytes,
     get_json,
     head_etag,
-    put_bytes,
     put_json,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_model_bytes(tmp_path_factory) -> bytes:
-    from tasks.model import build_reference_cnn
-
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    build_reference_cnn(image_size=24, class_count=10).save(path)
-    return path.read_bytes()
-
-
-@pytest.fixture
-def candidate(s3, bucket, tiny_model_bytes) -> Candidate:
-    """An attempt's outputs as train, evaluate and decide leave them."""
-    attempt_uri = f"s3://{bucket}/runs/r1/attempt-1"
-    attempt = S3Uri.parse(attempt_uri)
-    put_bytes(s3, attempt.join("model.keras"), tiny_model_bytes)
-    put_bytes(s3, attempt.join("confusion_matrix.png"), b"\x89PNG")
-    put_json(s3, attempt.join("history.json"), {"epochs": [1], "metrics": {"loss": [1.0]}})
-    per_class = {"zero": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
-    put_json(
-        s3,
-        attempt.join("evaluation.json"),
-        {
-            "accuracy": 0.97,
-            "macro_precision": 0.97,
-            "macro_recall": 0.97,
-            "macro_f1": 0.96,
-            "macro_roc_auc_ovr": 0.99,
-            "test_images": 30,
-            "per_class": per_class,
-        },
-    )
-    put_json(
-        s3,
-        attempt.join("blessing.json"),
-        {
-            "blessed": True,
-            "reason": "accuracy 0.9700 meets every threshold",
-            "checks": [],
-            "baseline": None,
-        },
-    )
-    put_json(
-        s3,
-        attempt.join("train_result.json"),
-        {
-            "epochs_trained": 1,
-            "train_seconds": 2.0,
-            "images_per_second": 100.0,
-            "resumed_after_epoch": 0,
-            "request": {"epochs": 1},
-        },
-    )
-    put_json(
-        s3,
-        S3Uri(bucket, "runs/r1/dataset/dataset.json"),
-        {
-            "fingerprint": "fp",
-            "manifest_uri": f"s3://{bucket}/runs/r1/clean_manifest.csv",
-            "split_counts": {"train": 1, "validation": 1, "test": 1},
-            "class_names": ["zero"],
-            "image_size": 24,
-        },
-    )
-    return Candidate(
-        1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json", 0.97, 0.96
-    )
-
 
 DATASET = "runs/r1/dataset/dataset.json"
 

@@ -1,0 +1,87 @@
+"""The consumer contract: list, show, load (complete versions only), predict, roll back."""
+
+from __future__ import annotations
+
+import pytest
+from images_factory import digit_like, encode
+
+from tasks.config import PipelineConfig
+from tasks.deploy import publish
+from tasks.registry import Registry, predict
+from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix, put_json
+
+
+@pytest.fixture
+def published(s3, bucket, candidate) -> Registry:
+    """Two published versions of the same (tiny, real) model; production is version 2."""
+    config = PipelineConfig(bucket=bucket)
+    dataset_uri = f"s3://{bucket}/runs/r1/dataset/dataset.json"
+    publish(s3, config, candidate, "run-1", "fp", dataset_uri)
+    publish(s3, config, candidate, "run-2", "fp", dataset_uri)
+    return Registry(s3, bucket, config.model_name)
+
+
+def test_versions_and_pointer(published):
+    assert [(v.version, v.complete, v.in_production) for v in published.versions()] == [
+        (1, True, False),
+        (2, True, True),
+    ]
+    assert published.pointer()["version"] == 2
+    assert published.card()["run_id"] == "run-2"
+    assert published.card(1)["run_id"] == "run-1"
+
+
+def test_load_and_predict(published):
+    model, card = published.load()
+    assert card["version"] == 2
+    predictions = predict(model, card, [encode(digit_like(3)), encode(digit_like(9))], ["a.png", "b.png"])
+    assert len(predictions) == 2
+    for name, probability in predictions:
+        assert name in card["dataset"]["class_names"] and 0.0 <= probability <= 1.0
+
+
+def test_incomplete_versions_are_refused(s3, published):
+    s3.delete_object(Bucket=published.root.bucket, Key=f"{published.root.key}/1/_COMPLETE")
+    assert [v.complete for v in published.versions()] == [False, True]
+    with pytest.raises(StorageError, match="version 1 is missing or incomplete"):
+        published.load(1)
+    with pytest.raises(StorageError, match="version 9 is missing or incomplete"):
+        published.rollback(9)
+
+
+def test_rollback_then_republish(s3, bucket, candidate, published):
+    assert published.rollback(1)["version"] == 1
+    assert published.pointer()["version"] == 1 and published.pointer()["run_id"] == "run-1"
+    republished = publish(
+        s3,
+        PipelineConfig(bucket=bucket),
+        candidate,
+        "run-3",
+        "fp",
+        f"s3://{bucket}/runs/r1/dataset/dataset.json",
+    )
+    assert republished.version == 3 and published.pointer()["version"] == 3
+
+
+def test_rollback_loses_cleanly_to_a_concurrent_writer(s3, published, monkeypatch):
+    import tasks.registry as registry
+
+    real_head_etag = registry.head_etag
+
+    def head_then_race(client, uri):
+        etag = real_head_etag(client, uri)
+        put_json(client, uri, {"version": 2, "written_by": "another run"})
+        return etag
+
+    monkeypatch.setattr(registry, "head_etag", head_then_race)
+    with pytest.raises(WriteConflictError, match="changed by another writer"):
+        published.rollback(1)
+    assert published.pointer()["written_by"] == "another run"
+
+
+def test_no_production_model_yet(s3, bucket):
+    registry = Registry(s3, bucket, "nothing-here")
+    assert registry.pointer() is None and registry.versions() == []
+    with pytest.raises(StorageError, match="no production model yet"):
+        registry.load()
+    delete_prefix(s3, S3Uri(bucket, "models/"))
