@@ -74,10 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     return run_demo(options.output.resolve(), options.airflow_home.resolve(), json.loads(options.conf))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def run_registry_command(options: argparse.Namespace) -> int:
     from tasks.registry import Registry, predict
     from tasks.storage import make_client
@@ -104,3 +100,7 @@ def run_registry_command(options: argparse.Namespace) -> int:
     pointer = registry.rollback(options.version)
     print(f"production is now version {pointer['version']} ({pointer['version_uri']})")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,3 +37,28 @@ def test_unknown_arguments_are_refused():
     completed = retrain("demo-data", "--no-such-flag", endpoint="http://127.0.0.1:9")
     assert completed.returncode == 2
     assert "unrecognized arguments: --no-such-flag" in completed.stderr
+
+
+def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_path):
+    from images_factory import digit_like, encode
+
+    from tasks.config import PipelineConfig
+    from tasks.deploy import publish
+
+    dataset_uri = f"s3://{bucket}/runs/r1/dataset/dataset.json"
+    for run_id in ("run-1", "run-2"):
+        publish(s3, PipelineConfig(bucket=bucket), candidate, run_id, "fp", dataset_uri)
+    where = ("--bucket", bucket)
+    listed = retrain("models", "list", *where, endpoint=s3_endpoint)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[:2] for line in listed.stdout.splitlines()] == [["1", "complete"], ["*", "2"]]
+    shown = retrain("models", "show", "1", *where, endpoint=s3_endpoint)
+    assert '"run_id": "run-1"' in shown.stdout
+    rolled = retrain("models", "rollback", "1", *where, endpoint=s3_endpoint)
+    assert rolled.stdout.startswith("production is now version 1")
+    image = tmp_path / "digit.png"
+    image.write_bytes(encode(digit_like(4)))
+    predicted = retrain("predict", str(image), *where, endpoint=s3_endpoint)
+    assert predicted.returncode == 0, predicted.stderr
+    path, class_name, probability = predicted.stdout.strip().split("\t")
+    assert path == str(image) and class_name in PipelineConfig().class_names and 0 <= float(probability) <= 1
