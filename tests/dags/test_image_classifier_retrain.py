@@ -32,6 +32,16 @@ def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
     for name in ("model.keras", "evaluation.json", "history.json", MARKER):
         assert exists(s3, S3Uri.parse(pointer["version_uri"]).join(name)), name
 
+    # A consumer loads the production model and classifies demo images with it.
+    from tasks.registry import Registry, predict
+
+    model, card = Registry(s3, digits_bucket, model_name).load()
+    keys = [item["Key"] for item in iter_objects(s3, S3Uri(digits_bucket, "raw/"))][:60]
+    bodies = [get_bytes(s3, S3Uri(digits_bucket, key)) for key in keys]
+    predicted = [name for name, _ in predict(model, card, bodies, keys)]
+    correct = sum(name == key.split("/")[1] for name, key in zip(predicted, keys, strict=True))
+    assert correct / len(keys) >= 0.5
+
 
 def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
@@ -187,3 +197,28 @@ def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_re
     for part in ("raw", "processed"):
         assert exists(s3, S3Uri(bucket, f"reports/{run_folder}/data_docs/{part}/index.html"))
         assert exists(s3, S3Uri(bucket, f"reports/{run_folder}/data_docs/{part}/validation_results.json"))
+
+
+def test_retrain_path_deploys_the_second_attempt(run_retrain, s3, digits_bucket):
+    """One epoch from scratch reaches about 0.64 here; the second attempt (warm start, one more
+    epoch at half the learning rate) about 0.92: a 0.80 threshold separates them widely."""
+    model_name = f"e2e-retrain-{uuid.uuid4().hex[:6]}"
+    dag_run, states = run_retrain(
+        bucket=digits_bucket,
+        model_name=model_name,
+        min_test_accuracy=0.8,
+        max_attempts=2,
+        **{**FAST, "epochs": 1},
+    )
+    assert dag_run.state == "success", states
+    assert states["attempt_1.accept"] == "skipped" and states["attempt_2.accept"] == "success"
+    assert states["attempt_3.plan"] == "skipped" and states["deploy"] == "success"
+    pointer = get_json(s3, pointer_uri(PipelineConfig(bucket=digits_bucket, model_name=model_name)))
+    assert (pointer["version"], pointer["attempt"]) == (1, 2)
+    from tasks.config import run_partition
+
+    run_folder = run_partition(pointer["run_id"])
+    first = get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-1/blessing.json"))
+    second = get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-2/blessing.json"))
+    assert not first["blessed"] and second["blessed"]
+    assert get_json(s3, S3Uri.parse(pointer["version_uri"]).join("model_card.json"))["attempt"] == 2

@@ -97,3 +97,44 @@ def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidat
         publish(s3, config, broken, "run-2", "fp", f"s3://{bucket}/{DATASET}")
     assert get_bytes(s3, pointer_uri(config)) == before
     assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None
+
+
+def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate, monkeypatch):
+    """Both runs read the pointer's ETag before either writes (a barrier holds them there);
+    the conditional write lets exactly one through."""
+    import threading
+
+    import tasks.deploy as deploy
+
+    config = PipelineConfig(bucket=bucket)
+    publish(s3, config, candidate, "run-0", "fp", f"s3://{bucket}/{DATASET}")
+    both_read = threading.Barrier(2, timeout=60)
+    real_head_etag = deploy.head_etag
+
+    def read_then_wait(client, uri):
+        etag = real_head_etag(client, uri)
+        both_read.wait()
+        return etag
+
+    monkeypatch.setattr(deploy, "head_etag", read_then_wait)
+    outcomes: dict[str, object] = {}
+
+    def deploy_run(run_id: str) -> None:
+        try:
+            outcomes[run_id] = publish(s3, config, candidate, run_id, "fp", f"s3://{bucket}/{DATASET}")
+        except WriteConflictError as error:
+            outcomes[run_id] = error
+
+    threads = [threading.Thread(target=deploy_run, args=(run_id,)) for run_id in ("run-a", "run-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    winners = [run for run, outcome in outcomes.items() if not isinstance(outcome, Exception)]
+    losers = [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert "production.json: changed by another writer since it was read" in str(losers[0])
+    pointer = get_json(s3, pointer_uri(config))
+    assert pointer["run_id"] == winners[0]
+    assert exists(s3, S3Uri.parse(pointer["version_uri"]).join(MARKER))
+    assert sorted(versions(s3, config)) == [1, 2, 3]  # each run claimed its own version
