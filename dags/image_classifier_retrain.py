@@ -96,6 +96,18 @@ PARAMS = {
         maximum=ATTEMPT_GROUPS,
         description="Training attempts before giving up",
     ),
+    "retry_learning_rate_factor": Param(
+        DEFAULTS.retry_learning_rate_factor,
+        type="number",
+        exclusiveMinimum=0,
+        maximum=1,
+        description="Each retry multiplies the learning rate by this",
+    ),
+    "retry_warm_start": Param(
+        DEFAULTS.retry_warm_start,
+        type="boolean",
+        description="Retries continue from the previous attempt's weights (else: fresh model, new seed)",
+    ),
     "min_images": Param(
         DEFAULTS.min_images,
         type="integer",
@@ -229,6 +241,8 @@ def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None 
         config.learning_rate,
         config.seed,
         previous["model_uri"] if previous else None,
+        config.retry_learning_rate_factor,
+        config.retry_warm_start,
     )
     log.info(change)
     return asdict(request)

@@ -45,6 +45,8 @@ class PipelineConfig:
     min_macro_f1: float | None = None
     max_regression: float | None = 0.0  # how far below the champion a candidate may score
     max_attempts: int = 3
+    retry_learning_rate_factor: float = 0.5
+    retry_warm_start: bool = True
     min_images: int = 100
     # The data-quality gate (see README, "Data-quality gate").
     min_images_per_class: int = 10
@@ -84,6 +86,8 @@ class PipelineConfig:
             yield f"image_size {self.image_size} must be within 22..512"
         if self.epochs < 1 or self.batch_size < 1 or self.max_attempts < 1:
             yield "epochs, batch_size and max_attempts must be at least 1"
+        if not 0 < self.retry_learning_rate_factor <= 1:
+            yield f"retry_learning_rate_factor {self.retry_learning_rate_factor} must be within (0, 1]"
         if not 0 < self.learning_rate < 1:
             yield f"learning_rate {self.learning_rate} must be within (0, 1)"
         for name in ("min_test_accuracy", "min_macro_f1", "max_regression"):

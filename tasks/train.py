@@ -83,20 +83,25 @@ def plan_attempt(
     learning_rate: float,
     seed: int,
     previous_model_uri: str | None,
+    retry_learning_rate_factor: float = 0.5,
+    retry_warm_start: bool = True,
 ) -> tuple[TrainRequest, str]:
-    """What attempt N trains, and why it may do better than attempt N-1: it continues from the
-    previous attempt's weights for another `epochs` epochs at half the learning rate."""
+    """What attempt N trains, and why it may do better than attempt N-1. The schedule: each
+    retry multiplies the learning rate by `retry_learning_rate_factor` and, with
+    `retry_warm_start`, continues from the previous attempt's weights for `epochs` more epochs
+    (without it, it trains a fresh model with a different seed)."""
     if attempt == 1 or not previous_model_uri:
         request = TrainRequest(dataset_uri, attempt_uri, epochs, batch_size, learning_rate, seed)
         return request, f"attempt {attempt}: fresh model, {epochs} epochs, lr {learning_rate:g}"
-    lowered = learning_rate * 0.5 ** (attempt - 1)
+    lowered = learning_rate * retry_learning_rate_factor ** (attempt - 1)
+    warm_start_uri = previous_model_uri if retry_warm_start else None
     request = TrainRequest(
-        dataset_uri, attempt_uri, epochs, batch_size, lowered, seed + attempt, previous_model_uri
+        dataset_uri, attempt_uri, epochs, batch_size, lowered, seed + attempt, warm_start_uri
     )
-    change = (
-        f"attempt {attempt}: warm start from {previous_model_uri}, {epochs} more epochs, "
-        f"lr lowered to {lowered:g}"
+    start = (
+        f"warm start from {previous_model_uri}" if warm_start_uri else f"fresh model, seed {seed + attempt}"
     )
+    change = f"attempt {attempt}: {start}, {epochs} more epochs, lr changed to {lowered:g}"
     return request, change
 
 

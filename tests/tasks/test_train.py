@@ -34,7 +34,12 @@ def test_plan_attempt_changes_something_on_each_retry():
     assert first.warm_start_uri is None and "fresh model" in why_first
     assert second.warm_start_uri == "s3://b/a1/model.keras"
     assert second.learning_rate == pytest.approx(5e-4)
-    assert "warm start" in why_second and "lr lowered" in why_second
+    assert "warm start" in why_second and "lr changed to 0.0005" in why_second
+    third, why_third = plan_attempt(
+        "s3://b/d.json", "s3://b/a3", 3, 5, 32, 1e-3, 42, "s3://b/a2/model.keras", 0.1, False
+    )
+    assert third.warm_start_uri is None and third.learning_rate == pytest.approx(1e-5)
+    assert "fresh model, seed 45" in why_third
 
 
 def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket, dataset_128):
