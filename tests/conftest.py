@@ -177,3 +177,24 @@ def candidate(s3, bucket, tiny_model_bytes):
     return Candidate(
         1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json", 0.97, 0.96
     )
+
+
+@pytest.fixture
+def writer_between_read_and_write(monkeypatch):
+    """Makes another writer replace the object right after `module` reads its ETag, so the
+    module's conditional write must lose. Returns the document the other writer wrote."""
+
+    def install(module, document: dict) -> dict:
+        from tasks.storage import put_json
+
+        real_head_etag = module.head_etag
+
+        def read_then_other_writer(client, uri):
+            etag = real_head_etag(client, uri)
+            put_json(client, uri, document)
+            return etag
+
+        monkeypatch.setattr(module, "head_etag", read_then_other_writer)
+        return document
+
+    return install

@@ -13,7 +13,6 @@ from tasks.storage import (
     get_bytes,
     get_json,
     head_etag,
-    put_json,
 )
 
 DATASET = "runs/r1/dataset/dataset.json"
@@ -69,20 +68,15 @@ def test_a_retried_deploy_finishes_its_own_version(s3, bucket, candidate):
     assert versions(s3, config) == [1]
 
 
-def test_a_stale_pointer_write_loses_without_overwriting(s3, bucket, candidate, monkeypatch):
+def test_a_stale_pointer_write_loses_without_overwriting(
+    s3, bucket, candidate, writer_between_read_and_write
+):
     """Another run moves the pointer between our read of its ETag and our write."""
     import tasks.deploy as deploy
 
     config = PipelineConfig(bucket=bucket)
     publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
-    real_head_etag = deploy.head_etag
-
-    def head_then_race(client, uri):
-        etag = real_head_etag(client, uri)
-        put_json(client, uri, {"version": 99, "written_by": "the other run"})
-        return etag
-
-    monkeypatch.setattr(deploy, "head_etag", head_then_race)
+    writer_between_read_and_write(deploy, {"version": 99, "written_by": "the other run"})
     with pytest.raises(WriteConflictError, match="production.json: changed by another writer"):
         publish(s3, config, candidate, "run-2", "fp", f"s3://{bucket}/{DATASET}")
     assert get_json(s3, pointer_uri(config))["written_by"] == "the other run"

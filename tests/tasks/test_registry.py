@@ -8,7 +8,7 @@ from images_factory import digit_like, encode
 from tasks.config import PipelineConfig
 from tasks.deploy import publish
 from tasks.registry import Registry, predict
-from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix, put_json
+from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix
 
 
 @pytest.fixture
@@ -63,17 +63,10 @@ def test_rollback_then_republish(s3, bucket, candidate, published):
     assert republished.version == 3 and published.pointer()["version"] == 3
 
 
-def test_rollback_loses_cleanly_to_a_concurrent_writer(s3, published, monkeypatch):
+def test_rollback_loses_cleanly_to_a_concurrent_writer(s3, published, writer_between_read_and_write):
     import tasks.registry as registry
 
-    real_head_etag = registry.head_etag
-
-    def head_then_race(client, uri):
-        etag = real_head_etag(client, uri)
-        put_json(client, uri, {"version": 2, "written_by": "another run"})
-        return etag
-
-    monkeypatch.setattr(registry, "head_etag", head_then_race)
+    writer_between_read_and_write(registry, {"version": 2, "written_by": "another run"})
     with pytest.raises(WriteConflictError, match="changed by another writer"):
         published.rollback(1)
     assert published.pointer()["written_by"] == "another run"
