@@ -11,7 +11,7 @@ Layout under `models/<model_name>/`:
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tasks.config import PipelineConfig
@@ -191,7 +191,3 @@ def publish(
         pointer,
     )
     return Publication(config.model_name, version, str(version_uri), str(pointer), candidate.accuracy)
-
-
-def publication_record(publication: Publication) -> dict:
-    return asdict(publication)
