@@ -224,14 +224,11 @@ def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None 
     """Decides what this attempt trains (and what it changes from the last one)."""
     from dataclasses import asdict
 
-    from tasks.config import run_partition
     from tasks.train import plan_attempt
 
     context = get_current_context()
     config = run_config(context)
-    attempt_uri = (
-        f"s3://{config.bucket}/{config.runs_prefix}{run_partition(context['run_id'])}/attempt-{attempt}"
-    )
+    attempt_uri = f"s3://{config.bucket}/{config.run_prefix(context['run_id'])}/attempt-{attempt}"
     request, change = plan_attempt(
         dataset["dataset_uri"],
         attempt_uri,

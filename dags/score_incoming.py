@@ -9,7 +9,6 @@ writes `predictions/<run_id>.csv` (key, class, probability, model version) to th
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import timedelta
 from typing import Any
@@ -18,9 +17,8 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from retrain_airflow import failing_fast, production_asset, run_config, s3_client
-from tasks.config import PipelineConfig
+from tasks.config import PipelineConfig, run_partition
 
-log = logging.getLogger("retrain.dag")
 AWS_CONN_ID = os.environ.get("RETRAIN_AWS_CONN_ID", "aws_default")
 DEFAULTS = PipelineConfig()
 
@@ -28,32 +26,23 @@ DEFAULTS = PipelineConfig()
 @task(retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
 def score() -> dict[str, Any]:
     """Predicts every image under incoming_prefix and writes one CSV of predictions."""
-    import csv
-    import io
+    from dataclasses import asdict
 
-    from tasks.config import run_partition
-    from tasks.registry import Registry, predict
-    from tasks.storage import S3Uri, get_bytes, iter_objects, put_bytes
+    from tasks.registry import Registry
+    from tasks.score import score_prefix
+    from tasks.storage import S3Uri
 
     context = get_current_context()
     config = run_config(context)
     client = s3_client(AWS_CONN_ID)
     with failing_fast():
-        model, card = Registry(client, config.bucket, config.model_name, config.models_prefix).load()
-        incoming = S3Uri(config.bucket, context["params"]["incoming_prefix"])
-        keys = [item["Key"] for item in iter_objects(client, incoming) if not item["Key"].endswith("/")]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["key", "class_name", "probability", "model_version"])
-        for start in range(0, len(keys), 64):
-            batch = keys[start : start + 64]
-            bodies = [get_bytes(client, S3Uri(config.bucket, key)) for key in batch]
-            for key, (name, probability) in zip(batch, predict(model, card, bodies, batch), strict=True):
-                writer.writerow([key, name, f"{probability:.6f}", card["version"]])
-        output = S3Uri(config.bucket, f"predictions/{run_partition(context['run_id'])}.csv")
-        put_bytes(client, output, buffer.getvalue().encode(), "text/csv")
-    log.info("scored %d images with version %d; predictions in %s", len(keys), card["version"], output)
-    return {"predictions_uri": str(output), "images": len(keys), "model_version": card["version"]}
+        result = score_prefix(
+            client,
+            Registry(client, config.bucket, config.model_name, config.models_prefix),
+            S3Uri(config.bucket, context["params"]["incoming_prefix"]),
+            S3Uri(config.bucket, f"predictions/{run_partition(context['run_id'])}.csv"),
+        )
+    return asdict(result)
 
 
 @dag(

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
-from tasks.config import PipelineConfig, run_partition
+from tasks.config import PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
 from tasks.storage import (
     S3Client,
@@ -26,7 +26,7 @@ from tasks.storage import (
     get_bytes,
     iter_objects,
     parallel_map,
-    put_bytes,
+    put_csv,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def class_of(key: str, raw_prefix: str) -> str | None:
 
 
 def manifest_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
-    return S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}/manifest.csv")
+    return S3Uri(config.bucket, f"{config.run_prefix(run_id)}/manifest.csv")
 
 
 def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
@@ -113,9 +113,7 @@ def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectRes
         )
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     manifest_uri = manifest_uri_for(config, run_id)
-    buffer = io.StringIO()
-    manifest.to_csv(buffer, index=False)
-    put_bytes(client, manifest_uri, buffer.getvalue().encode(), "text/csv")
+    put_csv(client, manifest_uri, manifest)
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
     log.info(
         "collected %d objects (%d not decodable); per class: %s",

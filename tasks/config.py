@@ -121,6 +121,10 @@ class PipelineConfig:
         params["allowed_formats"] = list(self.allowed_formats)
         return params
 
+    def run_prefix(self, run_id: str) -> str:
+        """The key prefix (no trailing '/') under which one DAG run writes everything."""
+        return f"{self.runs_prefix}{run_partition(run_id)}"
+
     def class_share_bounds(self) -> tuple[float, float]:
         """Each class's share of the images must lie within uniform / r .. uniform * r."""
         uniform = 1 / len(self.class_names)

@@ -33,7 +33,11 @@ class Outcome:
         return f"{self.expectation}({self.column})" if self.column else self.expectation
 
     def describe(self) -> str:
-        return f"{self.suite}: {self.name}: observed {self.observed}"
+        """One line for the failure message: suite, expectation, observed value, failing keys."""
+        keys = self.unexpected_keys[:5]
+        return f"{self.suite}: {self.name}: observed {self.observed}" + (
+            f" for {', '.join(keys)}" if keys else ""
+        )
 
 
 def _observed(result: dict) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.collect import read_manifest
-from tasks.config import PipelineConfig, run_partition
+from tasks.config import PipelineConfig
 from tasks.expectations import Validator, table
 from tasks.images import decode_rgb
 from tasks.shards import SPLITS, write_split
@@ -30,7 +30,6 @@ from tasks.storage import (
     get_bytes,
     parallel_map,
     put_json,
-    upload_file,
     upload_tree,
 )
 from tasks.validate import DataValidationError, reports_uri_for
@@ -64,7 +63,7 @@ def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
 
 
 def dataset_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
-    return S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}/dataset")
+    return S3Uri(config.bucket, f"{config.run_prefix(run_id)}/dataset")
 
 
 def processed_frames(
@@ -150,10 +149,7 @@ def check_processed(
     failures = [o for o in outcomes if not o.success]
     if not failures:
         return validator, None
-    return validator, "processed dataset failed: " + "; ".join(
-        o.describe() + (f" for {', '.join(o.unexpected_keys[:5])}" if o.unexpected_keys else "")
-        for o in failures
-    )
+    return validator, "processed dataset failed: " + "; ".join(o.describe() for o in failures)
 
 
 def preprocess(client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str) -> PreprocessResult:
@@ -189,9 +185,8 @@ def preprocess(client: S3Client, config: PipelineConfig, manifest_uri: str, run_
             chosen = [index for index, name in enumerate(splits) if name == split]
             records = ((images[i], labels[i], rows[i].sha256) for i in chosen)
             paths = write_split(Path(scratch), split, records)
-            targets = [dataset_uri.join(path.name) for path in paths]
-            parallel_map(lambda pair: upload_file(client, *pair), list(zip(paths, targets, strict=True)))
-            shard_uris[split] = [str(target) for target in targets]
+            shard_uris[split] = [str(dataset_uri.join(path.name)) for path in paths]
+        upload_tree(client, Path(scratch), dataset_uri)
     split_counts = {split: splits.count(split) for split in SPLITS}
     fingerprint = dataset_fingerprint([row.sha256 for row in rows], labels)
     put_json(

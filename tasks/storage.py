@@ -151,6 +151,11 @@ def put_bytes(client: S3Client, uri: S3Uri, body: bytes, content_type: str = "")
         raise explain(error, f"writing {uri}") from error
 
 
+def put_csv(client: S3Client, uri: S3Uri, frame: Any) -> None:
+    """A pandas DataFrame as CSV without its index."""
+    put_bytes(client, uri, frame.to_csv(index=False).encode(), "text/csv")
+
+
 def get_json(client: S3Client, uri: S3Uri) -> Any:
     return json.loads(get_bytes(client, uri))
 

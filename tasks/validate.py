@@ -10,7 +10,6 @@ rare or too common) fail the run at once. Data Docs and the validation results g
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import pandas as pd
 
 from tasks.config import PipelineConfig, run_partition
 from tasks.expectations import Outcome, Validator, table
-from tasks.storage import S3Client, S3Uri, put_bytes, put_json, upload_tree
+from tasks.storage import S3Client, S3Uri, put_csv, put_json, upload_tree
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +156,7 @@ def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Val
     failure = None
     dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
     if dataset_failures:
-        failure = "data quality gate failed: " + "; ".join(
-            o.describe() + (f" for {', '.join(o.unexpected_keys)}" if o.unexpected_keys else "")
-            for o in dataset_failures
-        )
+        failure = "data quality gate failed: " + "; ".join(o.describe() for o in dataset_failures)
     elif len(quarantine) > config.max_quarantine_fraction * len(frame):
         failure = _quarantine_failure(quarantine, len(frame), config.max_quarantine_fraction)
     return GateFindings(
@@ -177,7 +173,7 @@ def validate(
 ) -> GateResult:
     """Runs the gate and writes its outputs (Data Docs, validation results, quarantine.json,
     the clean manifest), also when it fails; then raises DataValidationError on failure."""
-    run_uri = S3Uri(config.bucket, f"{config.runs_prefix}{run_partition(run_id)}")
+    run_uri = S3Uri(config.bucket, config.run_prefix(run_id))
     docs_uri = reports_uri_for(config, run_id).join("data_docs", "raw")
     quarantine_uri = run_uri.join("quarantine.json")
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
@@ -208,10 +204,8 @@ def validate(
     )
     if findings.failure:
         raise DataValidationError(findings.failure)
-    buffer = io.StringIO()
-    findings.clean.to_csv(buffer, index=False)
     clean_uri = run_uri.join("clean_manifest.csv")
-    put_bytes(client, clean_uri, buffer.getvalue().encode(), "text/csv")
+    put_csv(client, clean_uri, findings.clean)
     return GateResult(
         str(clean_uri),
         str(quarantine_uri),
