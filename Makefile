@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean trainer-image engine-start engine-stop
+.PHONY: install demo test lint bench clean trainer-image engine-start engine-stop env up down down-volumes \
+	logs ps standin-images
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +23,9 @@ demo: install
 ## real Docker engine (started here if none runs, and stopped again at the end).
 test: install lint
 	@docker/engine.sh start; \
-	if docker info >/dev/null 2>&1; then docker/trainer/build-offline.sh || { docker/engine.sh stop; exit 1; }; fi; \
+	if docker info >/dev/null 2>&1; then \
+		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
+	fi; \
 	$(BIN)/python -m pytest; status=$$?; \
 	docker/engine.sh stop; exit $$status
 
@@ -33,6 +36,36 @@ trainer-image: install
 ## The GPU trainer image from the official TensorFlow GPU image (needs a registry).
 trainer-image-gpu:
 	docker build -f docker/trainer/Dockerfile -t $${RETRAIN_TRAINER_IMAGE:-nightly-retrain-trainer:latest} .
+
+## The full stack (docker-compose.yaml): Airflow on Celery, MinIO, trainer containers.
+## Docker Compose v2 from the engine's plugin, else the one `make install` puts in .venv.
+COMPOSE ?= docker/compose.sh
+
+.env:
+	$(PYTHON) docker/new_env.py
+
+env: .env
+
+up: .env
+	$(COMPOSE) --profile build build
+	$(COMPOSE) up --detach --wait
+
+down:
+	$(COMPOSE) down
+
+## Also deletes the volumes: the Airflow database, MinIO's data and the task logs.
+down-volumes:
+	$(COMPOSE) down --volumes
+
+logs:
+	$(COMPOSE) logs --follow --tail 100
+
+ps:
+	$(COMPOSE) ps
+
+## Registry-free stand-ins that let the full-stack test run the compose file here.
+standin-images: install
+	docker/standin/build.sh
 
 engine-start:
 	docker/engine.sh start

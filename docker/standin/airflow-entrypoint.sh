@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stand-in for the official Airflow image's /entrypoint: waits for the database, migrates it
+# and creates the admin user when asked (_AIRFLOW_DB_MIGRATE, _AIRFLOW_WWW_USER_CREATE), then
+# runs `airflow <command>` (so `celery worker` is `airflow celery worker`), or bash/python.
+set -euo pipefail
+
+wait_for_database() {
+    for _ in $(seq 60); do
+        airflow db check >/dev/null 2>&1 && return 0
+        sleep 2
+    done
+    echo "database not reachable: ${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN%%:*}://..." >&2
+    exit 1
+}
+
+if [[ "${_AIRFLOW_DB_MIGRATE:-}" == "true" ]]; then
+    wait_for_database
+    airflow db migrate
+fi
+if [[ "${_AIRFLOW_WWW_USER_CREATE:-}" == "true" ]]; then
+    airflow users create --role Admin --firstname Airflow --lastname Admin --email admin@example.org \
+        --username "${_AIRFLOW_WWW_USER_USERNAME:-admin}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
+        || echo "admin user exists"
+fi
+
+case "${1:-}" in
+    "") exec airflow version ;;
+    airflow | bash | sh | python | python3) exec "$@" ;;
+    *) exec airflow "$@" ;;
+esac
