@@ -1,0 +1,150 @@
+"""The full stack, run for real: docker-compose.yaml (with docker/standin/compose.standin.yaml
+swapping in registry-free images) comes up healthy, and a run triggered through the REST API
+with Params trains in a trainer container that the Celery worker starts through the socket
+proxy, on the compose network, and publishes the model to the stack's S3."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from compose_helpers import compose
+
+from tasks.demo_data import upload_digits
+from tasks.registry import Registry
+from tasks.storage import make_client
+
+pytestmark = pytest.mark.slow
+DAG_ID = "image_classifier_retrain"
+STANDIN_IMAGES = ("nightly-retrain-airflow-base:standin", "nightly-retrain-services:standin")
+RUN_CONF = {
+    "image_size": 32,
+    "epochs": 2,
+    "min_images": 100,
+    "min_test_accuracy": 0.3,
+    "max_attempts": 1,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Api:
+    """The Airflow REST API of the stack, logged in as the admin from .env."""
+
+    def __init__(self, base_url: str, username: str, password: str):
+        self.base_url = base_url
+        self.token = self.call("POST", "/auth/token", {"username": username, "password": password})[
+            "access_token"
+        ]
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if hasattr(self, "token") else {}),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.call("GET", f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError as error:
+                if error.code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(5)
+
+
+@pytest.fixture(scope="module")
+def stack(docker_client, trainer_image, env_file, env_values):
+    """The stack under a project name of its own, on free ports; torn down with its volumes."""
+    for image in STANDIN_IMAGES:
+        if not docker_client.images.list(name=image):
+            pytest.fail(f"{image} is not built; run `make standin-images`")
+    name = f"nightly-retrain-test-{uuid.uuid4().hex[:6]}"
+    settings = {
+        "COMPOSE_PROJECT_NAME": name,
+        "RETRAIN_DOCKER_NETWORK": name,
+        "AIRFLOW_IMAGE_NAME": "nightly-retrain-airflow:standin",
+        "AIRFLOW_BASE_IMAGE": "nightly-retrain-airflow-base:standin",
+        "AIRFLOW_API_PORT": str(free_port()),
+        "MINIO_API_PORT": str(free_port()),
+        "MINIO_CONSOLE_PORT": str(free_port()),
+        "AIRFLOW_WORKER_CONCURRENCY": "2",
+    }
+    files = ("-f", "docker-compose.yaml", "-f", "docker/standin/compose.standin.yaml")
+
+    def run(*args: str, check: bool = True):
+        return compose(*files, *args, env_file=env_file, env=settings, check=check)
+
+    run("build")
+    try:
+        started = time.monotonic()
+        up = run("up", "--detach", "--wait", "--wait-timeout", "600", check=False)
+        assert up.returncode == 0, up.stderr[-3000:] + run("logs", "--tail", "60", check=False).stdout[-8000:]
+        print(f"stack healthy in {time.monotonic() - started:.0f} s")
+        yield {**settings, "run": run}
+    finally:
+        run("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
+
+
+def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_minio(stack, env_values):
+    # The stand-in S3 (moto) does not check credentials; MinIO checks the stack's access key.
+    s3 = make_client(f"http://127.0.0.1:{stack['MINIO_API_PORT']}")
+    bucket = env_values["RETRAIN_BUCKET"]
+    upload_digits(s3, bucket, "raw/", image_size=32, limit=600)
+    model_name = f"stack-{uuid.uuid4().hex[:6]}"
+
+    api = Api(
+        f"http://127.0.0.1:{stack['AIRFLOW_API_PORT']}",
+        env_values["AIRFLOW_ADMIN_USER"],
+        env_values["AIRFLOW_ADMIN_PASSWORD"],
+    )
+    api.wait_for_dag(DAG_ID, timeout_s=300)
+    api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    run = api.call(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {"logical_date": None, "conf": {**RUN_CONF, "model_name": model_name}},
+    )
+    run_path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+    started = time.monotonic()
+    while (state := api.call("GET", run_path)["state"]) in ("queued", "running"):
+        assert time.monotonic() - started < 1500, "the run did not finish within 25 minutes"
+        time.sleep(10)
+    print(f"run {state} in {time.monotonic() - started:.0f} s")
+    tasks = {
+        ti["task_id"]: ti["state"] for ti in api.call("GET", f"{run_path}/taskInstances")["task_instances"]
+    }
+    assert state == "success", (
+        tasks,
+        stack["run"]("logs", "--tail", "80", "airflow-worker", check=False).stdout,
+    )
+    assert tasks["attempt_1.train"] == "success"
+    assert tasks["deploy"] == "success"
+
+    pointer = Registry(s3, bucket, model_name).pointer()
+    assert pointer is not None and pointer["version"] == 1
+
+    # The worker reached the engine only through the proxy, and the trainer container ran there.
+    proxy_log = stack["run"]("logs", "docker-socket-proxy", check=False).stdout
+    assert "POST /v" in proxy_log and "/containers/create" in proxy_log
+    train_log = api.call("GET", f"{run_path}/taskInstances/attempt_1.train/logs/1?full_content=true")
+    assert "trainer container" in json.dumps(train_log)
+    assert f"network={stack['RETRAIN_DOCKER_NETWORK']}" in json.dumps(train_log)
