@@ -6,6 +6,7 @@ proxy, on the compose network, and publishes the model to the stack's S3."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import urllib.error
@@ -143,8 +144,14 @@ def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_mini
     assert pointer is not None and pointer["version"] == 1
 
     # The worker reached the engine only through the proxy, and the trainer container ran there.
-    proxy_log = stack["run"]("logs", "docker-socket-proxy", check=False).stdout
-    assert "POST /v" in proxy_log and "/containers/create" in proxy_log
+    proxy_log = stack["run"]("logs", "--no-log-prefix", "docker-socket-proxy", check=False).stdout
+    calls = re.findall(r'\s(\d{3})\s.*"([A-Z]+) (?:/v[0-9.]+)?(/[^ ?]*)', proxy_log)
+    print(
+        "docker API calls through the proxy:",
+        sorted({(method, path, status) for status, method, path in calls}),
+    )
+    assert any(method == "POST" and path == "/containers/create" for _, method, path in calls), proxy_log
+    assert all(status != "403" for status, _, _ in calls), "the worker needed a call the proxy refuses"
     train_log = api.call("GET", f"{run_path}/taskInstances/attempt_1.train/logs/1?full_content=true")
     assert "trainer container" in json.dumps(train_log)
     assert f"network={stack['RETRAIN_DOCKER_NETWORK']}" in json.dumps(train_log)

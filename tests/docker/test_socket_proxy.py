@@ -114,6 +114,7 @@ def test_everything_else_is_refused(proxy):
         ("GET", "/secrets"),
         ("GET", "/plugins"),
         ("GET", "/events"),
+        ("GET", "/info"),
         ("POST", "/v1.41/session"),
     ],
 )
