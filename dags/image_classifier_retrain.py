@@ -29,6 +29,7 @@ from trainer_operator import BACKENDS, TrainerOperator
 log = logging.getLogger("retrain.dag")
 
 AWS_CONN_ID = os.environ.get("RETRAIN_AWS_CONN_ID", "aws_default")
+# A cron expression, or "none" for runs triggered only by hand or through the API.
 SCHEDULE = os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *")
 # The retrain loop is unrolled into this many task groups; `max_attempts` may use fewer.
 ATTEMPT_GROUPS = int(os.environ.get("RETRAIN_ATTEMPT_GROUPS", "3"))
@@ -394,7 +395,7 @@ def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 @dag(
     dag_id="image_classifier_retrain",
-    schedule=SCHEDULE,
+    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -57,6 +57,32 @@ def test_schedule_and_run_policy(retrain_dag):
     assert retrain_dag.doc_md and "Nightly retrain" in retrain_dag.doc_md
 
 
+@pytest.mark.parametrize(("setting", "expected"), [("none", "None"), ("30 3 * * 1", "30 3 * * 1")])
+def test_the_schedule_comes_from_the_environment(setting, expected):
+    dag_file = ROOT / "dags" / "image_classifier_retrain.py"
+    probe = (
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('probe', {str(dag_file)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(module.image_classifier_retrain().schedule)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
+            "PATH": "/usr/bin:/bin",
+            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
+            "RETRAIN_SCHEDULE": setting,
+        },
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == expected
+
+
 def test_params_have_types_and_defaults(retrain_dag):
     params = retrain_dag.params
     expected = {

@@ -150,7 +150,8 @@ described = conf.configuration_description
 print(json.dumps({
     "conn_id": train.aws_conn_id, "docker_url": train.docker_url, "network": train.network_mode,
     "backend": dag.params["trainer_backend"], "image": dag.params["trainer_image"],
-    "gpus": dag.params["gpus"], "bucket": dag.params["bucket"], "config_bucket": PipelineConfig().bucket,
+    "gpus": dag.params["gpus"], "schedule": dag.schedule,
+    "bucket": dag.params["bucket"], "config_bucket": PipelineConfig().bucket,
     "unknown_options": [name for name in options if (parts := name.lower().split("__"))[1] != "celery"
                         and parts[2] not in described.get(parts[1], {}).get("options", {})],
 }))
@@ -166,6 +167,7 @@ print(json.dumps({
     assert parsed["backend"] == "docker"
     assert parsed["image"] == compose_config["services"]["trainer-image"]["image"]
     assert parsed["gpus"] == env["RETRAIN_GPUS"]
+    assert parsed["schedule"] == env["RETRAIN_SCHEDULE"] == "0 2 * * *"
     assert parsed["bucket"] == parsed["config_bucket"] == env["RETRAIN_BUCKET"]
     assert parsed["unknown_options"] == [], "AIRFLOW__ settings Airflow does not know"
 
