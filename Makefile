@@ -50,11 +50,18 @@ up: .env
 	$(COMPOSE) --profile build build
 	$(COMPOSE) up --detach --wait
 
+# Trainer containers are started by the worker, not by compose: `down` stops those on the
+# stack's network too (a retried task resumes from its last epoch checkpoint).
+STACK_NETWORK = $(or $(shell sed -n 's/^RETRAIN_DOCKER_NETWORK=//p' .env 2>/dev/null),nightly-retrain)
+STOP_TRAINERS = docker ps -aq --filter name=^/retrain- --filter network=$(STACK_NETWORK) | xargs -r docker rm -f
+
 down:
+	$(STOP_TRAINERS)
 	$(COMPOSE) down
 
 ## Also deletes the volumes: the Airflow database, MinIO's data and the task logs.
 down-volumes:
+	$(STOP_TRAINERS)
 	$(COMPOSE) down --volumes
 
 logs:

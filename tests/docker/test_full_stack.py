@@ -104,6 +104,9 @@ def stack(docker_client, trainer_image, env_file, env_values):
         print(f"stack healthy in {time.monotonic() - started:.0f} s")
         yield {**settings, "run": run}
     finally:
+        # As `make down`: trainer containers are the worker's, not compose's.
+        for trainer in docker_client.containers.list(all=True, filters={"network": name, "name": "retrain-"}):
+            trainer.remove(force=True)
         run("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
 
 
