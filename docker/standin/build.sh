@@ -5,28 +5,20 @@
 # Airflow image is then built by compose from docker/airflow/Dockerfile itself.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PIP=${PIP:-.venv/bin/pip}
 DOCKER=${DOCKER:-docker}
 CONTEXT=build/standin
 
 # The debootstrap base (nightly-retrain-base:bookworm) is made by the trainer's build.
 $DOCKER image inspect nightly-retrain-base:bookworm >/dev/null 2>&1 || docker/trainer/build-offline.sh
 
-stamp=$CONTEXT/wheels/.pyproject.sha256
-wanted=$( (cat pyproject.toml; echo celery fab postgres moto py3.11.2 async-timeout celery5.5.3) | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "downloading the stand-ins' wheels into $CONTEXT/wheels"
-    mkdir -p "$CONTEXT/wheels"
-    # Resolved for the Python of the Debian base (3.11.2), not the host's: markers differ
-    # and pip --python-version leaves python_full_version markers to the host (redis).
-    # Celery is pinned as Airflow's constraints pin it in the official image: 5.7.0 dropped
-    # celery.backends.database.retry, which the celery provider still imports.
-    $PIP download --quiet --python-version 3.11.2 --only-binary=:all: --dest "$CONTEXT/wheels" \
-        ".[pipeline]" apache-airflow-providers-celery apache-airflow-providers-fab \
-        apache-airflow-providers-postgres "moto[server]==5.2.5" setuptools wheel \
-        "async-timeout>=4.0.3" "celery[redis]==5.5.3"
-    echo "$wanted" >"$stamp"
-fi
+# Resolved for the Python of the Debian base (3.11.2), not the host's: markers differ
+# and pip --python-version leaves python_full_version markers to the host (redis).
+# Celery is pinned as Airflow's constraints pin it in the official image: 5.7.0 dropped
+# celery.backends.database.retry, which the celery provider still imports.
+docker/download-wheels.sh "$CONTEXT/wheels" --python-version 3.11.2 --only-binary=:all: \
+    ".[pipeline]" apache-airflow-providers-celery apache-airflow-providers-fab \
+    apache-airflow-providers-postgres "moto[server]==5.2.5" setuptools wheel \
+    "async-timeout>=4.0.3" "celery[redis]==5.5.3"
 rm -rf "$CONTEXT/project" && mkdir -p "$CONTEXT/project/tasks"
 cp pyproject.toml README.md "$CONTEXT/project/"
 touch "$CONTEXT/project/tasks/__init__.py"

@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=${RETRAIN_TRAINER_IMAGE:-nightly-retrain-trainer:latest}
 BASE_IMAGE=nightly-retrain-base:bookworm
-PIP=${PIP:-.venv/bin/pip}
 DOCKER=${DOCKER:-docker}
 
 if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
@@ -20,14 +19,7 @@ if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | $DOCKER import - "$BASE_IMAGE" >/dev/null
 fi
 
-stamp=build/wheels/.pyproject.sha256
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "downloading the trainer's wheels into build/wheels"
-    mkdir -p build/wheels
-    $PIP download --quiet --dest build/wheels ".[train]" setuptools wheel
-    echo "$wanted" > "$stamp"
-fi
+docker/download-wheels.sh build/wheels ".[train]" setuptools wheel
 
 $DOCKER build --quiet -f docker/trainer/Dockerfile.offline --build-arg BASE_IMAGE="$BASE_IMAGE" \
     -t "$IMAGE" . >/dev/null

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fresh_interpreter import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("tensorflow", "keras", "great_expectations", "pandas", "boto3", "numpy", "PIL")
+
+
+def load_then(dag_file: Path, statement: str, **env: str) -> str:
+    """Executes a DAG file as Airflow's parser does, in a fresh interpreter with only `env`
+    (besides PATH and Airflow's home), then prints `statement`; returns the printed line."""
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('probe', {str(dag_file)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        f"print({statement})\n"
+    )
+    return run_probe(
+        probe,
+        {
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
+            "PATH": "/usr/bin:/bin",
+            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
+            **env,
+        },
+    )
 
 
 def test_no_import_errors(dagbag):
@@ -21,25 +41,8 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
 def test_parsing_imports_nothing_heavy(dag_file):
-    probe = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('probe', {str(dag_file)!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "PYTHONPATH": str(ROOT / "plugins"),
-            "PATH": "/usr/bin:/bin",
-            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
-        },
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip().splitlines()[-1] == "[]"
+    loaded = load_then(dag_file, f"sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)")
+    assert loaded == "[]"
 
 
 def test_every_dag_has_tags_owner_and_retries(dagbag):
@@ -60,27 +63,8 @@ def test_schedule_and_run_policy(retrain_dag):
 @pytest.mark.parametrize(("setting", "expected"), [("none", "None"), ("30 3 * * 1", "30 3 * * 1")])
 def test_the_schedule_comes_from_the_environment(setting, expected):
     dag_file = ROOT / "dags" / "image_classifier_retrain.py"
-    probe = (
-        "import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('probe', {str(dag_file)!r})\n"
-        "module = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
-        "print(module.image_classifier_retrain().schedule)\n"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
-            "PATH": "/usr/bin:/bin",
-            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],
-            "RETRAIN_SCHEDULE": setting,
-        },
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip().splitlines()[-1] == expected
+    loaded = load_then(dag_file, "module.image_classifier_retrain().schedule", RETRAIN_SCHEDULE=setting)
+    assert loaded == expected
 
 
 def test_params_have_types_and_defaults(retrain_dag):

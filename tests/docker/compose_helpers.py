@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,3 +38,20 @@ def compose(*args: str, env_file: Path, env: dict[str, str] | None = None, check
         check=check,
         timeout=900,
     )
+
+
+def write_env_file(output: Path) -> str:
+    """`make env` into `output` (from the committed .env.example); returns what it printed."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "docker" / "new_env.py"),
+            "--example",
+            str(ROOT / ".env.example"),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

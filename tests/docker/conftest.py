@@ -4,30 +4,17 @@ compose file as Docker Compose resolves it with that .env."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from compose_helpers import ROOT, compose
+from compose_helpers import compose, write_env_file
 
 
 @pytest.fixture(scope="session")
 def env_file(tmp_path_factory) -> Path:
     """A .env as `make env` writes it, in a temporary folder."""
     path = tmp_path_factory.mktemp("compose") / ".env"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "docker" / "new_env.py"),
-            "--example",
-            str(ROOT / ".env.example"),
-            "--output",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    write_env_file(path)
     return path
 
 

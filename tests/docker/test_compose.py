@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from urllib.parse import urlparse
 
 import pytest
-from compose_helpers import AIRFLOW_SERVICES, ROOT, compose
+from compose_helpers import AIRFLOW_SERVICES, ROOT, compose, write_env_file
+from fresh_interpreter import run_probe
 
 SECRETS = (
     "AIRFLOW_FERNET_KEY",
@@ -156,11 +156,7 @@ print(json.dumps({
                         and parts[2] not in described.get(parts[1], {}).get("options", {})],
 }))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = json.loads(run_probe(probe, env, cwd=ROOT))
     assert parsed["conn_id"] == connection(compose_config)[0]
     assert parsed["docker_url"] == env["RETRAIN_DOCKER_URL"]
     assert parsed["network"] == compose_config["networks"]["default"]["name"]
@@ -194,13 +190,7 @@ def test_a_missing_secret_stops_compose_with_its_name(tmp_path, env_file, secret
 def test_the_generated_env_file_is_private_and_never_overwritten(env_file):
     assert env_file.stat().st_mode & 0o077 == 0
     before = env_file.read_text()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "docker" / "new_env.py"), "--output", str(env_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "left as it is" in result.stdout
+    assert "left as it is" in write_env_file(env_file)
     assert env_file.read_text() == before
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 from compose_helpers import compose
 
 from tasks.demo_data import upload_digits
+from tasks.local_s3 import free_port
 from tasks.registry import Registry
 from tasks.storage import make_client
 
@@ -32,17 +32,12 @@ RUN_CONF = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Api:
     """The Airflow REST API of the stack, logged in as the admin from .env."""
 
     def __init__(self, base_url: str, username: str, password: str):
         self.base_url = base_url
+        self.token: str | None = None
         self.token = self.call("POST", "/auth/token", {"username": username, "password": password})[
             "access_token"
         ]
@@ -54,7 +49,7 @@ class Api:
             data=None if body is None else json.dumps(body).encode(),
             headers={
                 "Content-Type": "application/json",
-                **({"Authorization": f"Bearer {self.token}"} if hasattr(self, "token") else {}),
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
             },
         )
         with urllib.request.urlopen(request, timeout=60) as response:
