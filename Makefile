@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean trainer-image engine-start engine-stop env up down down-volumes \
-	logs ps standin-images
+.PHONY: install demo ui test check lint types bench clean trainer-image engine-start engine-stop env up down \
+	down-volumes logs ps standin-images
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ install: $(INSTALLED)
 demo: install
 	$(BIN)/retrain demo --output demo-output --airflow-home .airflow
 
-## Lint, then the whole test suite against real S3 (moto server), Airflow, GX, TensorFlow and a
-## real Docker engine (started here if none runs, and stopped again at the end).
-test: install lint
+## The Airflow UI on this machine with a local S3 holding the demo data; Ctrl-C stops it all.
+ui: install
+	$(BIN)/retrain ui --airflow-home .airflow-ui
+
+## Lint, format and type checks, then the whole test suite against real S3 (moto server),
+## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped
+## again at the end).
+test: install lint types
 	@docker/engine.sh start; \
 	if docker info >/dev/null 2>&1; then \
 		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
@@ -82,10 +87,19 @@ engine-stop:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+## The contributor's fast loop: lint, format, types, and the tests that need neither a
+## Docker engine nor minutes of training.
+check: lint types
+	$(BIN)/python -m pytest -m "not slow and not docker" -q
 
 ## Ratios of the pipeline's throughput against baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf .airflow demo-output .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-ui demo-output .pytest_cache .ruff_cache .mypy_cache

@@ -20,11 +20,12 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench import gate, training  # noqa: E402
-from tasks.collect import collect  # noqa: E402
+from tasks.collect import collect_manifest  # noqa: E402
 from tasks.config import PipelineConfig  # noqa: E402
-from tasks.demo_data import upload_digits  # noqa: E402
-from tasks.local_s3 import LocalS3  # noqa: E402
-from tasks.preprocess import preprocess  # noqa: E402
+from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
+from tasks.demo.local_s3 import LocalS3  # noqa: E402
+from tasks.layout import raw_object, raw_root  # noqa: E402
+from tasks.preprocess import build_dataset  # noqa: E402
 from tasks.storage import S3Uri, get_bytes, get_json, iter_objects, make_client  # noqa: E402
 from tasks.train import download_shards  # noqa: E402
 
@@ -40,9 +41,9 @@ def timed(work) -> float:
 
 
 def bench_collect(client, config: PipelineConfig) -> tuple[float, float]:
-    keys = [item["Key"] for item in iter_objects(client, S3Uri(config.bucket, config.raw_prefix))]
-    sequential = timed(lambda: [get_bytes(client, S3Uri(config.bucket, key)) for key in keys])
-    parallel = timed(lambda: collect(client, config, "bench"))
+    keys = [item["Key"] for item in iter_objects(client, raw_root(config))]
+    sequential = timed(lambda: [get_bytes(client, raw_object(config.bucket, key)) for key in keys])
+    parallel = timed(lambda: collect_manifest(client, config, "bench"))
     return len(keys) / sequential, len(keys) / parallel
 
 
@@ -70,12 +71,12 @@ def bench_shards(client, dataset_uri: str) -> tuple[float, float]:
 def main() -> None:
     with LocalS3() as s3:
         client = make_client(s3.endpoint_url)
-        config = PipelineConfig(bucket="bench", image_size=IMAGE_SIZE)
+        config = PipelineConfig(bucket="bench", image_size=IMAGE_SIZE, class_names=DIGIT_CLASS_NAMES)
         upload_digits(client, config.bucket, config.raw_prefix, IMAGE_SIZE, IMAGE_COUNT)
         sequential, parallel = bench_collect(client, config)
         gate_rates = gate.measure(client, config)
-        manifest_uri = collect(client, config, "bench").manifest_uri
-        dataset = preprocess(client, config, manifest_uri, "bench")
+        manifest_uri = collect_manifest(client, config, "bench").manifest_uri
+        dataset = build_dataset(client, config, manifest_uri, "bench")
         memory, shards, fit = bench_shards(client, dataset.dataset_uri)
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),

@@ -9,21 +9,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.collect import collect, read_manifest
+from tasks.collect import collect_manifest, read_manifest
 from tasks.config import PipelineConfig
 from tasks.expectations import Validator
-from tasks.storage import S3Client, S3Uri, get_bytes, iter_objects, parallel_map
+from tasks.layout import raw_object, raw_root
+from tasks.storage import S3Client, get_bytes, iter_objects, parallel_map
 from tasks.validate import gate_manifest
 
 
 def measure(client: S3Client, config: PipelineConfig) -> dict[str, float]:
     started = time.perf_counter()
-    keys = [item["Key"] for item in iter_objects(client, S3Uri(config.bucket, config.raw_prefix))]
-    parallel_map(lambda key: hashlib.sha256(get_bytes(client, S3Uri(config.bucket, key))).hexdigest(), keys)
+    keys = [item["Key"] for item in iter_objects(client, raw_root(config))]
+    parallel_map(
+        lambda key: hashlib.sha256(get_bytes(client, raw_object(config.bucket, key))).hexdigest(), keys
+    )
     collection_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    manifest_uri = collect(client, config, "bench-gate").manifest_uri
+    manifest_uri = collect_manifest(client, config, "bench-gate").manifest_uri
     manifest_seconds = time.perf_counter() - started
 
     manifest = read_manifest(client, manifest_uri)

@@ -9,38 +9,31 @@ writes `predictions/<run_id>.csv` (key, class, probability, model version) to th
 
 from __future__ import annotations
 
-import os
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from retrain_airflow import failing_fast, production_asset, run_config, s3_client
-from tasks.config import PipelineConfig, run_partition
-
-AWS_CONN_ID = os.environ.get("RETRAIN_AWS_CONN_ID", "aws_default")
-DEFAULTS = PipelineConfig()
+from retrain_airflow import pipeline_step, production_asset, retrain_params
 
 
 @task(retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
 def score() -> dict[str, Any]:
     """Predicts every image under incoming_prefix and writes one CSV of predictions."""
-    from dataclasses import asdict
-
+    from tasks.layout import predictions
     from tasks.registry import Registry
     from tasks.score import score_prefix
     from tasks.storage import S3Uri
 
-    context = get_current_context()
-    config = run_config(context)
-    client = s3_client(AWS_CONN_ID)
-    with failing_fast():
+    with pipeline_step() as step:
+        bucket = step.config.bucket
         result = score_prefix(
-            client,
-            Registry(client, config.bucket, config.model_name, config.models_prefix),
-            S3Uri(config.bucket, context["params"]["incoming_prefix"]),
-            S3Uri(config.bucket, f"predictions/{run_partition(context['run_id'])}.csv"),
+            step.client,
+            Registry(step.client, bucket, step.config.model_name),
+            S3Uri(bucket, step.context["params"]["incoming_prefix"]),
+            predictions(bucket, step.run_id),
         )
     return asdict(result)
 
@@ -52,11 +45,8 @@ def score() -> dict[str, Any]:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    params={
-        "bucket": Param(DEFAULTS.bucket, type="string", description="Bucket with models/ and incoming/"),
-        "model_name": Param(DEFAULTS.model_name, type="string"),
-        "incoming_prefix": Param("incoming/", type="string", description="Images to score"),
-    },
+    params={name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")}
+    | {"incoming_prefix": Param("incoming/", type="string", description="Prefix of the images to score")},
     default_args={"owner": "ml-platform", "retries": 1},
     tags=["ml", "inference"],
 )

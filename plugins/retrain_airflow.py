@@ -1,15 +1,32 @@
-"""Airflow glue for the retrain DAG: S3 clients from Airflow connections, the run's config
-from Params, and the mapping of pipeline errors onto Airflow's retry semantics."""
+"""Airflow glue for the retrain DAGs: Params generated from the config's declarations, the
+context every task body needs (config, S3 client, run id), and the mapping of pipeline
+errors onto Airflow's retry semantics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from airflow.sdk import Param, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
-from tasks.config import PipelineConfig
+from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unknown_params
+
+DEPLOYMENT = DeploymentSettings()
+
+
+def retrain_params(**overrides: dict[str, Any]) -> dict[str, Param]:
+    """The DAG's Params, one per config setting, grouped in the trigger form's sections;
+    `overrides` replaces parts of a schema (for example a narrower default)."""
+    params = {}
+    for name, schema in param_schemas().items():
+        schema = {**schema, **overrides.get(name, {})}
+        default = schema.pop("default")
+        description = schema.pop("description")
+        params[name] = Param(default, description=description, **schema)
+    return params
 
 
 def production_asset() -> Any:
@@ -22,7 +39,7 @@ def production_asset() -> Any:
     return Asset(name="nightly_retrain_production_model")
 
 
-def s3_client(aws_conn_id: str) -> Any:
+def s3_client(aws_conn_id: str = DEPLOYMENT.aws_conn_id) -> Any:
     """A boto3 S3 client built from an Airflow connection (its extra `endpoint_url` may point
     at MinIO or a local endpoint)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -31,8 +48,37 @@ def s3_client(aws_conn_id: str) -> Any:
 
 
 def run_config(context: Any) -> PipelineConfig:
+    """The run's validated config; refuses conf keys that are no Param (Airflow itself
+    accepts and ignores them, so a misspelt key would silently run with the default)."""
     with failing_fast():
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        refused = unknown_params(list(conf), known=list(context["params"].keys()))
+        if refused:
+            raise ValueError(refused)
         return PipelineConfig.from_params(dict(context["params"]))
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a task body works with."""
+
+    context: Any
+    config: PipelineConfig
+    client: Any
+    run_id: str
+
+
+@contextmanager
+def pipeline_step(class_names: list[str] | None = None) -> Iterator[Step]:
+    """The current task's context, config (with the run's resolved classes, once collect has
+    resolved them) and S3 client, with the fail-fast rule applied to everything inside."""
+    context = get_current_context()
+    with failing_fast():
+        config = run_config(context)
+        if class_names:
+            config = config.with_classes(class_names)
+        yield Step(context, config, s3_client(), context["run_id"])
 
 
 @contextmanager
@@ -40,7 +86,6 @@ def failing_fast() -> Iterator[None]:
     """Fails the task without retries when retrying cannot help (bad data, missing bucket,
     wrong credentials, invalid Params); transient problems still raise and get retried."""
     from tasks.storage import StorageError
-    from tasks.validate import DataValidationError
 
     try:
         yield
@@ -48,5 +93,5 @@ def failing_fast() -> Iterator[None]:
         if error.permanent:
             raise AirflowFailException(str(error)) from error
         raise
-    except (DataValidationError, ValueError) as error:
+    except ValueError as error:  # invalid settings, and DataValidationError (unfit data)
         raise AirflowFailException(str(error)) from error

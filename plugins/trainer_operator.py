@@ -15,7 +15,7 @@ from typing import Any
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-BACKENDS = ("docker", "local")
+from tasks.config import TRAINER_BACKENDS as BACKENDS
 
 
 def gpu_device_requests(gpus: str) -> list[Any] | None:
@@ -60,9 +60,11 @@ class TrainerOperator(DockerOperator):
         self.gpus = gpus
         self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    # Returns the train result (pushed to XCom) instead of DockerOperator's container logs.
+    def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]
         from retrain_airflow import s3_client
-        from tasks.storage import S3Uri, get_json
+        from tasks.layout import AttemptLayout
+        from tasks.storage import get_json
         from tasks.train import TrainRequest, parse_request, run_training
 
         request = TrainRequest(**self.train_request)
@@ -76,7 +78,7 @@ class TrainerOperator(DockerOperator):
             self._run_trainer_container(context, cli_args, name)
         else:
             raise AirflowFailException(f"trainer_backend={self.backend!r}: use one of {BACKENDS}")
-        result_uri = S3Uri.parse(request.output_uri).join("train_result.json")
+        result_uri = AttemptLayout.at(request.output_uri).train_result
         result = get_json(s3_client(self.aws_conn_id), result_uri)
         return {"train_result_uri": str(result_uri), **result}
 
@@ -113,6 +115,8 @@ class TrainerOperator(DockerOperator):
             super().execute(context)
         except DockerContainerFailedException as error:
             last_line = (error.logs or ["(no output)"])[-1]
+            if isinstance(last_line, bytes):
+                last_line = last_line.decode(errors="replace")
             raise RuntimeError(
                 f"trainer container {name} failed ({error}); last line: {last_line}"
             ) from error

@@ -1,18 +1,34 @@
-"""Whether a candidate model may replace production, in the manner of TFX's Evaluator: value
-thresholds (minimum accuracy, optionally minimum macro F1) and a change threshold against the
-current production model (the champion), with every check and a one-line reason recorded in
-`blessing.json`."""
+"""Step 6: bless the candidate or not, and decide what follows: deploy, train again, give up.
+
+In the manner of TFX's Evaluator: value thresholds (minimum accuracy, optionally minimum macro
+F1) and a change threshold against the current production model (the champion), with every
+check and a one-line reason recorded in the attempt's `blessing.json`.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from tasks.config import ATTEMPT_GROUPS, PipelineConfig
+from tasks.layout import AttemptLayout
+from tasks.storage import S3Client, put_json
+
+log = logging.getLogger(__name__)
 
 BLESSED_METRICS = ("accuracy", "macro_f1")
 
 
 class BlessingConfigError(ValueError):
     """No threshold is configured: refusing to bless rather than passing silently."""
+
+
+class Verdict(StrEnum):
+    DEPLOY = "deploy"
+    RETRAIN = "retrain"
+    GIVE_UP = "give_up"
 
 
 @dataclass(frozen=True)
@@ -36,9 +52,17 @@ class Blessing:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+    blessing_uri: str = ""
+
+
 def bless(
     candidate: dict[str, Any],
     champion: dict[str, Any] | None,
+    *,
     min_accuracy: float | None,
     min_macro_f1: float | None = None,
     max_regression: float | None = 0.0,
@@ -82,3 +106,44 @@ def bless(
             else "; no champion yet, value thresholds only"
         )
     return Blessing(not failed, reason, candidate, champion, checks)
+
+
+def next_step(blessed: bool, blessing_reason: str, attempt: int, max_attempts: int) -> Decision:
+    """Deploys a blessed candidate; otherwise retrains while attempts remain."""
+    if blessed:
+        return Decision(Verdict.DEPLOY, f"attempt {attempt} blessed: {blessing_reason}; deploying")
+    if attempt < max_attempts:
+        return Decision(
+            Verdict.RETRAIN,
+            f"attempt {attempt} not blessed: {blessing_reason}; "
+            f"training attempt {attempt + 1} of {max_attempts}",
+        )
+    return Decision(Verdict.GIVE_UP, f"attempt {attempt} of {max_attempts} not blessed: {blessing_reason}")
+
+
+def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str, Any]) -> Decision:
+    """Blesses an evaluated attempt (an `Evaluation` as a dict), writes its blessing.json, and
+    says what the run does next."""
+    blessing = bless(
+        {key: evaluation[key] for key in ("attempt", "model_uri", "accuracy", "macro_f1")},
+        evaluation["champion"],
+        min_accuracy=config.min_test_accuracy,
+        min_macro_f1=config.min_macro_f1,
+        max_regression=config.max_regression,
+    )
+    blessing_uri = AttemptLayout.at(evaluation["attempt_uri"]).blessing
+    put_json(client, blessing_uri, blessing.to_json())
+    attempts = min(config.max_attempts, ATTEMPT_GROUPS)
+    decision = next_step(blessing.blessed, blessing.reason, evaluation["attempt"], attempts)
+    log.info("%s (%s)", decision.reason, blessing_uri)
+    return Decision(decision.verdict, decision.reason, str(blessing_uri))
+
+
+def give_up_reason(evaluations: list[dict[str, Any]], min_accuracy: float | None) -> str:
+    """One line for on-call: the best attempt and how far it fell short."""
+    best = max(evaluations, key=lambda evaluation: evaluation["accuracy"])
+    threshold = f" < {min_accuracy:.2f}" if min_accuracy is not None else ""
+    return (
+        f"no attempt met the thresholds: best accuracy {best['accuracy']:.4f}{threshold} "
+        f"(attempt {best['attempt']} of {len(evaluations)}); production model left unchanged"
+    )

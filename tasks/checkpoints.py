@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tasks.layout import AttemptLayout
 from tasks.storage import S3Client, S3Uri, delete_prefix, download_tree, parallel_map, upload_file
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,10 @@ EPOCH_LEDGER = "epochs.json"
 class ResumableAttempt:
     """Local backup and TensorBoard folders for one attempt, kept in sync with S3."""
 
-    def __init__(self, client: S3Client, attempt_uri: S3Uri, scratch: Path) -> None:
+    def __init__(self, client: S3Client, attempt: AttemptLayout, scratch: Path) -> None:
         self.client = client
-        self.checkpoint_uri = attempt_uri.join("checkpoints")
-        self.tensorboard_uri = attempt_uri.join("tensorboard")
+        self.checkpoint_uri = attempt.checkpoints
+        self.tensorboard_uri = attempt.tensorboard
         self.backup_dir = scratch / "backup"
         self.tensorboard_dir = scratch / "tensorboard"
         self.epochs: list[dict[str, float]] = []

@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--airflow-home", type=Path, default=Path(".airflow"))
     demo.add_argument("--conf", default="{}", help="JSON Params for the run")
 
+    ui = commands.add_parser("ui", help="the Airflow UI with a local S3 holding the demo data")
+    ui.add_argument("--airflow-home", type=Path, default=Path(".airflow-ui"))
+    ui.add_argument("--port", type=int, default=8080)
+
     def add_model_options(command: argparse.ArgumentParser) -> None:
         defaults = PipelineConfig()
         command.add_argument("--bucket", default=defaults.bucket)
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         cli.error(f"unrecognized arguments: {' '.join(rest)}")
     if options.command == "demo-data":
-        from tasks.demo_data import upload_digits
+        from tasks.demo.data import upload_digits
         from tasks.storage import make_client
 
         upload_digits(
@@ -69,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if options.command in ("models", "predict"):
         return run_registry_command(options)
-    from tasks.demo import run_demo
+    if options.command == "ui":
+        from tasks.demo.ui import run_ui
+
+        return run_ui(options.airflow_home.resolve(), options.port)
+    from tasks.demo.run import run_demo
 
     return run_demo(options.output.resolve(), options.airflow_home.resolve(), json.loads(options.conf))
 

@@ -1,9 +1,11 @@
 """Step 1: list the raw images in S3 and write the run's manifest, one row per object.
 
 Raw-data contract: `s3://<bucket>/<raw_prefix><class_name>/<file>`; the first path segment
-under the prefix is the label. Each object is downloaded (in parallel), hashed and decoded
-once, so the manifest records what the data-quality gate needs: content hash, format, size,
-mode and, for anything that is not a usable image, why.
+under the prefix is the label. The run's classes are the `class_names` Param or, when it is
+empty, the folders under the prefix, sorted; `manifest.json` records which. Each object is
+downloaded (in parallel), hashed and decoded once, so the manifest records what the
+data-quality gate needs: content hash, format, size, mode and, for anything that is not a
+usable image, why.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
 import pandas as pd
 
-from tasks.config import PipelineConfig
+from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
+from tasks.layout import raw_object, raw_root, run_layout
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -27,6 +31,7 @@ from tasks.storage import (
     iter_objects,
     parallel_map,
     put_csv,
+    put_json,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,8 @@ class CollectResult:
     manifest_uri: str
     object_count: int
     images_per_class: dict[str, int]
+    class_names: list[str]  # the run's classes, in output order
+    class_names_from: str  # "class_names Param" or "raw folders"
 
 
 def class_of(key: str, raw_prefix: str) -> str | None:
@@ -64,20 +71,33 @@ def class_of(key: str, raw_prefix: str) -> str | None:
     return folder if separator and folder else None
 
 
-def manifest_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
-    return S3Uri(config.bucket, f"{config.run_prefix(run_id)}/manifest.csv")
+def resolve_classes(config: PipelineConfig, keys: list[str]) -> tuple[list[str], str]:
+    """The run's classes: the Param when given, else every usable folder name under the raw
+    prefix, sorted (objects elsewhere are quarantined by the gate)."""
+    if config.class_names:
+        return list(config.class_names), "class_names Param"
+    folders = {class_of(key, config.raw_prefix) for key in keys} - {None}
+    classes = sorted(name for name in folders if name and re.search(CLASS_NAME_PATTERN, name))
+    if len(classes) < 2:
+        raise StorageError(
+            f"{raw_root(config)}: found {len(classes)} class folder(s) {classes}; a classifier needs "
+            f"at least two, as {config.raw_prefix}<class_name>/<file> (or set the class_names Param)"
+        )
+    return classes, "raw folders"
 
 
-def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
+def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
     """Lists raw/, hashes and inspects every object, and writes the manifest under the run."""
     ensure_bucket(client, config.bucket)
-    raw_uri = S3Uri(config.bucket, config.raw_prefix)
+    raw_uri = raw_root(config)
     summaries = [item for item in iter_objects(client, raw_uri) if not item["Key"].endswith("/")]
     if not summaries:
         raise StorageError(
             f"{raw_uri}: no objects to train on; upload images as "
             f"{config.raw_prefix}<class_name>/<file> (see README, raw-data contract)"
         )
+    class_names, class_names_from = resolve_classes(config, [item["Key"] for item in summaries])
+    log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     log.info("collecting %d objects from %s", len(summaries), raw_uri)
     done = 0
 
@@ -86,7 +106,7 @@ def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectRes
         if unsafe_key(summary["Key"]):
             facts = ImageFacts(None, None, None, None, None, "unsafe key ('..' or absolute path)")
             return None, facts
-        body = get_bytes(client, S3Uri(config.bucket, summary["Key"]))
+        body = get_bytes(client, raw_object(config.bucket, summary["Key"]))
         done += 1
         if done % PROGRESS_EVERY == 0:
             log.info("collected %d/%d objects", done, len(summaries))
@@ -112,17 +132,29 @@ def collect(client: S3Client, config: PipelineConfig, run_id: str) -> CollectRes
             }
         )
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    manifest_uri = manifest_uri_for(config, run_id)
-    put_csv(client, manifest_uri, manifest)
+    layout = run_layout(config, run_id)
+    put_csv(client, layout.manifest, manifest)
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
+    images_per_class = {str(name): int(count) for name, count in counts.items()}
+    put_json(
+        client,
+        layout.manifest_summary,
+        {
+            "manifest_uri": str(layout.manifest),
+            "objects": len(manifest),
+            "class_names": class_names,
+            "class_names_from": class_names_from,
+            "objects_per_folder": images_per_class,
+        },
+    )
     log.info(
         "collected %d objects (%d not decodable); per class: %s",
         len(manifest),
         int((~manifest["decodable"]).sum()),
         counts.to_dict(),
     )
-    log.info("manifest written to %s", manifest_uri)
-    return CollectResult(str(manifest_uri), len(manifest), {k: int(v) for k, v in counts.items()})
+    log.info("manifest written to %s", layout.manifest)
+    return CollectResult(str(layout.manifest), len(manifest), images_per_class, class_names, class_names_from)
 
 
 def read_manifest(client: S3Client, manifest_uri: str) -> pd.DataFrame:

@@ -1,129 +1,265 @@
-"""One typed settings object for a pipeline run: defaults from the environment, overrides
-from Airflow Params (or the CLI), validated once so every step can trust it."""
+"""One typed settings object for a pipeline run, each setting declared once.
+
+Every field carries its default, bounds, description and trigger-form section. The Airflow
+Params of the DAG are generated from these declarations (`param_schemas`), and the config
+validates with the same bounds, so the form, the REST API and the CLI refuse the same values.
+Settings that are deliberately not Params are the `DeploymentSettings`, read from the
+environment once per installation.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any, get_type_hints
 
-DIGIT_CLASS_NAMES: tuple[str, ...] = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-)
+# The trigger form's sections, in the order the form shows them.
+DATA_SOURCE = "Data source"
+DATA_GATE = "Data-quality gate"
+TRAINING = "Training"
+BLESSING = "Blessing and retries"
+EXECUTION = "Execution"
+SECTIONS = (DATA_SOURCE, DATA_GATE, TRAINING, BLESSING, EXECUTION)
+
+# The retrain loop is unrolled into this many task groups when the DAG is parsed, so it
+# bounds `max_attempts`.
+ATTEMPT_GROUPS = int(os.environ.get("RETRAIN_ATTEMPT_GROUPS", "3"))
+TRAINER_BACKENDS = ("docker", "local")
+PREFIX_PATTERN = r"^(?!/)(?!.*\.\.).*/$"
+CLASS_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def setting(
+    default: Any = MISSING,
+    *,
+    description: str,
+    section: str | None = None,
+    default_factory: Any = MISSING,
+    **schema: Any,
+) -> Any:
+    """A config field with its JSON-schema bounds (`minimum`, `exclusiveMaximum`, `pattern`,
+    `enum`, `items`...) and its trigger-form section."""
+    metadata = {"description": description, "section": section, "schema": schema}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _env(name: str, default: str) -> Any:
+    return lambda: os.environ.get(name, default)
+
+
+def _default_backend() -> str:
+    """docker where an engine is configured or its socket exists, else in-process."""
+    if "RETRAIN_TRAINER_BACKEND" in os.environ:
+        return os.environ["RETRAIN_TRAINER_BACKEND"]
+    has_engine = {"RETRAIN_DOCKER_URL", "DOCKER_HOST"} & set(os.environ)
+    return "docker" if has_engine or os.path.exists("/var/run/docker.sock") else "local"
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything a run needs to know; Params in the Airflow UI map 1:1 onto these fields."""
+    """Everything a run needs to know; built once per task from the run's Params."""
 
-    bucket: str = field(default_factory=lambda: _env("RETRAIN_BUCKET", "nightly-retrain"))
-    raw_prefix: str = "raw/"
-    runs_prefix: str = "runs/"
-    reports_prefix: str = "reports/"
-    models_prefix: str = "models/"
-    model_name: str = field(default_factory=lambda: _env("RETRAIN_MODEL_NAME", "digits-cnn"))
-    class_names: tuple[str, ...] = DIGIT_CLASS_NAMES
-    image_size: int = 128
-    epochs: int = 10
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    min_test_accuracy: float | None = 0.90
-    min_macro_f1: float | None = None
-    max_regression: float | None = 0.0  # how far below the champion a candidate may score
-    max_attempts: int = 3
-    retry_learning_rate_factor: float = 0.5
-    retry_warm_start: bool = True
-    min_images: int = 100
-    # The data-quality gate (see README, "Data-quality gate").
-    min_images_per_class: int = 10
-    max_class_imbalance: float = 3.0
-    max_quarantine_fraction: float = 0.01
-    min_image_side: int = 16
-    max_image_side: int = 8192
-    max_image_bytes: int = 20 * 1024 * 1024
-    allowed_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP")
-    split_tolerance: float = 0.05
-    fail_on_give_up: bool = True
-    seed: int = 42
+    # Data source
+    bucket: str = setting(
+        default_factory=_env("RETRAIN_BUCKET", "nightly-retrain"),
+        description="S3 bucket holding raw/, runs/, reports/ and models/",
+        section=DATA_SOURCE,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    )
+    raw_prefix: str = setting(
+        "raw/",
+        description="Prefix of the raw images, laid out as <raw_prefix><class_name>/<file>",
+        section=DATA_SOURCE,
+        pattern=PREFIX_PATTERN,
+    )
+    class_names: tuple[str, ...] = setting(
+        (),
+        description="Labels in output order, each a folder under raw_prefix; empty: the folders "
+        "under raw_prefix, sorted",
+        section=DATA_SOURCE,
+        items={"type": "string", "pattern": CLASS_NAME_PATTERN},
+        uniqueItems=True,
+    )
+    model_name: str = setting(
+        default_factory=_env("RETRAIN_MODEL_NAME", "digits-cnn"),
+        description="The model's name under models/ (one registry per name)",
+        section=DATA_SOURCE,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    )
+    # Data-quality gate
+    min_images: int = setting(
+        100, description="Fewer usable images than this fails the gate", section=DATA_GATE, minimum=1
+    )
+    min_images_per_class: int = setting(
+        10, description="A class with fewer usable images fails the gate", section=DATA_GATE, minimum=1
+    )
+    max_class_imbalance: float = setting(
+        3.0,
+        description="Each class's share must lie within uniform/r .. uniform*r",
+        section=DATA_GATE,
+        minimum=1,
+    )
+    max_quarantine_fraction: float = setting(
+        0.01,
+        description="Fail when a larger share of the objects is quarantined",
+        section=DATA_GATE,
+        minimum=0,
+        maximum=1,
+    )
+    min_image_side: int = setting(
+        16, description="Images with a shorter side are quarantined (too small)", section=DATA_GATE, minimum=1
+    )
+    max_image_side: int = setting(
+        8192,
+        description="Images with a longer side are quarantined (too large)",
+        section=DATA_GATE,
+        minimum=1,
+    )
+    max_image_bytes: int = setting(
+        20 * 1024 * 1024,
+        description="Larger objects are quarantined (too large)",
+        section=DATA_GATE,
+        minimum=1,
+    )
+    allowed_formats: tuple[str, ...] = setting(
+        ("PNG", "JPEG", "WEBP", "BMP"),
+        description="Image formats accepted, by Pillow's names",
+        section=DATA_GATE,
+        items={"type": "string"},
+        minItems=1,
+    )
+    split_tolerance: float = setting(
+        0.05,
+        description="How far each split's share may stray from 80/10/10",
+        section=DATA_GATE,
+        exclusiveMinimum=0,
+        exclusiveMaximum=1,
+    )
+    # Training
+    image_size: int = setting(
+        128,
+        description="Images are resized to image_size x image_size RGB (three valid 3x3 convolutions "
+        "with 2x2 pooling need at least 22)",
+        section=TRAINING,
+        minimum=22,
+        maximum=512,
+    )
+    epochs: int = setting(10, description="Epochs per attempt", section=TRAINING, minimum=1)
+    batch_size: int = setting(32, description="Images per training step", section=TRAINING, minimum=1)
+    learning_rate: float = setting(
+        1e-3,
+        description="Adam's learning rate for the first attempt",
+        section=TRAINING,
+        exclusiveMinimum=0,
+        exclusiveMaximum=1,
+    )
+    seed: int = setting(
+        42, description="Seed of weights and shuffling (retries add the attempt)", section=TRAINING, minimum=0
+    )
+    # Blessing and retries
+    min_test_accuracy: float | None = setting(
+        0.90,
+        description="Deploy only at or above this test accuracy (null: no such check)",
+        section=BLESSING,
+        minimum=0,
+        maximum=1,
+    )
+    min_macro_f1: float | None = setting(
+        None,
+        description="Deploy only at or above this macro F1 (null: no such check)",
+        section=BLESSING,
+        minimum=0,
+        maximum=1,
+    )
+    max_regression: float | None = setting(
+        0.0,
+        description="How far below the production model a candidate may score (null: no comparison)",
+        section=BLESSING,
+        minimum=0,
+        maximum=1,
+    )
+    max_attempts: int = setting(
+        3,
+        description="Training attempts before giving up",
+        section=BLESSING,
+        minimum=1,
+        maximum=ATTEMPT_GROUPS,
+    )
+    retry_learning_rate_factor: float = setting(
+        0.5,
+        description="Each retry multiplies the learning rate by this",
+        section=BLESSING,
+        exclusiveMinimum=0,
+        maximum=1,
+    )
+    retry_warm_start: bool = setting(
+        True,
+        description="Retries continue from the previous attempt's weights (else: a fresh model, new seed)",
+        section=BLESSING,
+    )
+    fail_on_give_up: bool = setting(
+        True, description="Fail the run when no attempt is blessed", section=BLESSING
+    )
+    # Execution
+    trainer_backend: str = setting(
+        default_factory=_default_backend,
+        description="docker: the trainer image through DockerOperator; local: in the worker's process",
+        section=EXECUTION,
+        enum=list(TRAINER_BACKENDS),
+    )
+    gpus: str = setting(
+        default_factory=_env("RETRAIN_GPUS", "0"),
+        description="GPUs for the trainer container: all, a count, or 0 for CPU",
+        section=EXECUTION,
+        pattern=r"^(all|[0-9]+)$",
+    )
+    trainer_image: str = setting(
+        default_factory=_env("RETRAIN_TRAINER_IMAGE", "nightly-retrain-trainer:latest"),
+        description="Image (and tag) the docker backend runs",
+        section=EXECUTION,
+        minLength=1,
+    )
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
         if problems:
             raise ValueError("invalid pipeline config: " + "; ".join(problems))
 
-    def _problems(self):
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
-            yield f"bucket {self.bucket!r} is not a valid S3 bucket name"
-        for name in ("raw_prefix", "runs_prefix", "reports_prefix", "models_prefix"):
-            prefix = getattr(self, name)
-            if not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix:
-                yield f"{name} {prefix!r} must be relative and end with '/'"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name):
-            yield f"model_name {self.model_name!r} may hold only letters, digits, '_', '.', '-'"
-        if len(self.class_names) < 2:
-            yield "class_names needs at least two classes"
-        if len(set(self.class_names)) != len(self.class_names):
-            yield f"class_names {list(self.class_names)} holds duplicates"
-        for class_name in self.class_names:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", class_name):
-                yield f"class name {class_name!r} is not usable as an S3 prefix"
-        # Three valid 3x3 convolutions with 2x2 pooling need at least 22 pixels.
-        if not 22 <= self.image_size <= 512:
-            yield f"image_size {self.image_size} must be within 22..512"
-        if self.epochs < 1 or self.batch_size < 1 or self.max_attempts < 1:
-            yield "epochs, batch_size and max_attempts must be at least 1"
-        if not 0 < self.retry_learning_rate_factor <= 1:
-            yield f"retry_learning_rate_factor {self.retry_learning_rate_factor} must be within (0, 1]"
-        if not 0 < self.learning_rate < 1:
-            yield f"learning_rate {self.learning_rate} must be within (0, 1)"
-        for name in ("min_test_accuracy", "min_macro_f1", "max_regression"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value <= 1:
-                yield f"{name} {value} must be within [0, 1]"
-        if self.min_images < 1 or self.min_images_per_class < 1:
-            yield "min_images and min_images_per_class must be at least 1"
-        if self.max_class_imbalance < 1:
-            yield f"max_class_imbalance {self.max_class_imbalance} must be at least 1"
-        if not 0 <= self.max_quarantine_fraction <= 1 or not 0 < self.split_tolerance < 1:
-            yield "max_quarantine_fraction must be within [0, 1] and split_tolerance within (0, 1)"
-        if not 1 <= self.min_image_side <= self.max_image_side:
-            yield f"image sides {self.min_image_side}..{self.max_image_side} are not a valid range"
+    def _problems(self) -> Iterator[str]:
+        hints = get_type_hints(type(self))
+        for declared in fields(self):
+            yield from field_problems(declared.name, getattr(self, declared.name), hints[declared.name])
+        if len(self.class_names) == 1:
+            yield "class_names needs at least two classes (or none, to use the raw folders)"
+        if self.min_image_side > self.max_image_side:
+            yield f"min_image_side {self.min_image_side} is above max_image_side {self.max_image_side}"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> PipelineConfig:
-        """Builds the config from Airflow Params or CLI options; unknown keys are ignored
-        (Airflow adds its own), missing ones take the defaults."""
+        """Builds the config from Airflow Params or CLI options; keys that are not settings
+        are ignored here (see `unknown_params` to refuse them), missing ones take defaults."""
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in params.items() if key in known}
         for name in ("class_names", "allowed_formats"):
-            if name in values:
+            if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
         return cls(**values)
 
     def to_params(self) -> dict[str, Any]:
-        """The JSON-friendly form passed between tasks and into the trainer."""
+        """The JSON-friendly form recorded in model cards."""
         params = asdict(self)
         params["class_names"] = list(self.class_names)
         params["allowed_formats"] = list(self.allowed_formats)
         return params
 
-    def run_prefix(self, run_id: str) -> str:
-        """The key prefix (no trailing '/') under which one DAG run writes everything."""
-        return f"{self.runs_prefix}{run_partition(run_id)}"
+    def with_classes(self, class_names: list[str]) -> PipelineConfig:
+        """The config with the classes a run resolved (from the Param or the raw folders)."""
+        return replace(self, class_names=tuple(class_names))
 
     def class_share_bounds(self) -> tuple[float, float]:
         """Each class's share of the images must lie within uniform / r .. uniform * r."""
@@ -131,6 +267,137 @@ class PipelineConfig:
         return uniform / self.max_class_imbalance, min(1.0, uniform * self.max_class_imbalance)
 
 
-def run_partition(run_id: str) -> str:
-    """A run id as an S3 path segment: Airflow's ids hold ':' and '+', which URL tools mangle."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Settings fixed per installation, deliberately not Params: they shape the DAG when it is
+    parsed (schedule, task groups, timeouts) or name infrastructure a run must not switch.
+    Each comes from the environment variable in its description."""
+
+    aws_conn_id: str = setting(
+        default_factory=_env("RETRAIN_AWS_CONN_ID", "aws_default"),
+        description="RETRAIN_AWS_CONN_ID: the Airflow connection of the S3 endpoint",
+    )
+    schedule: str = setting(
+        default_factory=_env("RETRAIN_SCHEDULE", "0 2 * * *"),
+        description="RETRAIN_SCHEDULE: a cron expression, or none for triggered runs only",
+    )
+    training_timeout_hours: int = setting(
+        default_factory=lambda: int(os.environ.get("RETRAIN_TRAINING_TIMEOUT_HOURS", "4")),
+        description="RETRAIN_TRAINING_TIMEOUT_HOURS: a training try taking longer fails",
+    )
+    docker_url: str = setting(
+        default_factory=lambda: os.environ.get(
+            "RETRAIN_DOCKER_URL", os.environ.get("DOCKER_HOST", "unix://var/run/docker.sock")
+        ),
+        description="RETRAIN_DOCKER_URL (else DOCKER_HOST): the engine that runs trainer containers",
+    )
+    docker_network: str = setting(
+        default_factory=_env("RETRAIN_DOCKER_NETWORK", "bridge"),
+        description="RETRAIN_DOCKER_NETWORK: host reaches an endpoint on the worker's loopback; a "
+        "compose network reaches MinIO by name",
+    )
+    trainer_shm_bytes: int = setting(
+        default_factory=lambda: int(os.environ.get("RETRAIN_TRAINER_SHM_BYTES", str(2 * 1024**3))),
+        description="RETRAIN_TRAINER_SHM_BYTES: /dev/shm of the trainer container",
+    )
+    # RETRAIN_ATTEMPT_GROUPS (ATTEMPT_GROUPS above) belongs here too; the config needs it as
+    # the bound of max_attempts, so it is read once at import.
+
+    @property
+    def schedule_or_none(self) -> str | None:
+        return None if self.schedule.lower() == "none" else self.schedule
+
+
+_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def json_type(hint: Any) -> str | list[str]:
+    """The JSON-schema type of a field's annotation."""
+    args = getattr(hint, "__args__", ())
+    if type(None) in args:
+        return ["null", _JSON_TYPES[next(arg for arg in args if arg is not type(None))]]
+    if getattr(hint, "__origin__", None) is tuple:
+        return "array"
+    return _JSON_TYPES[hint]
+
+
+def _type_matches(value: Any, expected: str) -> bool:
+    if expected == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected == "boolean":
+        return isinstance(value, bool)
+    if expected == "string":
+        return isinstance(value, str)
+    return isinstance(value, tuple | list)
+
+
+def field_problems(name: str, value: Any, hint: Any) -> Iterator[str]:
+    """What is wrong with one value against its declaration, as the Param schema would say."""
+    declared = next(f for f in fields(PipelineConfig) if f.name == name)
+    schema = declared.metadata["schema"]
+    expected = json_type(hint)
+    types = expected if isinstance(expected, list) else [expected]
+    if value is None and "null" in types:
+        return
+    if not any(_type_matches(value, kind) for kind in types if kind != "null"):
+        yield f"{name} {value!r} is not of type {' or '.join(types)}"
+        return
+    bounds = (
+        ("minimum", lambda bound: value >= bound, ">="),
+        ("maximum", lambda bound: value <= bound, "<="),
+        ("exclusiveMinimum", lambda bound: value > bound, ">"),
+        ("exclusiveMaximum", lambda bound: value < bound, "<"),
+    )
+    for keyword, holds, sign in bounds:
+        if keyword in schema and not holds(schema[keyword]):
+            yield f"{name} {value!r} must be {sign} {schema[keyword]}"
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        yield f"{name} {value!r} does not match {schema['pattern']}"
+    if "enum" in schema and value not in schema["enum"]:
+        yield f"{name} {value!r} must be one of {schema['enum']}"
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        yield f"{name} must not be empty"
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        yield f"{name} needs at least {schema['minItems']} item(s)"
+    if schema.get("uniqueItems") and len(set(value)) != len(value):
+        yield f"{name} {list(value)} holds duplicates"
+    item_pattern = schema.get("items", {}).get("pattern")
+    for item in value if item_pattern else ():
+        if not re.search(item_pattern, item):
+            yield f"{name}: {item!r} does not match {item_pattern}"
+
+
+def param_schemas() -> dict[str, dict[str, Any]]:
+    """Each Param's default and JSON schema (type, bounds, description, section), in form order.
+    Defaults are read now, so environment defaults apply when the DAG file is parsed."""
+    defaults = PipelineConfig()
+    hints = get_type_hints(PipelineConfig)
+    schemas = {}
+    for section in SECTIONS:
+        for declared in fields(PipelineConfig):
+            if declared.metadata["section"] != section:
+                continue
+            default = getattr(defaults, declared.name)
+            schemas[declared.name] = {
+                "default": list(default) if isinstance(default, tuple) else default,
+                "type": json_type(hints[declared.name]),
+                "description": declared.metadata["description"],
+                "section": section,
+                **declared.metadata["schema"],
+            }
+    return schemas
+
+
+def unknown_params(keys: list[str], known: list[str]) -> str | None:
+    """One line refusing conf keys that are not among `known` (a DAG's Params), each with the
+    nearest known name as a suggestion."""
+    unknown = sorted(set(keys) - set(known))
+    if not unknown:
+        return None
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hints.append(f"unknown Param {key}" + (f"; did you mean {close[0]}?" if close else ""))
+    return "; ".join(hints) + f" (the Params are: {', '.join(known)})"

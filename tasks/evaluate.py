@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from tasks.config import PipelineConfig
+from tasks.layout import AttemptLayout
 from tasks.plots import confusion_matrix_png
+from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.train import download_shards
 
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Evaluation:
+    attempt: int
+    attempt_uri: str
     model_uri: str
     evaluation_uri: str
     test_images: int
@@ -73,19 +78,18 @@ def predict_test_split(model: Any, test_paths: list[Path], dataset: dict) -> tup
     return np.concatenate(true_batches), np.concatenate(probability_batches)
 
 
-def evaluate(
-    client: S3Client,
-    dataset_uri: str,
-    model_uri: str,
-    output_uri: str,
-    champion: dict[str, Any] | None = None,
+def evaluate_attempt(
+    client: S3Client, config: PipelineConfig, *, dataset_uri: str, attempt: int, attempt_uri: str
 ) -> Evaluation:
-    """Scores the candidate (and `champion`, a production pointer, if given) on the test split."""
+    """Scores the attempt's model, and the production model when it has the same classes and
+    input size (the champion), on the dataset's test split."""
     import keras
 
     dataset = get_json(client, S3Uri.parse(dataset_uri))
     class_names = dataset["class_names"]
-    output = S3Uri.parse(output_uri)
+    output = AttemptLayout.at(attempt_uri)
+    model_uri = str(output.model)
+    champion = Registry(client, config.bucket, config.model_name).champion(class_names, dataset["image_size"])
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         folder = Path(scratch)
         test_paths = download_shards(client, dataset["shards"]["test"], folder)
@@ -98,7 +102,7 @@ def evaluate(
     true_labels, probabilities = scored["candidate"]
     metrics = classification_metrics(true_labels, probabilities, class_names)
     champion_summary = None
-    if "champion" in scored:
+    if champion is not None and "champion" in scored:
         champion_metrics = classification_metrics(*scored["champion"], class_names)
         champion_summary = {
             "version": champion["version"],
@@ -107,10 +111,9 @@ def evaluate(
             "macro_f1": champion_metrics["macro_f1"],
             "metrics": champion_metrics,
         }
-    evaluation_uri = output.join("evaluation.json")
     put_json(
         client,
-        evaluation_uri,
+        output.evaluation,
         {
             "model_uri": model_uri,
             "dataset_uri": dataset_uri,
@@ -119,11 +122,10 @@ def evaluate(
             "champion": champion_summary,
         },
     )
-    attempt_name = output.key.rsplit("/", 1)[-1]
-    title = f"{attempt_name}: accuracy {metrics['accuracy']:.4f} on {len(true_labels)} images"
+    title = f"attempt {attempt}: accuracy {metrics['accuracy']:.4f} on {len(true_labels)} images"
     put_bytes(
         client,
-        output.join("confusion_matrix.png"),
+        output.confusion_matrix,
         confusion_matrix_png(metrics["confusion_matrix"], class_names, title),
         "image/png",
     )
@@ -132,14 +134,16 @@ def evaluate(
         metrics["accuracy"],
         metrics["macro_f1"],
         len(true_labels),
-        f" (champion v{champion['version']}: {champion_summary['accuracy']:.4f})"
+        f" (champion v{champion_summary['version']}: {champion_summary['accuracy']:.4f})"
         if champion_summary
-        else " (no champion yet)",
-        evaluation_uri,
+        else " (no comparable champion)",
+        output.evaluation,
     )
     return Evaluation(
+        attempt,
+        attempt_uri,
         model_uri,
-        str(evaluation_uri),
+        str(output.evaluation),
         len(true_labels),
         metrics["accuracy"],
         metrics["macro_f1"],

@@ -27,24 +27,70 @@ class Outcome:
     success: bool
     observed: str
     unexpected_keys: list[str] = field(default_factory=list)
+    unexpected_values: list[Any] = field(default_factory=list)  # beside unexpected_keys
+    bounds: dict[str, Any] = field(default_factory=dict)  # min_value / max_value, if any
+    # From the expectation's meta: what a failing key is ("class") and the setting behind
+    # the bound ("min_images_per_class"), so a failure reads in the user's terms.
+    subject: str | None = None
+    setting: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.expectation}({self.column})" if self.column else self.expectation
 
     def describe(self) -> str:
-        """One line for the failure message: suite, expectation, observed value, failing keys."""
+        """One line for the failure message, naming each failing value and the bound it
+        missed (`class eleven: 0 images < min_images_per_class 10`) where the expectation
+        says what its keys are; else suite, expectation, observed value and failing keys."""
+        if self.bounds and (self.subject or self.setting):
+            return "; ".join(self._plainly())
         keys = self.unexpected_keys[:5]
         return f"{self.suite}: {self.name}: observed {self.observed}" + (
             f" for {', '.join(keys)}" if keys else ""
         )
 
+    def _plainly(self) -> list[str]:
+        setting = f"{self.setting} " if self.setting else ""
+        pairs = list(zip(self.unexpected_keys, self.unexpected_values, strict=False))[:5]
+        if not pairs:  # a table-level expectation: the observed value is the whole table's
+            pairs = [("", self.observed)]
+        lines = []
+        for key, value in pairs:
+            low, high = self.bounds.get("min_value"), self.bounds.get("max_value")
+            below = low is not None and _number(value) < low
+            sign, bound = ("<", low) if below else (">", high)
+            who = f"{self.subject} {key}: " if self.subject and key else ""
+            noun = self.column or self.subject or "rows"
+            lines.append(f"{who}{_plain(value)} {noun} {sign} {setting}{_plain(bound)}")
+        return lines
 
-def _observed(result: dict) -> str:
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _observed(result: dict, key_column: str | None = None) -> str:
     if "unexpected_count" in result:
-        sample = result.get("partial_unexpected_list") or []
-        shown = ", ".join(str(value) for value in sample[:3])
-        return f"{result['unexpected_count']} unexpected" + (f" (e.g. {shown})" if shown else "")
+        rows = result.get("unexpected_index_list") or []
+        if key_column and rows:
+            shown = ", ".join(
+                f"{str(row.get(key_column))[:16]}: {_plain(value)}"
+                for row in rows[:3]
+                for column, value in row.items()
+                if column != key_column
+            )
+        else:
+            shown = ", ".join(_plain(value) for value in (result.get("partial_unexpected_list") or [])[:3])
+        return f"{result['unexpected_count']} unexpected" + (f" ({shown})" if shown else "")
     if "observed_value" in result:
         return str(result["observed_value"])
     return "n/a"
@@ -113,19 +159,31 @@ class Validator:
         for validation in checkpoint_result.run_results.values():
             for result in validation.results:
                 details = result.result or {}
-                keys = [
-                    str(row[key_column])
+                config = result.expectation_config
+                assert config is not None  # every result of a suite run carries its expectation
+                column = config.kwargs.get("column")
+                rows = [
+                    row
                     for row in details.get("unexpected_index_list") or []
                     if key_column and key_column in row
                 ]
+                meta = config.meta or {}
                 outcomes.append(
                     Outcome(
-                        name,
-                        result.expectation_config.type,
-                        result.expectation_config.kwargs.get("column"),
-                        bool(result.success),
-                        _observed(details),
-                        keys,
+                        suite=name,
+                        expectation=config.type,
+                        column=column,
+                        success=bool(result.success),
+                        observed=_observed(details, key_column),
+                        unexpected_keys=[str(row[key_column]) for row in rows],
+                        unexpected_values=[row.get(column) for row in rows],
+                        bounds={
+                            bound: config.kwargs[bound]
+                            for bound in ("min_value", "max_value")
+                            if config.kwargs.get(bound) is not None
+                        },
+                        subject=meta.get("subject"),
+                        setting=meta.get("setting"),
                     )
                 )
         return outcomes

@@ -62,18 +62,12 @@ def inspect(body: bytes) -> ImageFacts:
         image = _opened(body)
     except ImageDecodeError as error:
         return ImageFacts(None, None, None, None, None, str(error))
-    facts = dict(
-        format=image.format,
-        width=image.width,
-        height=image.height,
-        mode=image.mode,
-        channels=len(image.getbands()),
-    )
+    header = (image.format, image.width, image.height, image.mode, len(image.getbands()))
     try:
         image.load()
     except (OSError, ValueError, SyntaxError) as error:
-        return ImageFacts(**facts, problem=f"does not decode ({error})")
-    return ImageFacts(**facts, problem=None)
+        return ImageFacts(*header, problem=f"does not decode ({error})")
+    return ImageFacts(*header, problem=None)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -22,17 +22,10 @@ from tasks.collect import read_manifest
 from tasks.config import PipelineConfig
 from tasks.expectations import Validator, table
 from tasks.images import decode_rgb
+from tasks.layout import raw_object, run_layout
 from tasks.shards import SPLITS, write_split
-from tasks.storage import (
-    S3Client,
-    S3Uri,
-    StorageError,
-    get_bytes,
-    parallel_map,
-    put_json,
-    upload_tree,
-)
-from tasks.validate import DataValidationError, reports_uri_for
+from tasks.storage import S3Client, StorageError, get_bytes, parallel_map, put_json, upload_tree
+from tasks.validate import DataValidationError
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +53,6 @@ def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
     for sha256, label in sorted(zip(sha256s, labels, strict=True)):
         digest.update(f"{sha256}:{label}\n".encode())
     return digest.hexdigest()
-
-
-def dataset_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
-    return S3Uri(config.bucket, f"{config.run_prefix(run_id)}/dataset")
 
 
 def processed_frames(
@@ -152,46 +141,48 @@ def check_processed(
     return validator, "processed dataset failed: " + "; ".join(o.describe() for o in failures)
 
 
-def preprocess(client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str) -> PreprocessResult:
-    """Writes shards plus `dataset.json` (written last: its presence means the shards are whole)."""
+def build_dataset(
+    client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str
+) -> PreprocessResult:
+    """Writes shards plus `dataset.json` (written last: its presence means the shards are whole).
+    `config.class_names` are the run's resolved classes, in output order."""
     manifest = read_manifest(client, manifest_uri)
+    layout = run_layout(config, run_id)
     label_of = {name: index for index, name in enumerate(config.class_names)}
     rows = list(manifest.itertuples(index=False))
 
     def load(row) -> np.ndarray:
-        body = get_bytes(client, S3Uri(config.bucket, row.key))
+        body = get_bytes(client, raw_object(config.bucket, row.key))
         if hashlib.sha256(body).hexdigest() != row.sha256:
             raise StorageError(
-                f"s3://{config.bucket}/{row.key}: changed since it was collected; rerun the DAG"
+                f"{raw_object(config.bucket, row.key)}: changed since it was collected; rerun the DAG"
             )
         return decode_rgb(body, config.image_size, row.key)
 
     images = parallel_map(load, rows)
     labels = [label_of[row.class_name] for row in rows]
     splits = [split_of(row.sha256) for row in rows]
-    docs_uri = reports_uri_for(config, run_id).join("data_docs", "processed")
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
         frames = processed_frames(images, manifest, splits)
         validator, failure = check_processed(frames, config, Path(scratch))
-        upload_tree(client, Path(scratch), docs_uri)
-    put_json(client, docs_uri.join("validation_results.json"), validator.results)
-    log.info("Data Docs: %s", docs_uri.join("index.html"))
+        upload_tree(client, Path(scratch), layout.data_docs("processed"))
+    put_json(client, layout.validation_results("processed"), validator.results)
+    log.info("Data Docs: %s", layout.data_docs_index("processed"))
     if failure:
         raise DataValidationError(failure)
-    dataset_uri = dataset_uri_for(config, run_id)
     shard_uris: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="shards-") as scratch:
         for split in SPLITS:
             chosen = [index for index, name in enumerate(splits) if name == split]
             records = ((images[i], labels[i], rows[i].sha256) for i in chosen)
             paths = write_split(Path(scratch), split, records)
-            shard_uris[split] = [str(dataset_uri.join(path.name)) for path in paths]
-        upload_tree(client, Path(scratch), dataset_uri)
+            shard_uris[split] = [str(layout.shard(path.name)) for path in paths]
+        upload_tree(client, Path(scratch), layout.dataset)
     split_counts = {split: splits.count(split) for split in SPLITS}
     fingerprint = dataset_fingerprint([row.sha256 for row in rows], labels)
     put_json(
         client,
-        dataset_uri.join("dataset.json"),
+        layout.dataset_record,
         {
             "manifest_uri": manifest_uri,
             "fingerprint": fingerprint,
@@ -202,5 +193,5 @@ def preprocess(client: S3Client, config: PipelineConfig, manifest_uri: str, run_
             "pixel_format": "uint8 RGB, scaled to [0, 1] float32 on read",
         },
     )
-    log.info("preprocessed %d images into %s: %s", len(rows), dataset_uri, split_counts)
-    return PreprocessResult(str(dataset_uri.join("dataset.json")), fingerprint, split_counts)
+    log.info("preprocessed %d images into %s: %s", len(rows), layout.dataset, split_counts)
+    return PreprocessResult(str(layout.dataset_record), fingerprint, split_counts)

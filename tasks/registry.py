@@ -1,21 +1,27 @@
-"""The model contract consumers rely on, usable from any Python program with only boto3 and
-TensorFlow: read the production pointer, list versions, load a model (only a complete one:
-its `_COMPLETE` marker must exist), predict, and roll back (a pointer move with the same
-conditional write the pipeline uses)."""
+"""The model contract, usable from any Python program with only boto3 and TensorFlow.
+
+Consumers read the production pointer, list versions, load a model (only a complete one: its
+`_COMPLETE` marker must exist) and predict. The pipeline claims version numbers and promotes
+versions through the same class, and a rollback is the same promotion: one conditional
+pointer write for both, so two writers never silently overwrite each other.
+"""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tasks.layout import ModelLayout, VersionLayout
 from tasks.storage import (
     S3Client,
-    S3Uri,
     StorageError,
+    WriteConflictError,
     download_file,
     exists,
     get_json,
@@ -24,7 +30,7 @@ from tasks.storage import (
     put_json_if,
 )
 
-MARKER = "_COMPLETE"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,15 +42,15 @@ class VersionInfo:
     in_production: bool
 
 
-def pointer_from_card(card: dict[str, Any], version_uri: S3Uri, published_at: str) -> dict[str, Any]:
+def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at: str) -> dict[str, Any]:
     """production.json, derived from a version's model card (so publish and rollback agree)."""
     return {
         "model_name": card["model_name"],
         "version": card["version"],
-        "version_uri": str(version_uri),
-        "model_uri": str(version_uri.join("model.keras")),
-        "evaluation_uri": str(version_uri.join("evaluation.json")),
-        "serving_uri": str(version_uri.join("serving")),
+        "version_uri": str(version.root),
+        "model_uri": str(version.model),
+        "evaluation_uri": str(version.evaluation),
+        "serving_uri": str(version.serving_base),
         "class_names": card["dataset"]["class_names"],
         "image_size": card["dataset"]["image_size"],
         "metrics": {key: card["metrics"][key] for key in ("accuracy", "macro_f1")},
@@ -58,68 +64,108 @@ def pointer_from_card(card: dict[str, Any], version_uri: S3Uri, published_at: st
 class Registry:
     """The versions and production pointer of one model under `s3://bucket/models/<name>/`."""
 
-    def __init__(self, client: S3Client, bucket: str, model_name: str, models_prefix: str = "models/"):
+    def __init__(self, client: S3Client, bucket: str, model_name: str) -> None:
         self.client = client
-        self.root = S3Uri(bucket, f"{models_prefix}{model_name}")
-        self.pointer_uri = self.root.join("production.json")
+        self.layout = ModelLayout.of(bucket, model_name)
+        self.pointer_uri = self.layout.pointer
 
     def pointer(self) -> dict[str, Any] | None:
         return get_json(self.client, self.pointer_uri) if exists(self.client, self.pointer_uri) else None
 
+    def version_numbers(self) -> list[int]:
+        """Every version number ever claimed, complete or not, ascending."""
+        return sorted(int(name) for name in list_folders(self.client, self.layout.root) if name.isdigit())
+
     def versions(self) -> list[VersionInfo]:
         pointer = self.pointer()
         found = []
-        for name in sorted((n for n in list_folders(self.client, self.root) if n.isdigit()), key=int):
-            version_uri = self.root.join(name)
-            complete = exists(self.client, version_uri.join(MARKER))
-            card = get_json(self.client, version_uri.join("model_card.json")) if complete else {}
+        for number in self.version_numbers():
+            version = self.layout.version(number)
+            complete = exists(self.client, version.marker)
+            card = get_json(self.client, version.model_card) if complete else {}
             found.append(
                 VersionInfo(
-                    int(name),
+                    number,
                     complete,
                     card.get("metrics", {}).get("accuracy"),
                     card.get("run_id"),
-                    bool(pointer and pointer["version"] == int(name)),
+                    bool(pointer and pointer["version"] == number),
                 )
             )
         return found
 
     def card(self, version: int | None = None) -> dict[str, Any]:
-        return get_json(self.client, self._complete_version(version).join("model_card.json"))
+        return get_json(self.client, self.complete_version(version).model_card)
 
-    def _complete_version(self, version: int | None) -> S3Uri:
+    def complete_version(self, version: int | None = None) -> VersionLayout:
+        """The layout of a complete version (production by default); refuses an incomplete one."""
         if version is None:
             pointer = self.pointer()
             if pointer is None:
                 raise StorageError(f"{self.pointer_uri}: no production model yet")
-            version = pointer["version"]
-        version_uri = self.root.join(str(version))
-        if not exists(self.client, version_uri.join(MARKER)):
-            raise StorageError(f"{version_uri}: version {version} is missing or incomplete (no {MARKER})")
-        return version_uri
+            version = int(pointer["version"])
+        layout = self.layout.version(version)
+        if not exists(self.client, layout.marker):
+            raise StorageError(f"{layout.root}: version {version} is missing or incomplete (no _COMPLETE)")
+        return layout
 
     def load(self, version: int | None = None) -> tuple[Any, dict[str, Any]]:
         """(keras model, model card) of a complete version, production by default."""
         import keras
 
-        version_uri = self._complete_version(version)
-        card = get_json(self.client, version_uri.join("model_card.json"))
+        layout = self.complete_version(version)
+        card = get_json(self.client, layout.model_card)
         with tempfile.TemporaryDirectory(prefix="registry-") as scratch:
-            local = download_file(self.client, version_uri.join("model.keras"), Path(scratch) / "model.keras")
+            local = download_file(self.client, layout.model, Path(scratch) / "model.keras")
             return keras.models.load_model(local), card
 
-    def rollback(self, version: int) -> dict[str, Any]:
-        """Points production at an earlier complete version; fails if another writer moved the
-        pointer meanwhile (nothing is overwritten then)."""
-        from datetime import UTC, datetime
-
-        version_uri = self._complete_version(version)
-        card = get_json(self.client, version_uri.join("model_card.json"))
-        pointer = pointer_from_card(card, version_uri, datetime.now(UTC).isoformat())
-        put_json_if(
-            self.client, self.pointer_uri, pointer, expected_etag=head_etag(self.client, self.pointer_uri)
-        )
+    def champion(self, class_names: list[str], image_size: int) -> dict[str, Any] | None:
+        """The production pointer, if a candidate with these classes (in this order) and this
+        input size can be compared with it."""
+        pointer = self.pointer()
+        if pointer is None:
+            return None
+        if pointer.get("class_names") != list(class_names) or pointer.get("image_size") != image_size:
+            log.warning(
+                "production v%s has other classes or input size; comparing with value thresholds only",
+                pointer.get("version"),
+            )
+            return None
         return pointer
+
+    def claim_version(self, deployment: dict[str, Any]) -> VersionLayout:
+        """Reuses the version of the same run and attempt if a retried deploy finds one;
+        otherwise claims the next number with a create-only write of deployment.json, so two
+        runs never share a version."""
+        taken = self.version_numbers()
+        for number in reversed(taken):
+            claimed = self.layout.version(number).deployment
+            if exists(self.client, claimed):
+                existing = get_json(self.client, claimed)
+                if (existing["run_id"], existing["attempt"]) == (deployment["run_id"], deployment["attempt"]):
+                    log.info("deploy retried: finishing version %d of this run", number)
+                    return self.layout.version(number)
+        number = (taken[-1] if taken else 0) + 1
+        while True:
+            version = self.layout.version(number)
+            try:
+                put_json_if(self.client, version.deployment, {**deployment, "version": number}, None)
+                return version
+            except WriteConflictError:
+                number += 1
+
+    def promote(self, version: int) -> dict[str, Any]:
+        """Points production at a complete version (a new one, or an earlier one to roll back);
+        fails if another writer moved the pointer meanwhile (nothing is overwritten then)."""
+        layout = self.complete_version(version)
+        card = get_json(self.client, layout.model_card)
+        pointer = pointer_from_card(card, layout, datetime.now(UTC).isoformat())
+        put_json_if(self.client, self.pointer_uri, pointer, head_etag(self.client, self.pointer_uri))
+        return pointer
+
+    def rollback(self, version: int) -> dict[str, Any]:
+        """Points production back at an earlier complete version."""
+        return self.promote(version)
 
 
 def predict(

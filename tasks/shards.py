@@ -28,7 +28,7 @@ def write_split(folder: Path, split: str, records: Iterable[tuple[np.ndarray, in
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
     paths: list[Path] = []
-    writer = None
+    writer: Any = None
     for count, (image, label, sha256) in enumerate(records):
         if count % IMAGES_PER_SHARD == 0:
             if writer is not None:

@@ -13,10 +13,12 @@ import logging
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.config import PipelineConfig
+from tasks.layout import AttemptLayout
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -75,33 +77,32 @@ class TrainResult:
 
 
 def plan_attempt(
+    config: PipelineConfig,
+    *,
     dataset_uri: str,
     attempt_uri: str,
     attempt: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
     previous_model_uri: str | None,
-    retry_learning_rate_factor: float = 0.5,
-    retry_warm_start: bool = True,
 ) -> tuple[TrainRequest, str]:
     """What attempt N trains, and why it may do better than attempt N-1. The schedule: each
     retry multiplies the learning rate by `retry_learning_rate_factor` and, with
     `retry_warm_start`, continues from the previous attempt's weights for `epochs` more epochs
     (without it, it trains a fresh model with a different seed)."""
+    first = TrainRequest(
+        dataset_uri=dataset_uri,
+        output_uri=attempt_uri,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+    )
     if attempt == 1 or not previous_model_uri:
-        request = TrainRequest(dataset_uri, attempt_uri, epochs, batch_size, learning_rate, seed)
-        return request, f"attempt {attempt}: fresh model, {epochs} epochs, lr {learning_rate:g}"
-    lowered = learning_rate * retry_learning_rate_factor ** (attempt - 1)
-    warm_start_uri = previous_model_uri if retry_warm_start else None
-    request = TrainRequest(
-        dataset_uri, attempt_uri, epochs, batch_size, lowered, seed + attempt, warm_start_uri
-    )
-    start = (
-        f"warm start from {previous_model_uri}" if warm_start_uri else f"fresh model, seed {seed + attempt}"
-    )
-    change = f"attempt {attempt}: {start}, {epochs} more epochs, lr changed to {lowered:g}"
+        return first, f"attempt {attempt}: fresh model, {config.epochs} epochs, lr {config.learning_rate:g}"
+    lowered = config.learning_rate * config.retry_learning_rate_factor ** (attempt - 1)
+    warm_start_uri = previous_model_uri if config.retry_warm_start else None
+    request = replace(first, learning_rate=lowered, seed=config.seed + attempt, warm_start_uri=warm_start_uri)
+    start = f"warm start from {previous_model_uri}" if warm_start_uri else f"fresh model, seed {request.seed}"
+    change = f"attempt {attempt}: {start}, {config.epochs} more epochs, lr changed to {lowered:g}"
     return request, change
 
 
@@ -170,7 +171,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
     class_count = len(dataset["class_names"])
     image_size = dataset["image_size"]
     counts = dataset["split_counts"]
-    output = S3Uri.parse(request.output_uri)
+    output = AttemptLayout.at(request.output_uri)
     keras.utils.set_random_seed(request.seed)
     strategy, device = training_strategy()
     with tempfile.TemporaryDirectory(prefix="train-") as scratch:
@@ -223,13 +224,13 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         train_seconds = time.perf_counter() - started
         model_path = folder / "model.keras"
         model.save(model_path)
-        upload_file(client, model_path, output.join("model.keras"))
+        upload_file(client, model_path, output.model)
         history = attempt.history()
-        put_json(client, output.join("history.json"), history)
+        put_json(client, output.history, history)
         epochs_this_try = request.epochs - finished_epochs
         result = TrainResult(
-            model_uri=str(output.join("model.keras")),
-            history_uri=str(output.join("history.json")),
+            model_uri=str(output.model),
+            history_uri=str(output.history),
             epochs_trained=len(history["epochs"]),
             final_val_accuracy=history["metrics"]["val_accuracy"][-1],
             train_seconds=round(train_seconds, 2),
@@ -237,7 +238,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             resumed_after_epoch=finished_epochs,
             request=asdict(request),
         )
-        put_json(client, output.join("train_result.json"), asdict(result))
+        put_json(client, output.train_result, asdict(result))
         attempt.finish()
     log.info("model written to %s (val_accuracy %.4f)", result.model_uri, result.final_val_accuracy)
     return result

@@ -3,9 +3,9 @@
 Row-level problems quarantine the object: it is left out and listed with its reasons in the
 run's `quarantine.json`. The run goes on while the quarantined share stays within
 `max_quarantine_fraction`. Dataset-level problems (too few images, a class missing or too
-rare or too common) fail the run at once. Data Docs and the validation results go to
-`reports/<run>/data_docs/raw/`; the clean manifest, the one preprocess reads, to
-`runs/<run>/clean_manifest.csv`.
+rare or too common) fail the run at once, each named plainly (`class eleven: 0 images <
+min_images_per_class 10`). Data Docs and the validation results go to the run's reports;
+the clean manifest, the one preprocess reads, beside the manifest (see tasks/layout.py).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.config import PipelineConfig, run_partition
+from tasks.config import PipelineConfig
 from tasks.expectations import Outcome, Validator, table
-from tasks.storage import S3Client, S3Uri, put_csv, put_json, upload_tree
+from tasks.layout import run_layout
+from tasks.storage import S3Client, put_csv, put_json, upload_tree
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class DataValidationError(ValueError):
 @dataclass(frozen=True)
 class GateResult:
     clean_manifest_uri: str
+    class_names: list[str]
     quarantine_uri: str
     data_docs_uri: str
     images: int
@@ -91,7 +93,7 @@ def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str
     for outcome in outcomes:
         reason = ROW_REASONS.get((outcome.expectation, outcome.column or ""))
         for key in outcome.unexpected_keys if reason else []:
-            text = reason
+            text = str(reason)
             if reason == "undecodable" and isinstance(detail.get(key), str):
                 text = f"undecodable: {detail[key]}"
             reasons.setdefault(key, []).append(text)
@@ -112,11 +114,22 @@ def dataset_expectations(config: PipelineConfig) -> tuple[list[Any], list[Any]]:
 
     low, high = config.class_share_bounds()
     return (
-        [gxe.ExpectTableRowCountToBeBetween(min_value=config.min_images)],
         [
-            gxe.ExpectColumnValuesToBeBetween(column="images", min_value=config.min_images_per_class),
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=config.min_images, meta={"setting": "min_images", "subject": "images"}
+            )
+        ],
+        [
             gxe.ExpectColumnValuesToBeBetween(
-                column="share", min_value=round(low, 4), max_value=round(high, 4)
+                column="images",
+                min_value=config.min_images_per_class,
+                meta={"subject": "class", "setting": "min_images_per_class"},
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="share",
+                min_value=round(low, 4),
+                max_value=round(high, 4),
+                meta={"subject": "class", "setting": "share bound from max_class_imbalance"},
             ),
         ],
     )
@@ -164,26 +177,22 @@ def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Val
     )
 
 
-def reports_uri_for(config: PipelineConfig, run_id: str) -> S3Uri:
-    return S3Uri(config.bucket, f"{config.reports_prefix}{run_partition(run_id)}")
-
-
-def validate(
-    client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, manifest_uri: str, run_id: str
-) -> GateResult:
+def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str) -> GateResult:
     """Runs the gate and writes its outputs (Data Docs, validation results, quarantine.json,
-    the clean manifest), also when it fails; then raises DataValidationError on failure."""
-    run_uri = S3Uri(config.bucket, config.run_prefix(run_id))
-    docs_uri = reports_uri_for(config, run_id).join("data_docs", "raw")
-    quarantine_uri = run_uri.join("quarantine.json")
+    the clean manifest), also when it fails; then raises DataValidationError on failure.
+    `config.class_names` are the run's resolved classes (see tasks/collect.py)."""
+    from tasks.collect import read_manifest
+
+    manifest = read_manifest(client, manifest_uri)
+    layout = run_layout(config, run_id)
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
         validator = Validator(Path(scratch))
         findings = gate_manifest(manifest, config, validator)
-        upload_tree(client, Path(scratch), docs_uri)
-    put_json(client, docs_uri.join("validation_results.json"), validator.results)
+        upload_tree(client, Path(scratch), layout.data_docs("raw"))
+    put_json(client, layout.validation_results("raw"), validator.results)
     put_json(
         client,
-        quarantine_uri,
+        layout.quarantine,
         {
             "manifest_uri": manifest_uri,
             "quarantined": [
@@ -200,16 +209,16 @@ def validate(
         len(findings.quarantine),
         len(findings.duplicates),
         table(findings.outcomes),
-        docs_uri.join("index.html"),
+        layout.data_docs_index("raw"),
     )
     if findings.failure:
         raise DataValidationError(findings.failure)
-    clean_uri = run_uri.join("clean_manifest.csv")
-    put_csv(client, clean_uri, findings.clean)
+    put_csv(client, layout.clean_manifest, findings.clean)
     return GateResult(
-        str(clean_uri),
-        str(quarantine_uri),
-        str(docs_uri.join("index.html")),
+        str(layout.clean_manifest),
+        list(config.class_names),
+        str(layout.quarantine),
+        str(layout.data_docs_index("raw")),
         len(findings.clean),
         len(findings.quarantine),
         len(findings.duplicates),

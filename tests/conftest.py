@@ -19,8 +19,8 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
     }
 )
-from tasks.demo import airflow_environment  # noqa: E402
-from tasks.local_s3 import LocalS3  # noqa: E402
+from tasks.demo.local_s3 import LocalS3  # noqa: E402
+from tasks.demo.run import airflow_environment  # noqa: E402
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="retrain-test-airflow-"))
 os.environ.update(airflow_environment(AIRFLOW_HOME, aws_connection="{}"))
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 import pytest  # noqa: E402
 
 from tasks.config import PipelineConfig  # noqa: E402
-from tasks.demo_data import upload_digits  # noqa: E402
+from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
 from tasks.storage import create_bucket, make_client  # noqa: E402
 
 # Small enough to train in seconds on two cores, large enough that every split holds every class.
@@ -99,13 +99,11 @@ def trainer_image(docker_client) -> str:
 @pytest.fixture
 def dataset(s3, digits_bucket):
     """A preprocessed 32x32 digits dataset under its own run id."""
-    from tasks.collect import collect
-    from tasks.config import PipelineConfig
-    from tasks.preprocess import preprocess
+    from steps import collect_and_build
 
     config = PipelineConfig(bucket=digits_bucket, image_size=TEST_IMAGE_SIZE)
     run_id = f"fixture-{uuid.uuid4().hex[:8]}"
-    return preprocess(s3, config, collect(s3, config, run_id).manifest_uri, run_id)
+    return collect_and_build(s3, config, run_id)
 
 
 @pytest.fixture(scope="session")
@@ -170,12 +168,19 @@ def candidate(s3, bucket, tiny_model_bytes):
             "fingerprint": "fp",
             "manifest_uri": f"s3://{bucket}/runs/r1/clean_manifest.csv",
             "split_counts": {"train": 1, "validation": 1, "test": 1},
-            "class_names": list(PipelineConfig().class_names),
+            "class_names": list(DIGIT_CLASS_NAMES),
             "image_size": 24,
         },
     )
     return Candidate(
-        1, attempt_uri, f"{attempt_uri}/model.keras", f"{attempt_uri}/evaluation.json", 0.97, 0.96
+        attempt=1,
+        attempt_uri=attempt_uri,
+        model_uri=f"{attempt_uri}/model.keras",
+        evaluation_uri=f"{attempt_uri}/evaluation.json",
+        accuracy=0.97,
+        macro_f1=0.96,
+        dataset_uri=f"s3://{bucket}/runs/r1/dataset/dataset.json",
+        dataset_fingerprint="fp",
     )
 
 
@@ -198,3 +203,12 @@ def writer_between_read_and_write(monkeypatch):
         return document
 
     return install
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need a Docker engine carry the `docker` marker, so `make check` can leave
+    them out."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if {"docker_client", "trainer_image"} & fixtures or "tests/docker/" in item.nodeid:
+            item.add_marker(pytest.mark.docker)

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from tasks.config import PipelineConfig
-from tasks.deploy import MARKER, pointer_uri
+from tasks.layout import MARKER_FILE as MARKER
+from tasks.layout import model_layout
 from tasks.storage import S3Uri, exists, get_bytes, get_json, iter_objects, put_bytes, put_json
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
     assert states["attempt_1.accept"] == "success"
     assert states["attempt_2.plan"] == states["attempt_2.train"] == "skipped"
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
-    pointer = get_json(s3, pointer_uri(config))
+    pointer = get_json(s3, model_layout(config).pointer)
     assert pointer["version"] == 1
     assert pointer["metrics"]["accuracy"] >= 0.5
     for name in ("model.keras", "evaluation.json", "history.json", MARKER):
@@ -46,8 +47,8 @@ def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
 def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
-    put_json(s3, pointer_uri(config), {"version": 7, "note": "the production model before this run"})
-    before = get_bytes(s3, pointer_uri(config))
+    put_json(s3, model_layout(config).pointer, {"version": 7, "note": "the production model before this run"})
+    before = get_bytes(s3, model_layout(config).pointer)
     dag_run, states = run_retrain(
         bucket=digits_bucket,
         model_name=model_name,
@@ -60,7 +61,7 @@ def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrai
     assert states["attempt_2.give_up"] == "failed"
     assert states["deploy"] == "skipped"
     assert states["attempt_3.train"] == "skipped"
-    assert get_bytes(s3, pointer_uri(config)) == before
+    assert get_bytes(s3, model_layout(config).pointer) == before
 
 
 def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(run_retrain, bucket, capfd):
@@ -94,7 +95,7 @@ def test_docker_backend_deploys_and_no_secret_leaks(run_retrain, s3, digits_buck
     assert dag_run.state == "success", states
     assert "trainer container retrain-" in logged
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
-    assert get_json(s3, pointer_uri(config))["version"] == 1
+    assert get_json(s3, model_layout(config).pointer)["version"] == 1
 
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
     with create_session() as session:
@@ -110,8 +111,8 @@ def test_docker_backend_deploys_and_no_secret_leaks(run_retrain, s3, digits_buck
 def production_before(s3, bucket):
     """An existing production pointer that a failing run must leave byte for byte."""
     config = PipelineConfig(bucket=bucket, model_name="guarded")
-    put_json(s3, pointer_uri(config), {"version": 3, "note": "production before the run"})
-    return get_bytes(s3, pointer_uri(config))
+    put_json(s3, model_layout(config).pointer, {"version": 3, "note": "production before the run"})
+    return get_bytes(s3, model_layout(config).pointer)
 
 
 GATE_CONF = {
@@ -125,7 +126,7 @@ GATE_CONF = {
 
 
 def guarded_pointer(s3, bucket: str) -> bytes:
-    return get_bytes(s3, pointer_uri(PipelineConfig(bucket=bucket, model_name="guarded")))
+    return get_bytes(s3, model_layout(PipelineConfig(bucket=bucket, model_name="guarded")).pointer)
 
 
 def failed_task(states: dict[str, str]) -> str:
@@ -169,7 +170,7 @@ def test_a_missing_bucket_fails_at_collection(run_retrain, s3, capfd):
 
 
 def test_wrong_credentials_fail_at_collection(run_retrain, monkeypatch, capfd):
-    from tasks.local_s3 import LocalS3
+    from tasks.demo.local_s3 import LocalS3
 
     with LocalS3(require_auth=True) as guarded_s3:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", guarded_s3.airflow_connection())
@@ -181,7 +182,7 @@ def test_wrong_credentials_fail_at_collection(run_retrain, monkeypatch, capfd):
 def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_retrain, s3, bucket):
     from images_factory import png_declaring
 
-    from tasks.demo_data import upload_digits
+    from tasks.demo.data import upload_digits
 
     upload_digits(s3, bucket, image_size=32, limit=400)
     put_bytes(s3, S3Uri(bucket, "raw/seven/bomb.png"), png_declaring(90_000, 90_000))
@@ -213,7 +214,7 @@ def test_retrain_path_deploys_the_second_attempt(run_retrain, s3, digits_bucket)
     assert dag_run.state == "success", states
     assert states["attempt_1.accept"] == "skipped" and states["attempt_2.accept"] == "success"
     assert states["attempt_3.plan"] == "skipped" and states["deploy"] == "success"
-    pointer = get_json(s3, pointer_uri(PipelineConfig(bucket=digits_bucket, model_name=model_name)))
+    pointer = get_json(s3, model_layout(PipelineConfig(bucket=digits_bucket, model_name=model_name)).pointer)
     assert (pointer["version"], pointer["attempt"]) == (1, 2)
     from tasks.config import run_partition
 

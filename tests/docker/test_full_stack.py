@@ -15,8 +15,8 @@ import uuid
 import pytest
 from compose_helpers import compose
 
-from tasks.demo_data import upload_digits
-from tasks.local_s3 import free_port
+from tasks.demo.data import upload_digits
+from tasks.demo.local_s3 import free_port
 from tasks.registry import Registry
 from tasks.storage import make_client
 

@@ -16,11 +16,11 @@ from images_factory import (
 )
 from PIL import Image
 
-from tasks.collect import collect, read_manifest
+from tasks.collect import collect_manifest
 from tasks.config import PipelineConfig
-from tasks.preprocess import preprocess
+from tasks.preprocess import build_dataset
 from tasks.storage import S3Uri, get_json, put_bytes
-from tasks.validate import DataValidationError, validate
+from tasks.validate import DataValidationError, gate_raw_manifest
 
 GATE = {
     "class_names": CLASSES,
@@ -34,8 +34,8 @@ GATE = {
 def run_gate(s3, bucket: str, run_id: str = "gate", **overrides):
     """collect + validate, as the DAG runs them."""
     config = PipelineConfig(bucket=bucket, **{**GATE, **overrides})
-    manifest_uri = collect(s3, config, run_id).manifest_uri
-    return validate(s3, config, read_manifest(s3, manifest_uri), manifest_uri, run_id)
+    collected = collect_manifest(s3, config, run_id)
+    return gate_raw_manifest(s3, config.with_classes(collected.class_names), collected.manifest_uri, run_id)
 
 
 def quarantine_of(s3, bucket: str, run_id: str = "gate") -> dict[str, list[str]]:
@@ -85,6 +85,14 @@ def test_bad_object_is_quarantined_and_the_rest_goes_on(s3, seeded, key, body, r
     assert result.quarantined == 1
 
 
+def test_with_inferred_classes_a_stray_object_under_raw_is_still_quarantined(s3, seeded):
+    put_bytes(s3, S3Uri(seeded, "raw/loose.png"), encode(digit_like(43)))
+    result = run_gate(s3, seeded, class_names=())
+    assert result.class_names == sorted(CLASSES)
+    assert quarantine_of(s3, seeded) == {"raw/loose.png": ["not under a class folder"]}
+    assert result.images == len(CLASSES) * PER_CLASS
+
+
 def test_the_same_image_under_two_classes_is_a_label_conflict(s3, seeded):
     body = encode(digit_like(77))
     put_bytes(s3, S3Uri(seeded, "raw/zero/dup.png"), body)
@@ -122,13 +130,13 @@ def test_convertible_images_are_kept_and_preprocessed(s3, seeded, key, body):
     result = run_gate(s3, seeded)
     assert quarantine_of(s3, seeded) == {}
     assert result.images == len(CLASSES) * PER_CLASS + 1
-    processed = preprocess(s3, PipelineConfig(bucket=seeded, **GATE), result.clean_manifest_uri, "gate")
+    processed = build_dataset(s3, PipelineConfig(bucket=seeded, **GATE), result.clean_manifest_uri, "gate")
     assert sum(processed.split_counts.values()) == result.images
 
 
 def test_a_class_with_no_images_fails_naming_it(s3, bucket):
     seed_images(s3, bucket, classes=("zero", "one"))
-    with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_between\(images\).* for two"):
+    with pytest.raises(DataValidationError, match=r"class two: 0 images < min_images_per_class 5\b"):
         run_gate(s3, bucket)
 
 
@@ -144,7 +152,9 @@ def test_imbalance_beyond_bounds_fails(s3, bucket):
     seed_images(s3, bucket, per_class=6)
     for index in range(40):
         put_bytes(s3, S3Uri(bucket, f"raw/zero/more-{index:02d}.png"), encode(digit_like(500 + index)))
-    with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_between\(share\).* for zero"):
+    with pytest.raises(
+        DataValidationError, match=r"class zero: 0\.\d+ share > share bound from max_class_imbalance 0\.\d+"
+    ):
         run_gate(s3, bucket, max_class_imbalance=2.0)
 
 

@@ -24,7 +24,9 @@ CHAMPION = {"version": 4, "model_uri": "s3://b/4.keras", "accuracy": 0.96, "macr
     ids=["first-model", "pass", "fail-value", "fail-f1", "fail-change", "within-margin", "change-only"],
 )
 def test_blessing_rules(champion, min_accuracy, min_f1, max_regression, blessed, reason):
-    blessing = bless(CANDIDATE, champion, min_accuracy, min_f1, max_regression)
+    blessing = bless(
+        CANDIDATE, champion, min_accuracy=min_accuracy, min_macro_f1=min_f1, max_regression=max_regression
+    )
     assert blessing.blessed is blessed
     assert reason in blessing.reason
     assert blessing.baseline == champion
@@ -37,6 +39,6 @@ def test_blessing_rules(champion, min_accuracy, min_f1, max_regression, blessed,
 
 def test_no_thresholds_at_all_is_a_configuration_error():
     with pytest.raises(BlessingConfigError, match="refusing to bless"):
-        bless(CANDIDATE, None, None, None, 0.0)
+        bless(CANDIDATE, None, min_accuracy=None, min_macro_f1=None, max_regression=0.0)
     with pytest.raises(BlessingConfigError):
-        bless(CANDIDATE, CHAMPION, None, None, None)
+        bless(CANDIDATE, CHAMPION, min_accuracy=None, min_macro_f1=None, max_regression=None)

@@ -43,11 +43,11 @@ def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_pat
     from images_factory import digit_like, encode
 
     from tasks.config import PipelineConfig
-    from tasks.deploy import publish
+    from tasks.demo.data import DIGIT_CLASS_NAMES
+    from tasks.deploy import publish_version
 
-    dataset_uri = f"s3://{bucket}/runs/r1/dataset/dataset.json"
     for run_id in ("run-1", "run-2"):
-        publish(s3, PipelineConfig(bucket=bucket), candidate, run_id, "fp", dataset_uri)
+        publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id=run_id)
     where = ("--bucket", bucket)
     listed = retrain("models", "list", *where, endpoint=s3_endpoint)
     assert listed.returncode == 0, listed.stderr
@@ -61,4 +61,4 @@ def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_pat
     predicted = retrain("predict", str(image), *where, endpoint=s3_endpoint)
     assert predicted.returncode == 0, predicted.stderr
     path, class_name, probability = predicted.stdout.strip().split("\t")
-    assert path == str(image) and class_name in PipelineConfig().class_names and 0 <= float(probability) <= 1
+    assert path == str(image) and class_name in DIGIT_CLASS_NAMES and 0 <= float(probability) <= 1

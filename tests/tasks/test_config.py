@@ -1,16 +1,19 @@
-"""PipelineConfig: defaults, Params parsing, and readable rejection of bad settings."""
+"""PipelineConfig: defaults, Params parsing, readable rejection of bad settings, and the
+Param schemas derived from the same declarations."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
-from tasks.config import PipelineConfig, run_partition
+from tasks.config import SECTIONS, PipelineConfig, param_schemas, unknown_params
 
 
 def test_defaults_describe_the_reference_setup():
     config = PipelineConfig()
     assert (config.image_size, config.epochs, config.batch_size, config.learning_rate) == (128, 10, 32, 1e-3)
-    assert len(config.class_names) == 10
+    assert config.class_names == ()  # the raw folders decide
 
 
 def test_params_override_defaults_and_airflow_extras_are_ignored():
@@ -23,14 +26,18 @@ def test_params_override_defaults_and_airflow_extras_are_ignored():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"bucket": "Bad_Bucket"}, "not a valid S3 bucket name"),
-        ({"raw_prefix": "raw"}, "must be relative and end with '/'"),
-        ({"raw_prefix": "../raw/"}, "must be relative"),
+        ({"bucket": "Bad_Bucket"}, "bucket 'Bad_Bucket' does not match"),
+        ({"raw_prefix": "raw"}, "raw_prefix 'raw' does not match"),
+        ({"raw_prefix": "../raw/"}, "raw_prefix '../raw/' does not match"),
         ({"class_names": ["a", "a"]}, "holds duplicates"),
         ({"class_names": ["only"]}, "at least two classes"),
-        ({"image_size": 16}, "image_size 16"),
-        ({"learning_rate": 0}, "learning_rate 0"),
-        ({"min_test_accuracy": 1.5}, "min_test_accuracy 1.5"),
+        ({"class_names": ["a/b", "c"]}, "'a/b' does not match"),
+        ({"image_size": 16}, "image_size 16 must be >= 22"),
+        ({"learning_rate": 0}, "learning_rate 0 must be > 0"),
+        ({"min_test_accuracy": 1.5}, "min_test_accuracy 1.5 must be <= 1"),
+        ({"epochs": "3"}, "epochs '3' is not of type integer"),
+        ({"min_image_side": 100, "max_image_side": 50}, "min_image_side 100 is above max_image_side 50"),
+        ({"trainer_backend": "kubernetes"}, "must be one of ['docker', 'local']"),
     ],
 )
 def test_invalid_settings_are_rejected_with_the_reason(params, message):
@@ -39,7 +46,19 @@ def test_invalid_settings_are_rejected_with_the_reason(params, message):
     assert message in str(raised.value)
 
 
-def test_run_partition_is_a_safe_path_segment():
-    assert run_partition("manual__2026-11-28T12:16:25.497459+00:00") == (
-        "manual__2026-11-28T12_16_25.497459_00_00"
-    )
+def test_every_setting_is_described_and_in_a_form_section():
+    schemas = param_schemas()
+    assert list(schemas) == sorted(schemas, key=lambda name: SECTIONS.index(schemas[name]["section"]))
+    assert set(schemas) == {declared.name for declared in fields(PipelineConfig)}
+    for name, schema in schemas.items():
+        assert schema["description"].strip(), name
+        assert schema["section"] in SECTIONS, name
+
+
+def test_a_misspelt_key_is_refused_with_a_suggestion():
+    known = list(param_schemas())
+    assert unknown_params(["epochs", "image_size"], known) is None
+    refused = unknown_params(["imagesize"], known)
+    assert refused is not None
+    assert refused.startswith("unknown Param imagesize; did you mean image_size?")
+    assert "did you mean" not in (unknown_params(["zzz"], known) or "").split("(")[0]

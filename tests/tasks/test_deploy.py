@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tasks.config import PipelineConfig
-from tasks.deploy import MARKER, Candidate, pointer_uri, publish, versions
+from tasks.deploy import publish_version
+from tasks.layout import MARKER_FILE as MARKER
+from tasks.layout import model_layout
+from tasks.registry import Registry
 from tasks.storage import (
     S3Uri,
     WriteConflictError,
@@ -15,12 +20,12 @@ from tasks.storage import (
     head_etag,
 )
 
-DATASET = "runs/r1/dataset/dataset.json"
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publication = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
+    publication = publish_version(s3, config, candidate, run_id="run-1")
     assert publication.version == 1
     version = S3Uri.parse(publication.version_uri)
     for name in (
@@ -41,8 +46,8 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
     assert (card["version"], card["run_id"], card["dataset"]["fingerprint"]) == (1, "run-1", "fp")
     assert card["metrics"]["accuracy"] == 0.97 and card["champion"] is None
     assert "# digits-cnn version 1" in get_bytes(s3, version.join("model_card.md")).decode()
-    assert get_json(s3, version.join("labels.json")) == list(config.class_names)
-    pointer = get_json(s3, pointer_uri(config))
+    assert get_json(s3, version.join("labels.json")) == list(DIGITS)
+    pointer = get_json(s3, model_layout(config).pointer)
     assert pointer["version"] == 1
     assert pointer["model_uri"] == f"s3://{bucket}/models/digits-cnn/1/model.keras"
     assert pointer["metrics"]["accuracy"] == 0.97
@@ -52,44 +57,44 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
 
 def test_versions_only_grow_and_old_ones_stay(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
-    second = publish(s3, config, candidate, "run-2", "fp", f"s3://{bucket}/{DATASET}")
+    publish_version(s3, config, candidate, run_id="run-1")
+    second = publish_version(s3, config, candidate, run_id="run-2")
     assert second.version == 2
-    assert versions(s3, config) == [1, 2]
-    assert get_json(s3, pointer_uri(config))["version"] == 2
+    assert Registry(s3, bucket, config.model_name).version_numbers() == [1, 2]
+    assert get_json(s3, model_layout(config).pointer)["version"] == 2
     assert exists(s3, S3Uri(bucket, f"models/digits-cnn/1/{MARKER}"))
 
 
 def test_a_retried_deploy_finishes_its_own_version(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    first = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
-    again = publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
+    first = publish_version(s3, config, candidate, run_id="run-1")
+    again = publish_version(s3, config, candidate, run_id="run-1")
     assert again.version == first.version == 1
-    assert versions(s3, config) == [1]
+    assert Registry(s3, bucket, config.model_name).version_numbers() == [1]
 
 
 def test_a_stale_pointer_write_loses_without_overwriting(
     s3, bucket, candidate, writer_between_read_and_write
 ):
     """Another run moves the pointer between our read of its ETag and our write."""
-    import tasks.deploy as deploy
+    import tasks.registry as registry
 
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
-    writer_between_read_and_write(deploy, {"version": 99, "written_by": "the other run"})
+    publish_version(s3, config, candidate, run_id="run-1")
+    writer_between_read_and_write(registry, {"version": 99, "written_by": "the other run"})
     with pytest.raises(WriteConflictError, match="production.json: changed by another writer"):
-        publish(s3, config, candidate, "run-2", "fp", f"s3://{bucket}/{DATASET}")
-    assert get_json(s3, pointer_uri(config))["written_by"] == "the other run"
+        publish_version(s3, config, candidate, run_id="run-2")
+    assert get_json(s3, model_layout(config).pointer)["written_by"] == "the other run"
 
 
 def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-1", "fp", f"s3://{bucket}/{DATASET}")
-    before = get_bytes(s3, pointer_uri(config))
-    broken = Candidate(2, f"s3://{bucket}/runs/missing/attempt-2", "x", "y", 0.99, 0.99)
+    publish_version(s3, config, candidate, run_id="run-1")
+    before = get_bytes(s3, model_layout(config).pointer)
+    broken = replace(candidate, attempt=2, attempt_uri=f"s3://{bucket}/runs/missing/attempt-2")
     with pytest.raises(Exception, match="runs/missing/attempt-2/model.keras"):
-        publish(s3, config, broken, "run-2", "fp", f"s3://{bucket}/{DATASET}")
-    assert get_bytes(s3, pointer_uri(config)) == before
+        publish_version(s3, config, broken, run_id="run-2")
+    assert get_bytes(s3, model_layout(config).pointer) == before
     assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None
 
 
@@ -98,24 +103,24 @@ def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate, monk
     the conditional write lets exactly one through."""
     import threading
 
-    import tasks.deploy as deploy
+    import tasks.registry as registry
 
     config = PipelineConfig(bucket=bucket)
-    publish(s3, config, candidate, "run-0", "fp", f"s3://{bucket}/{DATASET}")
+    publish_version(s3, config, candidate, run_id="run-0")
     both_read = threading.Barrier(2, timeout=60)
-    real_head_etag = deploy.head_etag
+    real_head_etag = registry.head_etag
 
     def read_then_wait(client, uri):
         etag = real_head_etag(client, uri)
         both_read.wait()
         return etag
 
-    monkeypatch.setattr(deploy, "head_etag", read_then_wait)
+    monkeypatch.setattr(registry, "head_etag", read_then_wait)
     outcomes: dict[str, object] = {}
 
     def deploy_run(run_id: str) -> None:
         try:
-            outcomes[run_id] = publish(s3, config, candidate, run_id, "fp", f"s3://{bucket}/{DATASET}")
+            outcomes[run_id] = publish_version(s3, config, candidate, run_id=run_id)
         except WriteConflictError as error:
             outcomes[run_id] = error
 
@@ -128,7 +133,11 @@ def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate, monk
     losers = [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)]
     assert len(winners) == 1 and len(losers) == 1
     assert "production.json: changed by another writer since it was read" in str(losers[0])
-    pointer = get_json(s3, pointer_uri(config))
+    pointer = get_json(s3, model_layout(config).pointer)
     assert pointer["run_id"] == winners[0]
     assert exists(s3, S3Uri.parse(pointer["version_uri"]).join(MARKER))
-    assert sorted(versions(s3, config)) == [1, 2, 3]  # each run claimed its own version
+    assert sorted(Registry(s3, bucket, config.model_name).version_numbers()) == [
+        1,
+        2,
+        3,
+    ]  # each run claimed its own version

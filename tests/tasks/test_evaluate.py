@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
+from steps import collect_and_build
 
-from tasks.collect import collect
 from tasks.config import PipelineConfig
-from tasks.evaluate import classification_metrics, evaluate
-from tasks.preprocess import preprocess
-from tasks.storage import S3Uri, get_json
+from tasks.evaluate import classification_metrics, evaluate_attempt
+from tasks.layout import model_layout
+from tasks.storage import S3Uri, get_json, put_json
 from tasks.train import TrainRequest, run_training
 
 
@@ -30,11 +32,12 @@ def test_metrics_on_known_predictions():
 
 
 def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bucket):
-    config = PipelineConfig(bucket=digits_bucket, image_size=32)
-    dataset = preprocess(s3, config, collect(s3, config, "eval").manifest_uri, "eval")
+    config = PipelineConfig(bucket=digits_bucket, image_size=32, model_name="eval-model")
+    dataset = collect_and_build(s3, config, "eval")
     attempt_uri = f"s3://{digits_bucket}/runs/eval/attempt-1"
     trained = run_training(s3, TrainRequest(dataset.dataset_uri, attempt_uri, epochs=4))
-    evaluation = evaluate(s3, dataset.dataset_uri, trained.model_uri, attempt_uri)
+    score = partial(evaluate_attempt, s3, config, dataset_uri=dataset.dataset_uri, attempt=1)
+    evaluation = score(attempt_uri=attempt_uri)
     assert evaluation.champion is None
     assert evaluation.test_images == dataset.split_counts["test"]
     assert evaluation.accuracy > 0.5  # far above the 0.1 of guessing, after 4 epochs on digits
@@ -45,7 +48,10 @@ def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bu
     png = s3.get_object(Bucket=digits_bucket, Key="runs/eval/attempt-1/confusion_matrix.png")["Body"].read()
     assert png.startswith(b"\x89PNG")
 
-    champion = {"version": 7, "model_uri": trained.model_uri}
-    against_itself = evaluate(s3, dataset.dataset_uri, trained.model_uri, attempt_uri, champion)
+    # The production model is the champion when its classes and input size match.
+    classes = get_json(s3, S3Uri.parse(dataset.dataset_uri))["class_names"]
+    pointer = {"version": 7, "model_uri": trained.model_uri, "class_names": classes, "image_size": 32}
+    put_json(s3, model_layout(config).pointer, pointer)
+    against_itself = score(attempt_uri=attempt_uri)
     assert against_itself.champion["accuracy"] == against_itself.accuracy
     assert against_itself.champion["version"] == 7

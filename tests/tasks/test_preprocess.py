@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from steps import collect_and_build
 
-from tasks.collect import collect
 from tasks.config import PipelineConfig
 from tasks.images import ImageDecodeError, decode_rgb
-from tasks.preprocess import preprocess, split_of
+from tasks.preprocess import split_of
 from tasks.shards import read_split
 from tasks.storage import S3Uri, download_file, get_json
 
@@ -47,8 +47,7 @@ def test_undecodable_bytes_name_the_object():
 
 def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
-    manifest_uri = collect(s3, config, "run-p").manifest_uri
-    result = preprocess(s3, config, manifest_uri, "run-p")
+    result = collect_and_build(s3, config, "run-p")
     dataset = get_json(s3, S3Uri.parse(result.dataset_uri))
     assert sum(dataset["split_counts"].values()) == 600
     assert dataset["split_counts"] == result.split_counts
@@ -70,9 +69,8 @@ def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_pat
 
 def test_preprocessing_is_deterministic_across_runs(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
-    manifest_uri = collect(s3, config, "run-d").manifest_uri
-    first = preprocess(s3, config, manifest_uri, "run-d1")
-    second = preprocess(s3, config, manifest_uri, "run-d2")
+    first = collect_and_build(s3, config, "run-d1")
+    second = collect_and_build(s3, config, "run-d2")
     assert first.fingerprint == second.fingerprint
     assert first.split_counts == second.split_counts
 
@@ -91,8 +89,8 @@ def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
     leaked.loc[39, "sha256"] = leaked.loc[0, "sha256"]  # the same content in train and test
     _, failure = check_processed(processed_frames(images, leaked, splits), config, tmp_path / "leak")
     assert (
-        f"processed_leakage: expect_column_values_to_be_in_set(splits): observed 1 unexpected (e.g. 2) "
-        f"for {rows.loc[0, 'sha256']}" in failure
+        f"processed_leakage: expect_column_values_to_be_in_set(splits): observed 1 unexpected "
+        f"({rows.loc[0, 'sha256'][:16]}: 2) for {rows.loc[0, 'sha256']}" in failure
     )
 
     skewed = ["train"] * 20 + ["validation"] * 10 + ["test"] * 10

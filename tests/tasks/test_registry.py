@@ -6,7 +6,7 @@ import pytest
 from images_factory import digit_like, encode
 
 from tasks.config import PipelineConfig
-from tasks.deploy import publish
+from tasks.deploy import publish_version
 from tasks.registry import Registry, predict
 from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix
 
@@ -15,9 +15,8 @@ from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix
 def published(s3, bucket, candidate) -> Registry:
     """Two published versions of the same (tiny, real) model; production is version 2."""
     config = PipelineConfig(bucket=bucket)
-    dataset_uri = f"s3://{bucket}/runs/r1/dataset/dataset.json"
-    publish(s3, config, candidate, "run-1", "fp", dataset_uri)
-    publish(s3, config, candidate, "run-2", "fp", dataset_uri)
+    publish_version(s3, config, candidate, run_id="run-1")
+    publish_version(s3, config, candidate, run_id="run-2")
     return Registry(s3, bucket, config.model_name)
 
 
@@ -41,7 +40,7 @@ def test_load_and_predict(published):
 
 
 def test_incomplete_versions_are_refused(s3, published):
-    s3.delete_object(Bucket=published.root.bucket, Key=f"{published.root.key}/1/_COMPLETE")
+    s3.delete_object(Bucket=published.layout.root.bucket, Key=published.layout.version(1).marker.key)
     assert [v.complete for v in published.versions()] == [False, True]
     with pytest.raises(StorageError, match="version 1 is missing or incomplete"):
         published.load(1)
@@ -52,14 +51,7 @@ def test_incomplete_versions_are_refused(s3, published):
 def test_rollback_then_republish(s3, bucket, candidate, published):
     assert published.rollback(1)["version"] == 1
     assert published.pointer()["version"] == 1 and published.pointer()["run_id"] == "run-1"
-    republished = publish(
-        s3,
-        PipelineConfig(bucket=bucket),
-        candidate,
-        "run-3",
-        "fp",
-        f"s3://{bucket}/runs/r1/dataset/dataset.json",
-    )
+    republished = publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-3")
     assert republished.version == 3 and published.pointer()["version"] == 3
 
 

@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import pytest
+from steps import collect_and_build
 
-from tasks.collect import collect
 from tasks.config import PipelineConfig
-from tasks.preprocess import preprocess
 from tasks.storage import S3Uri, exists, get_json
 from tasks.train import TrainRequest, plan_attempt, run_training
 
@@ -23,20 +23,23 @@ def dataset_128(s3_endpoint, digits_bucket):
 
     client = make_client(s3_endpoint)
     config = PipelineConfig(bucket=digits_bucket, image_size=128)
-    return preprocess(client, config, collect(client, config, "train-128").manifest_uri, "train-128")
+    return collect_and_build(client, config, "train-128")
 
 
 def test_plan_attempt_changes_something_on_each_retry():
-    first, why_first = plan_attempt("s3://b/d.json", "s3://b/a1", 1, 5, 32, 1e-3, 42, None)
-    second, why_second = plan_attempt(
-        "s3://b/d.json", "s3://b/a2", 2, 5, 32, 1e-3, 42, "s3://b/a1/model.keras"
+    config = PipelineConfig(epochs=5)
+    plan = partial(plan_attempt, dataset_uri="s3://b/d.json")
+    first, why_first = plan(config, attempt_uri="s3://b/a1", attempt=1, previous_model_uri=None)
+    second, why_second = plan(
+        config, attempt_uri="s3://b/a2", attempt=2, previous_model_uri="s3://b/a1/model.keras"
     )
     assert first.warm_start_uri is None and "fresh model" in why_first
     assert second.warm_start_uri == "s3://b/a1/model.keras"
     assert second.learning_rate == pytest.approx(5e-4)
     assert "warm start" in why_second and "lr changed to 0.0005" in why_second
-    third, why_third = plan_attempt(
-        "s3://b/d.json", "s3://b/a3", 3, 5, 32, 1e-3, 42, "s3://b/a2/model.keras", 0.1, False
+    colder = PipelineConfig(epochs=5, retry_learning_rate_factor=0.1, retry_warm_start=False)
+    third, why_third = plan(
+        colder, attempt_uri="s3://b/a3", attempt=3, previous_model_uri="s3://b/a2/model.keras"
     )
     assert third.warm_start_uri is None and third.learning_rate == pytest.approx(1e-5)
     assert "fresh model, seed 45" in why_third
@@ -68,11 +71,15 @@ def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket
 
 def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
-    dataset = preprocess(s3, config, collect(s3, config, "warm").manifest_uri, "warm")
+    dataset = collect_and_build(s3, config, "warm")
     base = f"s3://{digits_bucket}/runs/warm"
     first = run_training(s3, TrainRequest(dataset.dataset_uri, f"{base}/attempt-1", epochs=3))
     second_request, _ = plan_attempt(
-        dataset.dataset_uri, f"{base}/attempt-2", 2, 1, 32, 1e-3, 42, first.model_uri
+        PipelineConfig(epochs=1),
+        dataset_uri=dataset.dataset_uri,
+        attempt_uri=f"{base}/attempt-2",
+        attempt=2,
+        previous_model_uri=first.model_uri,
     )
     second = run_training(s3, second_request)
     first_history = get_json(s3, S3Uri.parse(first.history_uri))["metrics"]

@@ -6,7 +6,7 @@ import pandas as pd
 
 from tasks.collect import MANIFEST_COLUMNS
 from tasks.config import PipelineConfig
-from tasks.expectations import Validator
+from tasks.expectations import Validator, table
 from tasks.validate import gate_manifest, with_derived_columns
 
 CONFIG = PipelineConfig(
@@ -73,5 +73,6 @@ def test_quarantined_objects_are_left_out_until_their_share_is_too_high(tmp_path
 
 def test_a_missing_class_is_named(tmp_path):
     findings = gate_manifest(manifest([r for r in GOOD if r[1] == "cat"]), CONFIG, Validator(tmp_path))
-    expected = "expect_column_values_to_be_between(images): observed 1 unexpected (e.g. 0) for dog"
-    assert expected in findings.failure
+    assert "class dog: 0 images < min_images_per_class 2" in findings.failure
+    images_row = next(line for line in table(findings.outcomes).splitlines() if "(images)" in line)
+    assert "1 unexpected (dog: 0)" in images_row and images_row.endswith("FAIL")

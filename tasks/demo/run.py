@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 from tasks.config import PipelineConfig
-from tasks.demo_data import upload_digits
-from tasks.local_s3 import LocalS3
-from tasks.storage import S3Uri, download_tree, get_json, make_client
+from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
+from tasks.demo.local_s3 import LocalS3
+from tasks.layout import model_layout, output_prefixes
+from tasks.storage import download_tree, get_json, make_client
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "image_classifier_retrain"
 
 
@@ -39,7 +40,6 @@ def airflow_environment(airflow_home: Path, aws_connection: str) -> dict[str, st
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection,
         "GX_ANALYTICS_ENABLED": "false",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
         "NO_PROXY": "127.0.0.1,localhost",
         # The embedded default trains in-process; set it to "docker" to use the trainer image.
         "RETRAIN_TRAINER_BACKEND": os.environ.get("RETRAIN_TRAINER_BACKEND", "local"),
@@ -52,32 +52,47 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
+def exit_on_sigterm() -> None:
+    """Makes SIGTERM unwind like Ctrl-C, so the with-blocks stop what they started."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def airflow_command(airflow_home: Path, s3: LocalS3, **settings: str) -> tuple[str, dict[str, str]]:
+    """The venv's `airflow` executable and its environment: this project's DAGs, SQLite under
+    airflow_home, the local S3 endpoint as the S3 connection, plus `settings`."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, **airflow_environment(airflow_home, s3.airflow_connection()), **settings}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    return str(bin_dir / "airflow"), env
+
+
+def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
+    count = upload_digits(make_client(s3.endpoint_url), config.bucket, config.raw_prefix)
+    print(
+        f"local S3 endpoint {s3.endpoint_url}: {count} demo images in s3://{config.bucket}/{config.raw_prefix}"
+    )
+
+
+def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
+    exit_on_sigterm()
+    # The digits in label order; without it the classes would be the folders, sorted by name.
+    conf = {"class_names": list(DIGIT_CLASS_NAMES), **conf}
     config = PipelineConfig.from_params(conf)
     started = time.perf_counter()
     with LocalS3() as s3:
-        print(f"local S3 endpoint: {s3.endpoint_url}", flush=True)
+        upload_demo_data(s3, config)
         client = make_client(s3.endpoint_url)
-        count = upload_digits(client, config.bucket, config.raw_prefix)
-        print(f"uploaded {count} demo images to s3://{config.bucket}/{config.raw_prefix}", flush=True)
-        env = {**os.environ, **airflow_environment(airflow_home, s3.airflow_connection())}
-        bin_dir = Path(sys.executable).parent
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        airflow = str(bin_dir / "airflow")
+        airflow, env = airflow_command(airflow_home, s3)
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         dag_run = subprocess.run([airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env=env)
         shutil.rmtree(output_folder, ignore_errors=True)
-        for prefix in (config.runs_prefix, config.reports_prefix, config.models_prefix):
+        for prefix in output_prefixes(config.bucket):
             # Shards are bulky intermediate data; models, metrics and reports are what people open.
             download_tree(
-                client,
-                S3Uri(config.bucket, prefix),
-                output_folder / prefix.rstrip("/"),
-                skip_suffixes=(".tfrecord",),
+                client, prefix, output_folder / prefix.key.rstrip("/"), skip_suffixes=(".tfrecord",)
             )
-        pointer_key = f"{config.models_prefix}{config.model_name}/production.json"
-        pointer = get_json(client, S3Uri(config.bucket, pointer_key)) if dag_run.returncode == 0 else None
+        pointer_uri = model_layout(config).pointer
+        pointer = get_json(client, pointer_uri) if dag_run.returncode == 0 else None
     minutes = (time.perf_counter() - started) / 60
     if pointer is None:
         print(f"demo run FAILED after {minutes:.1f} min; outputs so far in {output_folder}/")
@@ -87,7 +102,7 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
         f"  deployed: {pointer['model_name']} version {pointer['version']}\n"
         f"  test accuracy: {pointer['metrics']['accuracy']:.4f} "
         f"(macro F1 {pointer['metrics']['macro_f1']:.4f})\n"
-        f"  in S3: {pointer['version_uri']} (pointer: s3://{config.bucket}/{pointer_key})\n"
+        f"  in S3: {pointer['version_uri']} (pointer: {pointer_uri})\n"
         f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer['version']}/, "
         f"{output_folder}/runs/ and the Data Docs in {output_folder}/reports/*/data_docs/*/index.html"
     )

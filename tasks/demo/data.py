@@ -9,10 +9,24 @@ import logging
 import numpy as np
 from PIL import Image
 
-from tasks.config import DIGIT_CLASS_NAMES
-from tasks.storage import S3Client, S3Uri, create_bucket, parallel_map, put_bytes
+from tasks.layout import raw_image
+from tasks.storage import S3Client, create_bucket, parallel_map, put_bytes
 
 log = logging.getLogger(__name__)
+
+# The digits' class folders, in label order (what the demo passes as class_names).
+DIGIT_CLASS_NAMES: tuple[str, ...] = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+)
 
 
 def digit_png(pixels: np.ndarray, image_size: int) -> bytes:
@@ -40,7 +54,7 @@ def upload_digits(
 
     def upload(index: int) -> None:
         class_name = DIGIT_CLASS_NAMES[int(digits.target[index])]
-        uri = S3Uri(bucket, f"{raw_prefix}{class_name}/digit-{index:04d}.png")
+        uri = raw_image(bucket, raw_prefix, class_name, f"digit-{index:04d}.png")
         put_bytes(client, uri, digit_png(digits.images[index], image_size), "image/png")
 
     parallel_map(upload, list(range(count)))

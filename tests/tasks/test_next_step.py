@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.decide import Verdict, decide, give_up_reason
+from tasks.blessing import Verdict, give_up_reason, next_step
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ from tasks.decide import Verdict, decide, give_up_reason
     ],
 )
 def test_verdicts(blessed, attempt, max_attempts, verdict):
-    assert decide(blessed, "reason", attempt, max_attempts).verdict is verdict
+    assert next_step(blessed, "reason", attempt, max_attempts).verdict is verdict
 
 
 def test_give_up_names_the_best_attempt_and_production():

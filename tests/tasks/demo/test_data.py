@@ -7,8 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tasks.config import DIGIT_CLASS_NAMES
-from tasks.demo_data import digit_png, upload_digits
+from tasks.demo.data import DIGIT_CLASS_NAMES, digit_png, upload_digits
 from tasks.storage import S3Uri, get_bytes, iter_objects
 
 
