@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from retrain_airflow import failing_fast, run_config, s3_client
+from retrain_airflow import failing_fast, retrain_params, run_config, s3_client
 from tasks.storage import StorageError
 from tasks.validate import DataValidationError
 
@@ -34,3 +34,65 @@ def test_permanent_problems_fail_without_retry(error):
 def test_transient_problems_stay_retryable():
     with pytest.raises(StorageError), failing_fast():
         raise StorageError("endpoint unreachable", permanent=False)
+
+
+def probes(schema: dict) -> list:
+    """Values on both sides of each bound of a schema, and of the wrong type."""
+    values: list = [None, "text", 1, True, [], ["a", "b"]]
+    for keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if keyword in schema:
+            bound = schema[keyword]
+            steps = (-1, 0, 1) if schema["type"] == "integer" else (-1, -0.001, 0, 0.001, 1)
+            values += [bound + step for step in steps]
+    if "pattern" in schema:
+        values += ["", "raw", "raw/", "/raw/", "../raw/", "Bad_Bucket", "my-bucket", "all", "2", "a/b"]
+    if "enum" in schema:
+        values += [*schema["enum"], "other"]
+    if schema["type"] == "array":
+        values += [["only"], ["a", "a"], ["a/b", "c"], ["PNG"], ["cat", "dog", "owl"]]
+    return values
+
+
+def test_every_param_is_a_setting_and_both_refuse_the_same_values():
+    from dataclasses import fields
+    from typing import get_type_hints
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from tasks.config import PipelineConfig, field_problems
+
+    hints = get_type_hints(PipelineConfig)
+    params = retrain_params()
+    assert set(params) == {declared.name for declared in fields(PipelineConfig)}
+    disagreements = []
+    for name, param in params.items():
+        for value in probes(param.schema):
+            try:
+                param.resolve(value)
+                param_accepts = True
+            except ParamValidationError:
+                param_accepts = False
+            as_config = tuple(value) if isinstance(value, list) else value
+            config_accepts = not list(field_problems(name, as_config, hints[name]))
+            if param_accepts != config_accepts:
+                disagreements.append((name, value, param_accepts, config_accepts))
+    assert disagreements == []
+
+
+def test_params_are_grouped_in_the_forms_sections_and_described():
+    from tasks.config import SECTIONS
+
+    for name, param in retrain_params().items():
+        assert param.schema["section"] in SECTIONS, name
+        assert param.description, name
+
+
+def test_a_conf_key_that_is_no_param_is_refused_with_a_suggestion():
+    from types import SimpleNamespace
+
+    context = {
+        "params": {"image_size": 128, "epochs": 10},
+        "dag_run": SimpleNamespace(conf={"imagesize": 32}),
+    }
+    with pytest.raises(AirflowFailException, match=r"unknown Param imagesize; did you mean image_size\?"):
+        run_config(context)

@@ -1,0 +1,73 @@
+"""`make ui` (`retrain ui`): Airflow's UI and API come up with the demo data and a login, and
+Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tasks.demo.local_s3 import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def processes_using(airflow_home: Path) -> list[int]:
+    """PIDs whose environment names this Airflow home (standalone's children included)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"AIRFLOW_HOME={airflow_home}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_ui_starts_with_a_login_and_stops_cleanly_on_ctrl_c(tmp_path):
+    home, port = tmp_path / "airflow-ui", free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "tasks.cli", "ui", "--airflow-home", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = ui.stdout.readline()
+            assert line, f"retrain ui exited early: {lines}"
+            lines.append(line)
+            if line.startswith("Airflow UI:"):
+                break
+        banner = "".join(lines)
+        assert f"Airflow UI: http://127.0.0.1:{port}" in banner, banner
+        assert "demo images in s3://" in banner
+        password = banner.split("login admin / ", 1)[1].split(")", 1)[0]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/auth/token",
+            data=json.dumps({"username": "admin", "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["access_token"]
+        assert processes_using(home)
+    finally:
+        ui.send_signal(signal.SIGINT)
+        assert ui.wait(timeout=90) == 0
+    time.sleep(1)
+    assert processes_using(home) == []
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2)
