@@ -18,6 +18,10 @@ from airflow.sdk import Param, dag, task
 
 from retrain_airflow import pipeline_step, production_asset, retrain_params
 
+PARAMS = {name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")} | {
+    "incoming_prefix": Param("incoming/", type="string", description="Prefix of the images to score")
+}
+
 
 @task(retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
 def score() -> dict[str, Any]:
@@ -27,7 +31,7 @@ def score() -> dict[str, Any]:
     from tasks.score import score_prefix
     from tasks.storage import S3Uri
 
-    with pipeline_step() as step:
+    with pipeline_step(known_params=PARAMS) as step:
         bucket = step.config.bucket
         result = score_prefix(
             step.client,
@@ -45,8 +49,7 @@ def score() -> dict[str, Any]:
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    params={name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")}
-    | {"incoming_prefix": Param("incoming/", type="string", description="Prefix of the images to score")},
+    params=PARAMS,
     default_args={"owner": "ml-platform", "retries": 1},
     tags=["ml", "inference"],
 )

@@ -4,7 +4,7 @@ errors onto Airflow's retry semantics."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +47,15 @@ def s3_client(aws_conn_id: str = DEPLOYMENT.aws_conn_id) -> Any:
     return S3Hook(aws_conn_id=aws_conn_id).get_conn()
 
 
-def run_config(context: Any) -> PipelineConfig:
-    """The run's validated config; refuses conf keys that are no Param (Airflow itself
-    accepts and ignores them, so a misspelt key would silently run with the default)."""
+def run_config(context: Any, known_params: Iterable[str] | None = None) -> PipelineConfig:
+    """The run's validated config; refuses conf keys that are not among the DAG's Params
+    (`known_params`, by default the retrain DAG's). Airflow accepts such keys, adds them to
+    the run's params and ignores them, so a misspelt key would silently run the default."""
     with failing_fast():
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
-        refused = unknown_params(list(conf), known=list(context["params"].keys()))
+        known = list(known_params if known_params is not None else param_schemas())
+        refused = unknown_params(list(conf), known=known)
         if refused:
             raise ValueError(refused)
         return PipelineConfig.from_params(dict(context["params"]))
@@ -70,12 +72,15 @@ class Step:
 
 
 @contextmanager
-def pipeline_step(class_names: list[str] | None = None) -> Iterator[Step]:
+def pipeline_step(
+    class_names: list[str] | None = None, *, known_params: Iterable[str] | None = None
+) -> Iterator[Step]:
     """The current task's context, config (with the run's resolved classes, once collect has
-    resolved them) and S3 client, with the fail-fast rule applied to everything inside."""
+    resolved them) and S3 client, with the fail-fast rule applied to everything inside.
+    `known_params`: the DAG's Param names, for a DAG other than the retrain DAG."""
     context = get_current_context()
     with failing_fast():
-        config = run_config(context)
+        config = run_config(context, known_params)
         if class_names:
             config = config.with_classes(class_names)
         yield Step(context, config, s3_client(), context["run_id"])

@@ -62,3 +62,10 @@ def test_a_misspelt_key_is_refused_with_a_suggestion():
     assert refused is not None
     assert refused.startswith("unknown Param imagesize; did you mean image_size?")
     assert "did you mean" not in (unknown_params(["zzz"], known) or "").split("(")[0]
+
+
+def test_every_param_is_documented():
+    from pathlib import Path
+
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert [name for name in param_schemas() if f"| `{name}` |" not in documented] == []
