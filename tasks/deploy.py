@@ -16,6 +16,7 @@ from tasks.layout import AttemptLayout
 from tasks.model_card import build_card, card_markdown
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, copy_object, get_json, put_bytes, put_json
+from tasks.tensorflow_runtime import load_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def export_for_serving(client: S3Client, model_uri: S3Uri, target: S3Uri) -> Non
     import tempfile
     from pathlib import Path
 
+    load_tensorflow()
     import keras
 
     from tasks.storage import download_file, upload_tree

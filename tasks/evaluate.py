@@ -16,6 +16,7 @@ from tasks.layout import AttemptLayout
 from tasks.plots import confusion_matrix_png
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
+from tasks.tensorflow_runtime import load_tensorflow
 from tasks.train import download_shards
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def evaluate_attempt(
 ) -> Evaluation:
     """Scores the attempt's model, and the production model when it has the same classes and
     input size (the champion), on the dataset's test split."""
+    load_tensorflow()
     import keras
 
     dataset = get_json(client, S3Uri.parse(dataset_uri))

@@ -111,6 +111,9 @@ class Registry:
 
     def load(self, version: int | None = None) -> tuple[Any, dict[str, Any]]:
         """(keras model, model card) of a complete version, production by default."""
+        from tasks.tensorflow_runtime import load_tensorflow
+
+        load_tensorflow()
         import keras
 
         layout = self.complete_version(version)

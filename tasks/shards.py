@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.tensorflow_runtime import load_tensorflow
+
 IMAGES_PER_SHARD = 512
 SPLITS = ("train", "validation", "test")
 
@@ -22,9 +24,9 @@ def shard_name(split: str, index: int) -> str:
 
 def write_split(folder: Path, split: str, records: Iterable[tuple[np.ndarray, int, str]]) -> list[Path]:
     """Writes (image uint8 HxWx3, label, sha256) records into numbered shard files."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
-    def feature_bytes(value: bytes) -> tf.train.Feature:
+    def feature_bytes(value: bytes) -> Any:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
     paths: list[Path] = []
@@ -61,7 +63,7 @@ def read_split(
 ) -> Any:
     """A batched tf.data pipeline over shard files: parallel parse, cache, shuffle, prefetch.
     Yields (images float32 in [0, 1], one-hot labels)."""
-    import tensorflow as tf
+    tf = load_tensorflow()
 
     schema = {
         "image": tf.io.FixedLenFeature([], tf.string),
@@ -69,7 +71,7 @@ def read_split(
         "sha256": tf.io.FixedLenFeature([], tf.string),
     }
 
-    def parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def parse(serialized: Any) -> tuple[Any, Any]:
         example = tf.io.parse_single_example(serialized, schema)
         pixels = tf.io.decode_raw(example["image"], tf.uint8)
         image = tf.reshape(pixels, [image_size, image_size, 3])

@@ -29,6 +29,7 @@ from tasks.storage import (
     put_json,
     upload_file,
 )
+from tasks.tensorflow_runtime import load_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def training_strategy() -> tuple[Any, str]:
 def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
     """Trains (resuming an interrupted try of the same attempt) and publishes the attempt's
     outputs; `train_result.json` is written last."""
+    load_tensorflow()
     import keras
 
     from tasks.checkpoints import ResumableAttempt
