@@ -6,7 +6,9 @@ Expectations, preprocesses them into TFRecord shards, trains the reference CNN, 
 on a test split that is stable across nights, and publishes it as a new model version when
 it is blessed (`min_test_accuracy`, and no worse than production). Otherwise it trains again
 (warm start, lower learning rate) up to `max_attempts` times, then gives up and leaves
-production as it was.
+production as it was. A night whose data, training settings and trainer code are those of
+the production model trains nothing (`force_retrain` overrides that). Each night ends by
+removing what runs older than the newest `keep_runs` no longer need.
 
 Outputs: `runs/<run>/`, `reports/<run>/` and `models/<model_name>/<version>/` plus the
 pointer `models/<model_name>/production.json` (see `tasks/layout.py`). This file only wires
@@ -62,6 +64,23 @@ def preprocess(gate: dict[str, Any]) -> dict[str, Any]:
     with pipeline_step(gate["class_names"]) as step:
         dataset = build_dataset(step.client, step.config, gate["clean_manifest_uri"], step.run_id)
     return asdict(dataset)
+
+
+@task.branch
+def check_for_change(dataset: dict[str, Any]) -> str:
+    """Trains only when the data, the training settings or the trainer code changed since
+    the production model (or force_retrain is set)."""
+    from tasks.freshness import check_for_change as compare_with_production
+
+    with pipeline_step() as step:
+        need = compare_with_production(step.client, step.config, dataset["dataset_uri"])
+    log.info(need.reason)
+    return "attempt_1.plan" if need.train else "nothing_to_train"
+
+
+@task
+def nothing_to_train() -> None:
+    """Production already holds what this run would train: it stays as it is."""
 
 
 @task
@@ -174,11 +193,23 @@ def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
     return asdict(publication)
 
 
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
+def cleanup() -> dict[str, Any]:
+    """Removes older runs' intermediates, datasets and packs nothing kept refers to."""
+    from tasks.retention import remove_old_runs
+
+    with pipeline_step() as step:
+        report = remove_old_runs(
+            step.client, step.config.bucket, current_run_id=step.run_id, keep_runs=step.config.keep_runs
+        )
+    return asdict(report)
+
+
 def attempt_group(
     attempt: int, dataset: Any, previous: Any, earlier_evaluations: list[Any]
 ) -> tuple[Any, ...]:
     """One training attempt: plan -> train -> evaluate -> decide, with accept and give-up ends.
-    Returns its plan task, training output, evaluation, branch and accept task."""
+    Returns its plan task, training output, evaluation, branch, accept and give-up tasks."""
 
     @task_group(group_id=f"attempt_{attempt}")
     def group() -> tuple[Any, ...]:
@@ -188,8 +219,9 @@ def attempt_group(
         decision = decide(evaluation)
         accepted = accept(evaluation, dataset)
         decision >> Label("blessed") >> accepted
-        decision >> Label("attempts used up") >> give_up([*earlier_evaluations, evaluation])
-        return planned, trained, evaluation, decision, accepted
+        gave_up = give_up([*earlier_evaluations, evaluation])
+        decision >> Label("attempts used up") >> gave_up
+        return planned, trained, evaluation, decision, accepted, gave_up
 
     return group()
 
@@ -207,13 +239,21 @@ def attempt_group(
 )
 def image_classifier_retrain() -> None:
     dataset = preprocess(validate(collect()))
+    change = check_for_change(dataset)
+    skipped = nothing_to_train()
+    change >> Label("no change since production") >> skipped
     previous = previous_decision = None
-    accepted_per_attempt, evaluations = [], []
+    accepted_per_attempt, evaluations, give_ups = [], [], []
     for attempt in range(1, ATTEMPT_GROUPS + 1):
-        planned, trained, evaluation, decision, accepted = attempt_group(
+        planned, trained, evaluation, decision, accepted, gave_up = attempt_group(
             attempt, dataset, previous, list(evaluations)
         )
-        if previous_decision is not None:
+        if previous_decision is None:
+            change >> planned
+            planned.operator.dag.set_edge_info(
+                change.operator.task_id, planned.operator.task_id, {"label": "changed: train"}
+            )
+        else:
             # A Label between task groups would wire the group's leaves instead of this task.
             previous_decision >> planned
             planned.operator.dag.set_edge_info(
@@ -224,7 +264,9 @@ def image_classifier_retrain() -> None:
         evaluations.append(evaluation)
         accepted_per_attempt.append(accepted)
         previous, previous_decision = trained, decision
-    deploy(accepted_per_attempt)
+        give_ups.append(gave_up)
+    # A failed give_up fails cleanup too (upstream_failed), so the run still ends failed.
+    [deploy(accepted_per_attempt), skipped, *give_ups] >> cleanup()
 
 
 image_classifier_retrain()

@@ -6,6 +6,10 @@ empty, the folders under the prefix, sorted; `manifest.json` records which. Each
 downloaded (in parallel), hashed and decoded once, so the manifest records what the
 data-quality gate needs: content hash, format, size, mode and, for anything that is not a
 usable image, why.
+
+A catalog in the bucket remembers those facts per key with the ETag and size they were read
+at; an object whose ETag and size are unchanged is not read again. The catalog is only a
+cache: without it every object is read, and the manifest comes out the same.
 """
 
 from __future__ import annotations
@@ -21,21 +25,23 @@ import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
-from tasks.layout import raw_object, raw_root, run_layout
+from tasks.layout import catalog, raw_object, raw_root, run_layout
 from tasks.storage import (
     S3Client,
     S3Uri,
     StorageError,
     ensure_bucket,
+    exists,
     get_bytes,
     iter_objects,
     parallel_map,
-    put_csv,
+    put_bytes,
     put_json,
 )
 
 log = logging.getLogger(__name__)
 
+FACT_COLUMNS = ["sha256", "decodable", "format", "width", "height", "mode", "channels", "reason"]
 MANIFEST_COLUMNS = [
     "key",
     "class_name",
@@ -62,6 +68,8 @@ class CollectResult:
     images_per_class: dict[str, int]
     class_names: list[str]  # the run's classes, in output order
     class_names_from: str  # "class_names Param" or "raw folders"
+    objects_read: int  # new or changed objects downloaded this run
+    objects_unchanged: int  # facts taken from the catalog
 
 
 def class_of(key: str, raw_prefix: str) -> str | None:
@@ -98,42 +106,57 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
         )
     class_names, class_names_from = resolve_classes(config, [item["Key"] for item in summaries])
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
-    log.info("collecting %d objects from %s", len(summaries), raw_uri)
+    known = read_catalog(client, config)
+    unchanged = [
+        known.get(item["Key"]) if same_object(known.get(item["Key"]), item) else None for item in summaries
+    ]
+    to_read = sum(1 for cached in unchanged if cached is None)
+    log.info(
+        "collecting %d objects from %s: %d new or changed to read, %d unchanged (catalog)",
+        len(summaries),
+        raw_uri,
+        to_read,
+        len(summaries) - to_read,
+    )
     done = 0
 
-    def examine(summary: dict) -> tuple[str | None, ImageFacts]:
+    def examine(pair: tuple[dict, dict | None]) -> dict:
         nonlocal done
+        summary, cached = pair
+        if cached is not None:
+            return {column: cached[column] for column in FACT_COLUMNS}
         if unsafe_key(summary["Key"]):
-            facts = ImageFacts(None, None, None, None, None, "unsafe key ('..' or absolute path)")
-            return None, facts
+            return facts_of(
+                None, ImageFacts(None, None, None, None, None, "unsafe key ('..' or absolute path)")
+            )
         body = get_bytes(client, raw_object(config.bucket, summary["Key"]))
         done += 1
         if done % PROGRESS_EVERY == 0:
-            log.info("collected %d/%d objects", done, len(summaries))
-        return hashlib.sha256(body).hexdigest(), inspect(body)
+            log.info("read %d/%d objects", done, to_read)
+        return facts_of(hashlib.sha256(body).hexdigest(), inspect(body))
 
-    examined = parallel_map(examine, summaries)
-    rows = []
-    for summary, (sha256, facts) in zip(summaries, examined, strict=True):
-        facts_row = asdict(facts)
-        reason = facts_row.pop("problem")
-        rows.append(
-            {
-                "key": summary["Key"],
-                "class_name": class_of(summary["Key"], config.raw_prefix),
-                "extension": PurePosixPath(summary["Key"]).suffix.lower(),
-                "bytes": summary["Size"],
-                "etag": summary["ETag"].strip('"'),
-                "last_modified": summary["LastModified"].isoformat(),
-                "sha256": sha256,
-                "decodable": reason is None,
-                **facts_row,
-                "reason": reason,
-            }
-        )
+    examined = parallel_map(examine, list(zip(summaries, unchanged, strict=True)))
+    rows = [
+        {
+            "key": summary["Key"],
+            "class_name": class_of(summary["Key"], config.raw_prefix),
+            "extension": PurePosixPath(summary["Key"]).suffix.lower(),
+            "bytes": summary["Size"],
+            "etag": summary["ETag"].strip('"'),
+            "last_modified": summary["LastModified"].isoformat(),
+            **facts,
+        }
+        for summary, facts in zip(summaries, examined, strict=True)
+    ]
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    for column in ("width", "height", "channels"):
+        manifest[column] = manifest[column].astype("Int64")
+    manifest_csv = manifest.to_csv(index=False).encode()
     layout = run_layout(config, run_id)
-    put_csv(client, layout.manifest, manifest)
+    put_bytes(client, layout.manifest, manifest_csv, "text/csv")
+    if to_read or len(known) != len(manifest):
+        # The catalog is the manifest of the last run that changed something.
+        put_bytes(client, catalog(config), manifest_csv, "text/csv")
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
     images_per_class = {str(name): int(count) for name, count in counts.items()}
     put_json(
@@ -154,7 +177,40 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
         counts.to_dict(),
     )
     log.info("manifest written to %s", layout.manifest)
-    return CollectResult(str(layout.manifest), len(manifest), images_per_class, class_names, class_names_from)
+    return CollectResult(
+        str(layout.manifest),
+        len(manifest),
+        images_per_class,
+        class_names,
+        class_names_from,
+        objects_read=to_read,
+        objects_unchanged=len(manifest) - to_read,
+    )
+
+
+def facts_of(sha256: str | None, facts: ImageFacts) -> dict:
+    """The manifest's columns for what reading one object found."""
+    found = asdict(facts)
+    reason = found.pop("problem")
+    return {"sha256": sha256, "decodable": reason is None, **found, "reason": reason}
+
+
+def same_object(cached: dict | None, summary: dict) -> bool:
+    """Whether a catalog row still describes the listed object (same ETag and size)."""
+    return (
+        cached is not None
+        and cached["etag"] == summary["ETag"].strip('"')
+        and int(cached["bytes"]) == int(summary["Size"])
+    )
+
+
+def read_catalog(client: S3Client, config: PipelineConfig) -> dict[str, dict]:
+    """key -> what was last read of it; empty when there is no catalog yet."""
+    uri = catalog(config)
+    if not exists(client, uri):
+        return {}
+    rows = read_manifest(client, str(uri)).astype(object)
+    return {row["key"]: row for row in rows.where(rows.notna(), None).to_dict("records")}
 
 
 def read_manifest(client: S3Client, manifest_uri: str) -> pd.DataFrame:

@@ -161,6 +161,12 @@ class PipelineConfig:
     seed: int = setting(
         42, description="Seed of weights and shuffling (retries add the attempt)", section=TRAINING, minimum=0
     )
+    force_retrain: bool = setting(
+        False,
+        description="Train even when the data, the training settings and the trainer code are those "
+        "the production model was trained with",
+        section=TRAINING,
+    )
     # Blessing and retries
     min_test_accuracy: float | None = setting(
         0.90,
@@ -223,6 +229,14 @@ class PipelineConfig:
         description="Image (and tag) the docker backend runs",
         section=EXECUTION,
         minLength=1,
+    )
+
+    keep_runs: int = setting(
+        14,
+        description="Retention: the newest runs whose intermediates are kept (model versions, what "
+        "production needs and the runs that made them are always kept)",
+        section=EXECUTION,
+        minimum=1,
     )
 
     def __post_init__(self) -> None:

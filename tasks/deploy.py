@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from tasks.config import PipelineConfig
+from tasks.freshness import training_signature
 from tasks.layout import AttemptLayout
 from tasks.model_card import build_card, card_markdown
 from tasks.registry import Registry
@@ -66,6 +67,8 @@ def publish_version(
 ) -> Publication:
     """Claims a version, copies the candidate into it, marks it complete, then promotes it."""
     registry = Registry(client, config.bucket, config.model_name)
+    dataset = get_json(client, S3Uri.parse(candidate.dataset_uri))
+    signature = training_signature(config, dataset["dataset_id"])
     deployment = {
         "run_id": run_id,
         "attempt": candidate.attempt,
@@ -73,12 +76,12 @@ def publish_version(
         "source_uri": candidate.attempt_uri,
         "accuracy": candidate.accuracy,
         "macro_f1": candidate.macro_f1,
+        "training_signature": signature,
     }
     version = registry.claim_version(deployment)
     attempt = AttemptLayout.at(candidate.attempt_uri)
     for name in AttemptLayout.PUBLISHED_FILES:
         copy_object(client, attempt.file(name), version.file(name))
-    dataset = get_json(client, S3Uri.parse(candidate.dataset_uri))
     put_json(client, version.labels, dataset["class_names"])
     card = build_card(
         model_name=config.model_name,
@@ -90,7 +93,7 @@ def publish_version(
         train_result=get_json(client, attempt.train_result),
         evaluation=get_json(client, attempt.evaluation),
         blessing=get_json(client, attempt.blessing),
-    )
+    ) | {"training_signature": signature}
     put_json(client, version.model_card, card)
     put_bytes(client, version.model_card_markdown, card_markdown(card).encode(), "text/markdown")
     export_for_serving(client, attempt.model, version.serving_export)

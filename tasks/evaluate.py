@@ -17,7 +17,7 @@ from tasks.plots import confusion_matrix_png
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
-from tasks.train import download_shards
+from tasks.train import open_split
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ def classification_metrics(
     }
 
 
-def predict_test_split(model: Any, test_paths: list[Path], dataset: dict) -> tuple[np.ndarray, np.ndarray]:
-    from tasks.shards import read_split
-
-    test_data = read_split(test_paths, dataset["image_size"], len(dataset["class_names"]), 64, cache=False)
+def predict_test_split(model: Any, test_data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, class probabilities) of every test image."""
     true_batches, probability_batches = [], []
     for images, one_hot in test_data:
         true_batches.append(np.argmax(one_hot.numpy(), axis=1))
@@ -94,13 +92,13 @@ def evaluate_attempt(
     champion = Registry(client, config.bucket, config.model_name).champion(class_names, dataset["image_size"])
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         folder = Path(scratch)
-        test_paths = download_shards(client, dataset["shards"]["test"], folder)
+        test_data = open_split(client, dataset, "test", folder, batch_size=64)
         scored = {}
         for role, uri in (("candidate", model_uri), ("champion", champion and champion["model_uri"])):
             if uri:
                 local_model = download_file(client, S3Uri.parse(uri), folder / f"{role}.keras")
                 model = keras.models.load_model(local_model)
-                scored[role] = predict_test_split(model, test_paths, dataset)
+                scored[role] = predict_test_split(model, test_data)
     true_labels, probabilities = scored["candidate"]
     metrics = classification_metrics(true_labels, probabilities, class_names)
     champion_summary = None

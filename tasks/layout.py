@@ -1,10 +1,14 @@
 """The S3 layout: every key the pipeline reads or writes, in one place.
 
     <raw_prefix><class_name>/<file>                 raw images (the raw-data contract)
+    catalog/<raw_prefix>objects.csv                 what collect knows of each raw object (a cache)
     runs/<run>/manifest.csv, manifest.json          collect: one row per raw object; classes
     runs/<run>/quarantine.json, clean_manifest.csv  validate: what the gate left out and kept
-    runs/<run>/dataset/dataset.json, *.tfrecord     preprocess: the shards training reads
+    runs/<run>/dataset_ref.json                     preprocess: which dataset the run trains on
     runs/<run>/attempt-<n>/                         train, evaluate, bless: one attempt
+    examples/<version>-<size>px/index.csv           every processed example (sha256, split, pack)
+    examples/<version>-<size>px/<split>/<pack>.tfrecord   processed examples, content-addressed
+    datasets/<dataset_id>/dataset.json, labels.csv  a dataset: its packs and labels (immutable)
     reports/<run>/data_docs/{raw,processed}/        the gate's Data Docs and results
     models/<model_name>/<version>/                  an immutable published version
     models/<model_name>/production.json             the pointer consumers read
@@ -22,6 +26,9 @@ from dataclasses import dataclass
 from tasks.config import PipelineConfig
 from tasks.storage import S3Uri
 
+CATALOG_PREFIX = "catalog/"
+EXAMPLES_PREFIX = "examples/"
+DATASETS_PREFIX = "datasets/"
 RUNS_PREFIX = "runs/"
 REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
@@ -118,17 +125,9 @@ class RunLayout:
         return self.root.join("clean_manifest.csv")
 
     @property
-    def dataset(self) -> S3Uri:
-        """The folder of TFRecord shards."""
-        return self.root.join("dataset")
-
-    @property
-    def dataset_record(self) -> S3Uri:
-        """dataset.json, written after the shards: its presence means they are whole."""
-        return self.dataset.join("dataset.json")
-
-    def shard(self, file_name: str) -> S3Uri:
-        return self.dataset.join(file_name)
+    def dataset_ref(self) -> S3Uri:
+        """Which dataset the run trained on (datasets are shared between runs)."""
+        return self.root.join("dataset_ref.json")
 
     def data_docs(self, stage: str) -> S3Uri:
         """The Data Docs site of one gate stage (`raw` or `processed`)."""
@@ -142,6 +141,45 @@ class RunLayout:
 
     def attempt(self, number: int) -> AttemptLayout:
         return AttemptLayout(self.root.join(f"attempt-{number}"))
+
+
+@dataclass(frozen=True)
+class ExampleStore:
+    """Processed examples of one image size and preprocessing version, in packs (TFRecord
+    files) named by the hash of their content, so a pack is written once and shared by every
+    dataset that holds its examples."""
+
+    root: S3Uri
+
+    @property
+    def index(self) -> S3Uri:
+        """sha256, split, pack and pixel facts of every stored example (a cache of the packs)."""
+        return self.root.join("index.csv")
+
+    def pack(self, split: str, pack_id: str) -> S3Uri:
+        return self.root.join(split, f"{pack_id}.tfrecord")
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """One dataset: which packs and labels make it. Named by its content, written once."""
+
+    root: S3Uri
+
+    @classmethod
+    def at(cls, record_uri: str) -> DatasetLayout:
+        """The dataset whose dataset.json is at record_uri."""
+        parsed = S3Uri.parse(record_uri)
+        return cls(S3Uri(parsed.bucket, parsed.key.rsplit("/", 1)[0]))
+
+    @property
+    def record(self) -> S3Uri:
+        """dataset.json, written after labels.csv: its presence means the dataset is whole."""
+        return self.root.join("dataset.json")
+
+    @property
+    def labels(self) -> S3Uri:
+        return self.root.join("labels.csv")
 
 
 @dataclass(frozen=True)
@@ -212,6 +250,40 @@ class ModelLayout:
         return VersionLayout(self.root.join(str(number)), number)
 
 
+def catalog(config: PipelineConfig) -> S3Uri:
+    """The raw-object catalog of the bucket's raw prefix."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}objects.csv")
+
+
+def example_store(bucket: str, image_size: int, preprocessing_version: str) -> ExampleStore:
+    return ExampleStore(S3Uri(bucket, f"{EXAMPLES_PREFIX}{preprocessing_version}-{image_size}px"))
+
+
+def dataset_layout(bucket: str, dataset_id: str) -> DatasetLayout:
+    return DatasetLayout(S3Uri(bucket, f"{DATASETS_PREFIX}{dataset_id}"))
+
+
+def runs_root(bucket: str) -> S3Uri:
+    return S3Uri(bucket, RUNS_PREFIX)
+
+
+def datasets_root(bucket: str) -> S3Uri:
+    return S3Uri(bucket, DATASETS_PREFIX)
+
+
+def examples_root(bucket: str) -> S3Uri:
+    return S3Uri(bucket, EXAMPLES_PREFIX)
+
+
+def models_root(bucket: str) -> S3Uri:
+    return S3Uri(bucket, MODELS_PREFIX)
+
+
+def run_layout_of(bucket: str, segment: str) -> RunLayout:
+    """A run's layout from its folder name (as listed under runs/)."""
+    return RunLayout(S3Uri(bucket, f"{RUNS_PREFIX}{segment}"), S3Uri(bucket, f"{REPORTS_PREFIX}{segment}"))
+
+
 def raw_root(config: PipelineConfig) -> S3Uri:
     return S3Uri(config.bucket, config.raw_prefix)
 
@@ -227,10 +299,7 @@ def raw_object(bucket: str, key: str) -> S3Uri:
 
 
 def run_layout(config: PipelineConfig, run_id: str) -> RunLayout:
-    segment = run_segment(run_id)
-    return RunLayout(
-        S3Uri(config.bucket, f"{RUNS_PREFIX}{segment}"), S3Uri(config.bucket, f"{REPORTS_PREFIX}{segment}")
-    )
+    return run_layout_of(config.bucket, run_segment(run_id))
 
 
 def model_layout(config: PipelineConfig) -> ModelLayout:
@@ -243,4 +312,5 @@ def predictions(bucket: str, run_id: str) -> S3Uri:
 
 def output_prefixes(bucket: str) -> list[S3Uri]:
     """Where the pipeline writes (not raw/): what the demo mirrors locally."""
-    return [S3Uri(bucket, prefix) for prefix in (RUNS_PREFIX, REPORTS_PREFIX, MODELS_PREFIX)]
+    prefixes = (RUNS_PREFIX, REPORTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX)
+    return [S3Uri(bucket, prefix) for prefix in prefixes]

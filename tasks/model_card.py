@@ -45,6 +45,7 @@ def build_card(
         "code_version": code_version(),
         "dataset": {
             "fingerprint": dataset["fingerprint"],
+            "dataset_id": dataset.get("dataset_id"),
             "manifest_uri": dataset["manifest_uri"],
             "split_counts": dataset["split_counts"],
             "class_names": dataset["class_names"],

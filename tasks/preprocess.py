@@ -1,6 +1,10 @@
-"""Step 3: decode, convert to RGB, resize, split by content hash, write TFRecord shards, and
-check the processed dataset with Great Expectations (shapes, value range, split fractions,
-labels per split, and no content in two splits).
+"""Step 3: turn the clean manifest into a dataset: every image decoded, converted to RGB,
+resized and split by its content hash, checked with Great Expectations (shapes, value range,
+split fractions, labels per split, no content in two splits).
+
+Only content the example store does not hold yet (for this image size and preprocessing
+version) is read and decoded; the rest is reused (see tasks/examples.py). A dataset is named by
+what it holds, so a night with the same data refers to the dataset already written.
 
 The split depends only on each image's bytes (sha256), so an image stays in the same split
 on every night: tomorrow's test set contains today's test images, and never a training one.
@@ -9,42 +13,47 @@ on every night: tomorrow's test set contains today's test images, and never a tr
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tasks.collect import read_manifest
 from tasks.config import PipelineConfig
+from tasks.examples import (
+    FACT_COLUMNS,
+    PREPROCESSING_VERSION,
+    read_index,
+    split_of,
+    store_new_examples,
+    write_index,
+)
 from tasks.expectations import Validator, table
-from tasks.images import decode_rgb
-from tasks.layout import raw_object, run_layout
-from tasks.shards import SPLITS, write_split
-from tasks.storage import S3Client, StorageError, get_bytes, parallel_map, put_json, upload_tree
+from tasks.layout import dataset_layout, example_store, run_layout
+from tasks.shards import SPLITS
+from tasks.storage import S3Client, exists, put_bytes, put_json, upload_tree
 from tasks.validate import DataValidationError
+
+__all__ = ["PreprocessResult", "build_dataset", "split_of"]
 
 log = logging.getLogger(__name__)
 
-# Percent of the hash space per split: train 80, validation 10, test 10.
-SPLIT_BOUNDS = {"train": 80, "validation": 90, "test": 100}
 SPLIT_TARGETS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MIN_EXPECTED_PER_SPLIT = 5
 
 
 @dataclass(frozen=True)
 class PreprocessResult:
-    dataset_uri: str
+    dataset_uri: str  # the dataset's dataset.json
+    dataset_id: str
     fingerprint: str
     split_counts: dict[str, int]
-
-
-def split_of(sha256: str) -> str:
-    bucket = int(sha256[:8], 16) % 100
-    return next(split for split, bound in SPLIT_BOUNDS.items() if bucket < bound)
+    images_decoded: int  # new content this run read and decoded
+    images_reused: int  # content the example store already held
 
 
 def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
@@ -55,23 +64,21 @@ def dataset_fingerprint(sha256s: list[str], labels: list[int]) -> str:
     return digest.hexdigest()
 
 
-def processed_frames(
-    images: list[np.ndarray], rows: pd.DataFrame, splits: list[str]
-) -> dict[str, pd.DataFrame]:
-    """What the processed-dataset expectations look at, one frame per suite."""
-    scaled_min = [float(image.min()) / 255.0 for image in images]
-    scaled_max = [float(image.max()) / 255.0 for image in images]
+def dataset_id_for(fingerprint: str, image_size: int, class_names: list[str]) -> str:
+    """A dataset's name: its labelled content, image size, class names and preprocessing."""
+    key = json.dumps([fingerprint, image_size, class_names, PREPROCESSING_VERSION])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def processed_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str]) -> dict[str, pd.DataFrame]:
+    """What the processed-dataset expectations look at, one frame per suite. `facts` holds
+    each row's pixel facts (tasks.examples.pixel_facts), not its pixels."""
     per_image = pd.DataFrame(
         {
             "sha256": rows["sha256"].to_numpy(),
             "class_name": rows["class_name"].to_numpy(),
             "split": splits,
-            "height": [image.shape[0] for image in images],
-            "width": [image.shape[1] for image in images],
-            "channels": [image.shape[2] if image.ndim == 3 else 1 for image in images],
-            "dtype": [str(image.dtype) for image in images],
-            "min_value": scaled_min,
-            "max_value": scaled_max,
+            **{column: facts[column].to_numpy() for column in FACT_COLUMNS},
         }
     )
     fractions = per_image["split"].value_counts(normalize=True).reindex(SPLITS, fill_value=0.0)
@@ -144,54 +151,79 @@ def check_processed(
 def build_dataset(
     client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str
 ) -> PreprocessResult:
-    """Writes shards plus `dataset.json` (written last: its presence means the shards are whole).
+    """Stores the examples the store lacks, checks the processed dataset, and writes the
+    dataset (labels.csv, then dataset.json) unless one with the same content exists.
     `config.class_names` are the run's resolved classes, in output order."""
     manifest = read_manifest(client, manifest_uri)
     layout = run_layout(config, run_id)
-    label_of = {name: index for index, name in enumerate(config.class_names)}
-    rows = list(manifest.itertuples(index=False))
-
-    def load(row) -> np.ndarray:
-        body = get_bytes(client, raw_object(config.bucket, row.key))
-        if hashlib.sha256(body).hexdigest() != row.sha256:
-            raise StorageError(
-                f"{raw_object(config.bucket, row.key)}: changed since it was collected; rerun the DAG"
-            )
-        return decode_rgb(body, config.image_size, row.key)
-
-    images = parallel_map(load, rows)
-    labels = [label_of[row.class_name] for row in rows]
-    splits = [split_of(row.sha256) for row in rows]
+    store = example_store(config.bucket, config.image_size, PREPROCESSING_VERSION)
+    index = read_index(client, store).drop_duplicates("sha256").set_index("sha256", drop=False)
+    unique = manifest.drop_duplicates("sha256")
+    missing = [row for row in unique.itertuples(index=False) if row.sha256 not in index.index]
+    log.info(
+        "%d images: %d already processed at %d px, %d to decode",
+        len(manifest),
+        len(unique) - len(missing),
+        config.image_size,
+        len(missing),
+    )
+    if missing:
+        added = store_new_examples(client, store, config.bucket, missing, config.image_size)
+        index = pd.concat([index.reset_index(drop=True), added]).set_index("sha256", drop=False)
+        write_index(client, store, index)
+    members = index.loc[manifest["sha256"].to_numpy()]
+    label_of = {name: number for number, name in enumerate(config.class_names)}
+    labels = [label_of[name] for name in manifest["class_name"]]
+    splits = [split_of(sha256) for sha256 in manifest["sha256"]]
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
-        frames = processed_frames(images, manifest, splits)
+        frames = processed_frames(members.reset_index(drop=True), manifest, splits)
         validator, failure = check_processed(frames, config, Path(scratch))
         upload_tree(client, Path(scratch), layout.data_docs("processed"))
     put_json(client, layout.validation_results("processed"), validator.results)
     log.info("Data Docs: %s", layout.data_docs_index("processed"))
     if failure:
         raise DataValidationError(failure)
-    shard_uris: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="shards-") as scratch:
-        for split in SPLITS:
-            chosen = [index for index, name in enumerate(splits) if name == split]
-            records = ((images[i], labels[i], rows[i].sha256) for i in chosen)
-            paths = write_split(Path(scratch), split, records)
-            shard_uris[split] = [str(layout.shard(path.name)) for path in paths]
-        upload_tree(client, Path(scratch), layout.dataset)
+    fingerprint = dataset_fingerprint(list(manifest["sha256"]), labels)
+    dataset_id = dataset_id_for(fingerprint, config.image_size, list(config.class_names))
+    dataset = dataset_layout(config.bucket, dataset_id)
     split_counts = {split: splits.count(split) for split in SPLITS}
-    fingerprint = dataset_fingerprint([row.sha256 for row in rows], labels)
-    put_json(
-        client,
-        layout.dataset_record,
-        {
-            "manifest_uri": manifest_uri,
-            "fingerprint": fingerprint,
-            "image_size": config.image_size,
-            "class_names": list(config.class_names),
-            "split_counts": split_counts,
-            "shards": shard_uris,
-            "pixel_format": "uint8 RGB, scaled to [0, 1] float32 on read",
-        },
+    if exists(client, dataset.record):
+        log.info("dataset %s exists already (same content): nothing written", dataset_id)
+    else:
+        labelled = pd.DataFrame({"sha256": manifest["sha256"], "label": labels, "split": splits})
+        put_bytes(client, dataset.labels, labelled.to_csv(index=False).encode(), "text/csv")
+        packs = {
+            split: sorted(
+                {str(store.pack(split, pack)) for pack in members.loc[members["split"] == split, "pack"]}
+            )
+            for split in SPLITS
+        }
+        put_json(
+            client,
+            dataset.record,
+            {
+                "dataset_id": dataset_id,
+                "fingerprint": fingerprint,
+                "image_size": config.image_size,
+                "class_names": list(config.class_names),
+                "split_counts": split_counts,
+                "packs": packs,
+                "labels_uri": str(dataset.labels),
+                "preprocessing_version": PREPROCESSING_VERSION,
+                "manifest_uri": manifest_uri,
+                "created_by_run": run_id,
+                "pixel_format": "uint8 RGB, scaled to [0, 1] float32 on read",
+            },
+        )
+    put_json(client, layout.dataset_ref, {"dataset_uri": str(dataset.record), "dataset_id": dataset_id})
+    log.info(
+        "dataset %s: %d images %s (%d decoded, %d reused)",
+        dataset_id,
+        len(manifest),
+        split_counts,
+        len(missing),
+        len(unique) - len(missing),
     )
-    log.info("preprocessed %d images into %s: %s", len(rows), layout.dataset, split_counts)
-    return PreprocessResult(str(layout.dataset_record), fingerprint, split_counts)
+    return PreprocessResult(
+        str(dataset.record), dataset_id, fingerprint, split_counts, len(missing), len(unique) - len(missing)
+    )

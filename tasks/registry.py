@@ -57,6 +57,9 @@ def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at
         "run_id": card["run_id"],
         "attempt": card["attempt"],
         "dataset_fingerprint": card["dataset"]["fingerprint"],
+        "dataset_id": card["dataset"].get("dataset_id"),
+        # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
+        "training_signature": card.get("training_signature"),
         "published_at": published_at,
     }
 

@@ -1,12 +1,15 @@
-"""The on-S3 format of a processed dataset: TFRecord shards of fixed-size 8-bit RGB images.
+"""The on-S3 format of processed examples: packs (TFRecord files) of fixed-size 8-bit RGB
+images keyed by their content hash.
 
-Pixels are stored as uint8 (exact, and 4x smaller than float32); `read_split` scales them to
-[0, 1] as float32 while streaming, so every reader sees the same preprocessed tensors.
+A record holds the pixels and the sha256 of the raw object, not the label: labels belong to a
+dataset (its `labels.csv`), so one pack serves every dataset, and every night, that holds its
+examples, whatever their classes are called. Pixels are stored as uint8 (exact, and 4x smaller
+than float32); `read_split` scales them to [0, 1] as float32 while streaming.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,60 +17,76 @@ import numpy as np
 
 from tasks.tensorflow_runtime import load_tensorflow
 
-IMAGES_PER_SHARD = 512
+IMAGES_PER_PACK = 512
 SPLITS = ("train", "validation", "test")
 
 
-def shard_name(split: str, index: int) -> str:
-    return f"{split}-{index:05d}.tfrecord"
+def pack_id(members: list[str], image_size: int, preprocessing_version: str) -> str:
+    """A pack's name: the hash of what it holds, so writing it again changes nothing."""
+    digest = hashlib.sha256(f"{preprocessing_version}:{image_size}\n".encode())
+    for sha256 in members:
+        digest.update(f"{sha256}\n".encode())
+    return digest.hexdigest()[:32]
 
 
-def write_split(folder: Path, split: str, records: Iterable[tuple[np.ndarray, int, str]]) -> list[Path]:
-    """Writes (image uint8 HxWx3, label, sha256) records into numbered shard files."""
-    tf = load_tensorflow()
+class PackWriter:
+    """Appends (image, sha256) records to a local TFRecord file; `close()` returns the
+    members in write order. One open pack holds at most IMAGES_PER_PACK records."""
 
-    def feature_bytes(value: bytes) -> Any:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    def __init__(self, path: Path) -> None:
+        self.tf = load_tensorflow()
+        self.path = path
+        self.members: list[str] = []
+        self._writer = self.tf.io.TFRecordWriter(str(path))
 
-    paths: list[Path] = []
-    writer: Any = None
-    for count, (image, label, sha256) in enumerate(records):
-        if count % IMAGES_PER_SHARD == 0:
-            if writer is not None:
-                writer.close()
-            paths.append(folder / shard_name(split, len(paths)))
-            writer = tf.io.TFRecordWriter(str(paths[-1]))
+    def add(self, image: np.ndarray, sha256: str) -> None:
+        tf = self.tf
+
+        def feature_bytes(value: bytes) -> Any:
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
         example = tf.train.Example(
             features=tf.train.Features(
                 feature={
                     "image": feature_bytes(np.ascontiguousarray(image, dtype=np.uint8).tobytes()),
-                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
                     "sha256": feature_bytes(sha256.encode()),
                 }
             )
         )
-        writer.write(example.SerializeToString())
-    if writer is not None:
-        writer.close()
-    return paths
+        self._writer.write(example.SerializeToString())
+        self.members.append(sha256)
+
+    @property
+    def full(self) -> bool:
+        return len(self.members) >= IMAGES_PER_PACK
+
+    def close(self) -> list[str]:
+        self._writer.close()
+        return self.members
 
 
 def read_split(
-    shard_paths: list[Path],
+    pack_paths: list[Path],
+    labels: dict[str, int],
     image_size: int,
     class_count: int,
     batch_size: int,
     shuffle_seed: int | None = None,
-    cache: bool = True,
     image_count: int | None = None,
 ) -> Any:
-    """A batched tf.data pipeline over shard files: parallel parse, cache, shuffle, prefetch.
-    Yields (images float32 in [0, 1], one-hot labels)."""
+    """A batched tf.data pipeline over pack files: parallel parse, label lookup, shuffle,
+    prefetch. Records whose sha256 is not in `labels` (examples of other datasets that share
+    a pack) are skipped. Yields (images float32 in [0, 1], one-hot labels). Nothing is cached:
+    memory stays flat whatever the number of images."""
     tf = load_tensorflow()
-
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(labels), dtype=tf.string), tf.constant(list(labels.values()), dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
     schema = {
         "image": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.int64),
         "sha256": tf.io.FixedLenFeature([], tf.string),
     }
 
@@ -75,18 +94,18 @@ def read_split(
         example = tf.io.parse_single_example(serialized, schema)
         pixels = tf.io.decode_raw(example["image"], tf.uint8)
         image = tf.reshape(pixels, [image_size, image_size, 3])
-        image = tf.cast(image, tf.float32) / 255.0
-        return image, tf.one_hot(example["label"], class_count)
+        return image, table.lookup(example["sha256"])
 
-    dataset = tf.data.TFRecordDataset(
-        [str(path) for path in shard_paths], num_parallel_reads=tf.data.AUTOTUNE
-    )
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    def scaled(image: Any, label: Any) -> tuple[Any, Any]:
+        return tf.cast(image, tf.float32) / 255.0, tf.one_hot(label, class_count)
+
+    dataset = tf.data.TFRecordDataset([str(path) for path in pack_paths], num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE).filter(lambda _, label: label >= 0)
     if image_count is not None:
         # Known size: Keras can size epochs without running out of data mid-epoch.
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(image_count))
-    if cache:
-        dataset = dataset.cache()
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
+        # Shuffling uint8 images keeps the buffer at a quarter of its float32 size.
+        dataset = dataset.shuffle(2048, seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(scaled, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -53,6 +53,10 @@ class S3Uri:
         key = "/".join([self.key.rstrip("/"), *parts]) if self.key else "/".join(parts)
         return S3Uri(self.bucket, key)
 
+    def folder(self) -> S3Uri:
+        """The prefix of everything under this key as a folder (with the trailing '/')."""
+        return S3Uri(self.bucket, self.key.rstrip("/") + "/")
+
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
@@ -265,9 +269,16 @@ def download_tree(
     return paths
 
 
-def delete_prefix(client: S3Client, uri: S3Uri) -> int:
-    keys = [item["Key"] for item in iter_objects(client, uri)]
+def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> int:
+    """Deletes objects in batches of S3's maximum of 1,000 per request."""
     for start in range(0, len(keys), 1000):
         batch = [{"Key": key} for key in keys[start : start + 1000]]
-        client.delete_objects(Bucket=uri.bucket, Delete={"Objects": batch, "Quiet": True})
+        try:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except Exception as error:
+            raise explain(error, f"deleting objects in s3://{bucket}") from error
     return len(keys)
+
+
+def delete_prefix(client: S3Client, uri: S3Uri) -> int:
+    return delete_keys(client, uri.bucket, [item["Key"] for item in iter_objects(client, uri)])

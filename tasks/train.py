@@ -1,13 +1,15 @@
-"""Step 4: train the reference CNN from a dataset's shards; also the trainer's CLI.
+"""Step 4: train the reference CNN from a dataset's packs; also the trainer's CLI.
 
 `python -m tasks.train --dataset-uri ... --output-uri ...` runs the same code in an Airflow
 worker, in a container, or on a laptop. It only talks to S3: it reads `dataset.json` and its
-shards, and writes `model.keras`, `history.json` and, last, `train_result.json`.
+packs and labels, and writes `model.keras`, `history.json` and, last, `train_result.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
 import sys
@@ -23,6 +25,7 @@ from tasks.storage import (
     S3Client,
     S3Uri,
     download_file,
+    get_bytes,
     get_json,
     make_client,
     parallel_map,
@@ -138,11 +141,40 @@ class EpochLogger:
 
 
 def download_shards(client: S3Client, uris: list[str], folder: Path) -> list[Path]:
-    paths = [folder / S3Uri.parse(uri).key.rsplit("/", 1)[-1] for uri in uris]
+    """Pack files to local disk (streamed from there: memory does not grow with them)."""
+    paths = [folder / "/".join(S3Uri.parse(uri).key.rsplit("/", 2)[-2:]) for uri in uris]
     parallel_map(
         lambda pair: download_file(client, S3Uri.parse(pair[0]), pair[1]), list(zip(uris, paths, strict=True))
     )
     return paths
+
+
+def read_labels(client: S3Client, dataset: dict[str, Any], split: str) -> dict[str, int]:
+    """sha256 -> label of the dataset's images in one split (labels.csv: sha256,label,split)."""
+    rows = csv.DictReader(io.StringIO(get_bytes(client, S3Uri.parse(dataset["labels_uri"])).decode()))
+    return {row["sha256"]: int(row["label"]) for row in rows if row["split"] == split}
+
+
+def open_split(
+    client: S3Client,
+    dataset: dict[str, Any],
+    split: str,
+    folder: Path,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> Any:
+    """One split of a dataset (dataset.json as a dict) as a batched tf.data pipeline."""
+    from tasks.shards import read_split
+
+    return read_split(
+        download_shards(client, dataset["packs"][split], folder),
+        read_labels(client, dataset, split),
+        dataset["image_size"],
+        len(dataset["class_names"]),
+        batch_size,
+        shuffle_seed=shuffle_seed,
+        image_count=dataset["split_counts"][split],
+    )
 
 
 def training_strategy() -> tuple[Any, str]:
@@ -167,7 +199,6 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
 
     from tasks.checkpoints import ResumableAttempt
     from tasks.model import build_reference_cnn, compile_model
-    from tasks.shards import read_split
 
     dataset = get_json(client, S3Uri.parse(request.dataset_uri))
     class_count = len(dataset["class_names"])
@@ -180,19 +211,8 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         folder = Path(scratch)
         attempt = ResumableAttempt(client, output, folder)
         finished_epochs = attempt.restore()
-        train_paths = download_shards(client, dataset["shards"]["train"], folder)
-        validation_paths = download_shards(client, dataset["shards"]["validation"], folder)
-        train_data = read_split(
-            train_paths,
-            image_size,
-            class_count,
-            request.batch_size,
-            shuffle_seed=request.seed,
-            image_count=counts["train"],
-        )
-        validation_data = read_split(
-            validation_paths, image_size, class_count, request.batch_size, image_count=counts["validation"]
-        )
+        train_data = open_split(client, dataset, "train", folder, request.batch_size, request.seed)
+        validation_data = open_split(client, dataset, "validation", folder, request.batch_size)
         with strategy.scope():
             if request.warm_start_uri:
                 local_start = download_file(
@@ -248,7 +268,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
 
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
-        prog="python -m tasks.train", description="Train the reference CNN from S3 shards."
+        prog="python -m tasks.train", description="Train the reference CNN from a dataset in S3."
     )
     cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
     cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")

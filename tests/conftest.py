@@ -167,6 +167,7 @@ def candidate(s3, bucket, tiny_model_bytes):
         {
             "fingerprint": "fp",
             "manifest_uri": f"s3://{bucket}/runs/r1/clean_manifest.csv",
+            "dataset_id": "ds1",
             "split_counts": {"train": 1, "validation": 1, "test": 1},
             "class_names": list(DIGIT_CLASS_NAMES),
             "image_size": 24,
@@ -212,3 +213,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if {"docker_client", "trainer_image"} & fixtures or "tests/docker/" in item.nodeid:
             item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture
+def raw_reads():
+    """Counts the raw objects a client downloads: `watch(client)` returns the list of keys
+    that client GETs from raw/ from then on."""
+
+    def watch(client) -> list[str]:
+        keys: list[str] = []
+
+        def record(params, **_):
+            if params["Key"].startswith("raw/"):
+                keys.append(params["Key"])
+
+        client.meta.events.register("provide-client-params.s3.GetObject", record)
+        return keys
+
+    return watch
+
+
+@pytest.fixture
+def small_digits(s3, bucket) -> str:
+    """A fresh bucket with 200 real digits at 32x32 under raw/, free to change."""
+    upload_digits(s3, bucket, "raw/", image_size=TEST_IMAGE_SIZE, limit=200)
+    return bucket

@@ -96,9 +96,15 @@ def test_params_have_types_and_defaults(retrain_dag):
 def test_tasks_and_edges(retrain_dag):
     attempts = [f"attempt_{n}" for n in (1, 2, 3)]
     steps = ("plan", "train", "evaluate", "decide", "accept", "give_up")
-    expected = {"collect", "validate", "preprocess", "deploy"} | {
-        f"{group}.{step}" for group in attempts for step in steps
-    }
+    expected = {
+        "collect",
+        "validate",
+        "preprocess",
+        "check_for_change",
+        "nothing_to_train",
+        "deploy",
+        "cleanup",
+    } | {f"{group}.{step}" for group in attempts for step in steps}
     assert set(retrain_dag.task_ids) == expected
 
     def downstream(task_id: str) -> set[str]:
@@ -106,6 +112,16 @@ def test_tasks_and_edges(retrain_dag):
 
     assert downstream("collect") == {"validate"}
     assert downstream("validate") == {"preprocess"}
+    assert "check_for_change" in downstream("preprocess")  # the others read its dataset URI
+    assert downstream("check_for_change") == {"nothing_to_train", "attempt_1.plan"}
+    assert (
+        retrain_dag.get_edge_info("check_for_change", "nothing_to_train")["label"]
+        == "no change since production"
+    )
+    assert retrain_dag.get_edge_info("check_for_change", "attempt_1.plan")["label"] == "changed: train"
+    cleanup = retrain_dag.get_task("cleanup")
+    assert cleanup.upstream_task_ids == {"deploy", "nothing_to_train"} | {f"{g}.give_up" for g in attempts}
+    assert cleanup.trigger_rule == "none_failed_min_one_success"
     assert downstream("attempt_1.decide") == {"attempt_1.accept", "attempt_1.give_up", "attempt_2.plan"}
     assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.plan")["label"].startswith("not blessed")
     assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_1.accept")["label"] == "blessed"
@@ -116,6 +132,6 @@ def test_tasks_and_edges(retrain_dag):
 
 
 def test_s3_tasks_retry_with_backoff(retrain_dag):
-    for task_id in ("collect", "preprocess", "deploy"):
+    for task_id in ("collect", "preprocess", "deploy", "cleanup"):
         task = retrain_dag.get_task(task_id)
         assert task.retries >= 3 and task.retry_exponential_backoff, task_id

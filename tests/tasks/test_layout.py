@@ -22,7 +22,7 @@ def test_the_keys_consumers_and_steps_rely_on():
     run = run_layout(config, "scheduled__2026-01-02T02:00:00+00:00")
     segment = "scheduled__2026-01-02T02_00_00_00_00"
     assert str(run.manifest) == f"s3://shop/runs/{segment}/manifest.csv"
-    assert str(run.dataset_record) == f"s3://shop/runs/{segment}/dataset/dataset.json"
+    assert str(run.dataset_ref) == f"s3://shop/runs/{segment}/dataset_ref.json"
     assert str(run.data_docs_index("raw")) == f"s3://shop/reports/{segment}/data_docs/raw/index.html"
     attempt = run.attempt(2)
     assert str(attempt.model) == f"s3://shop/runs/{segment}/attempt-2/model.keras"

@@ -13,10 +13,11 @@ from PIL import Image
 from steps import collect_and_build
 
 from tasks.config import PipelineConfig
+from tasks.examples import pixel_facts
 from tasks.images import ImageDecodeError, decode_rgb
 from tasks.preprocess import split_of
-from tasks.shards import read_split
-from tasks.storage import S3Uri, download_file, get_json
+from tasks.storage import S3Uri, get_json
+from tasks.train import open_split
 
 
 def png(mode: str, size: tuple[int, int], color) -> bytes:
@@ -40,24 +41,24 @@ def test_any_mode_becomes_rgb_uint8_at_the_requested_size(mode, color):
     assert image.dtype == np.uint8
 
 
+def facts_of(images: list[np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame([pixel_facts(image) for image in images])
+
+
 def test_undecodable_bytes_name_the_object():
     with pytest.raises(ImageDecodeError, match=r"raw/cat/0042.png: not an image format Pillow knows"):
         decode_rgb(b"not an image", 24, "raw/cat/0042.png")
 
 
-def test_shards_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
+def test_packs_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
     result = collect_and_build(s3, config, "run-p")
     dataset = get_json(s3, S3Uri.parse(result.dataset_uri))
     assert sum(dataset["split_counts"].values()) == 600
     assert dataset["split_counts"] == result.split_counts
     assert result.split_counts["train"] > result.split_counts["test"] > 0
-    paths = [
-        download_file(s3, S3Uri.parse(uri), tmp_path / f"{i}.tfrecord")
-        for i, uri in enumerate(dataset["shards"]["test"])
-    ]
     images, labels = [], []
-    for batch_images, batch_labels in read_split(paths, 32, 10, batch_size=64):
+    for batch_images, batch_labels in open_split(s3, dataset, "test", tmp_path, batch_size=64):
         images.append(batch_images.numpy())
         labels.append(batch_labels.numpy())
     images, labels = np.concatenate(images), np.concatenate(labels)
@@ -79,7 +80,7 @@ def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
     from tasks.preprocess import check_processed, processed_frames
 
     rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)], "class_name": ["a", "b"] * 20})
-    images = [np.zeros((24, 24, 3), dtype=np.uint8)] * 40
+    images = facts_of([np.zeros((24, 24, 3), dtype=np.uint8)] * 40)
     splits = ["train"] * 32 + ["validation"] * 4 + ["test"] * 4
     config = PipelineConfig(class_names=("a", "b"), image_size=24)
     _, failure = check_processed(processed_frames(images, rows, splits), config, tmp_path / "ok")
@@ -103,6 +104,6 @@ def test_processed_checks_catch_wrong_shapes(tmp_path):
 
     rows = pd.DataFrame({"sha256": ["1" * 64], "class_name": ["a"]})
     config = PipelineConfig(class_names=("a", "b"), image_size=24)
-    frames = processed_frames([np.zeros((24, 25, 3), dtype=np.uint8)], rows, ["train"])
+    frames = processed_frames(facts_of([np.zeros((24, 25, 3), dtype=np.uint8)]), rows, ["train"])
     _, failure = check_processed(frames, config, tmp_path)
     assert "processed_images: expect_column_values_to_be_in_set(width)" in failure
