@@ -236,3 +236,29 @@ def test_retrain_path_deploys_the_second_attempt(run_retrain, s3, digits_bucket)
     second = get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-2/blessing.json"))
     assert not first["blessed"] and second["blessed"]
     assert get_json(s3, S3Uri.parse(pointer["version_uri"]).join("model_card.json"))["attempt"] == 2
+
+
+def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(run_retrain, s3, digits_bucket):
+    model_name = f"e2e-skip-{uuid.uuid4().hex[:6]}"
+    conf = {
+        "bucket": digits_bucket,
+        "model_name": model_name,
+        "min_test_accuracy": 0.5,
+        "max_attempts": 1,
+        **FAST,
+    }
+    first, states = run_retrain(**conf)
+    assert first.state == "success" and states["deploy"] == "success", states
+    pointer_uri = model_layout(PipelineConfig(bucket=digits_bucket, model_name=model_name)).pointer
+    before = get_bytes(s3, pointer_uri)
+
+    unchanged, states = run_retrain(**conf)
+    assert unchanged.state == "success", states
+    assert states["nothing_to_train"] == "success" and states["cleanup"] == "success"
+    assert states["attempt_1.plan"] == states["attempt_1.train"] == states["deploy"] == "skipped"
+    assert get_bytes(s3, pointer_uri) == before
+
+    forced, states = run_retrain(**conf, force_retrain=True)
+    assert forced.state == "success" and states["deploy"] == "success", states
+    assert states["nothing_to_train"] == "skipped"
+    assert get_json(s3, pointer_uri)["version"] == 2

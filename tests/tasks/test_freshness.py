@@ -1,0 +1,66 @@
+"""The skip rule: train only when the data, the training settings or the trainer code
+changed since the production model, or when forced."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.config import PipelineConfig
+from tasks.freshness import check_for_change, training_signature
+from tasks.layout import dataset_layout, model_layout
+from tasks.storage import put_json
+
+
+@pytest.fixture
+def production(s3, bucket):
+    """A dataset and a production model trained on it with the default settings."""
+    config = PipelineConfig(bucket=bucket, model_name="fresh")
+    dataset = dataset_layout(bucket, "ds-1")
+    put_json(s3, dataset.record, {"dataset_id": "ds-1", "fingerprint": "9f1c" + "0" * 60})
+    put_json(
+        s3,
+        model_layout(config).pointer,
+        {
+            "version": 7,
+            "dataset_fingerprint": "9f1c" + "0" * 60,
+            "training_signature": training_signature(config, "ds-1"),
+        },
+    )
+    return config, str(dataset.record)
+
+
+def test_nothing_changed_means_nothing_to_train(s3, production):
+    config, dataset_uri = production
+    need = check_for_change(s3, config, dataset_uri)
+    assert not need.train
+    assert need.reason == (
+        "no change since version 7 (dataset 9f1c00000000..., same settings and trainer code): "
+        "nothing to train"
+    )
+
+
+def test_force_retrain_trains_anyway(s3, production):
+    config, dataset_uri = production
+    need = check_for_change(
+        s3, PipelineConfig(bucket=config.bucket, model_name="fresh", force_retrain=True), dataset_uri
+    )
+    assert need.train and "force_retrain" in need.reason
+
+
+def test_other_settings_or_data_train(s3, bucket, production):
+    config, dataset_uri = production
+    more_epochs = PipelineConfig(bucket=bucket, model_name="fresh", epochs=11)
+    assert check_for_change(s3, more_epochs, dataset_uri).reason.startswith(
+        "settings or trainer code changed"
+    )
+    other = dataset_layout(bucket, "ds-2")
+    put_json(s3, other.record, {"dataset_id": "ds-2", "fingerprint": "ab" * 32})
+    assert (
+        check_for_change(s3, config, str(other.record)).reason == "the data changed since version 7: training"
+    )
+
+
+def test_the_first_model_trains(s3, bucket, production):
+    _, dataset_uri = production
+    need = check_for_change(s3, PipelineConfig(bucket=bucket, model_name="none-yet"), dataset_uri)
+    assert need.train and need.reason == "no production model yet: training"
