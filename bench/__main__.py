@@ -6,6 +6,9 @@ the same run, on the same machine, against a local S3 server.
   gate      building the manifest (collect + decode) and validating it vs collection alone
   training  fitting the reference CNN from shards through tf.data vs from in-memory tensors
             (and vs the reference GPU run's 770 images/s when a GPU is visible)
+  nights    a night with no change, and one with 1% new images, vs the first night: wall time
+            of collect + validate + preprocess, raw-object reads, images decoded, bucket growth
+  memory    peak resident memory of preprocess and of training at N and 4N images
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import gate, training  # noqa: E402
+from bench import gate, memory, nights, training  # noqa: E402
 from tasks.collect import collect_manifest  # noqa: E402
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
 from tasks.demo.local_s3 import LocalS3  # noqa: E402
-from tasks.layout import raw_object, raw_root  # noqa: E402
+from tasks.layout import catalog, raw_object, raw_root  # noqa: E402
 from tasks.preprocess import build_dataset  # noqa: E402
 from tasks.storage import S3Uri, get_bytes, get_json, iter_objects, make_client  # noqa: E402
-from tasks.train import download_shards  # noqa: E402
+from tasks.train import open_split  # noqa: E402
 
 IMAGE_COUNT = 1797
 IMAGE_SIZE = 128
@@ -43,6 +46,8 @@ def timed(work) -> float:
 def bench_collect(client, config: PipelineConfig) -> tuple[float, float]:
     keys = [item["Key"] for item in iter_objects(client, raw_root(config))]
     sequential = timed(lambda: [get_bytes(client, raw_object(config.bucket, key)) for key in keys])
+    # Without the catalog, as on a first night: every object is read.
+    client.delete_object(Bucket=config.bucket, Key=catalog(config).key)
     parallel = timed(lambda: collect_manifest(client, config, "bench"))
     return len(keys) / sequential, len(keys) / parallel
 
@@ -51,20 +56,17 @@ def bench_shards(client, dataset_uri: str) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from tasks.shards import read_split
-
     dataset = get_json(client, S3Uri.parse(dataset_uri))
     count = dataset["split_counts"]["train"]
     with tempfile.TemporaryDirectory() as scratch:
-        paths = download_shards(client, dataset["shards"]["train"], Path(scratch))
-        pipeline = read_split(paths, IMAGE_SIZE, 10, 32, shuffle_seed=1, cache=False, image_count=count)
+        pipeline = open_split(client, dataset, "train", Path(scratch), 32, shuffle_seed=1)
         arrays = [(images.numpy(), labels.numpy()) for images, labels in pipeline]
         images = np.concatenate([a for a, _ in arrays])
         labels = np.concatenate([b for _, b in arrays])
         in_memory = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
         memory_seconds = min(timed(lambda: [None for _ in in_memory]) for _ in range(3))
         shard_seconds = min(timed(lambda: [None for _ in pipeline]) for _ in range(3))
-        fit = training.measure(paths[:1], min(TRAINING_IMAGES, count), IMAGE_SIZE, 10)
+        fit = training.measure(pipeline, min(TRAINING_IMAGES, count), IMAGE_SIZE, 10)
     return count / memory_seconds, count / shard_seconds, fit
 
 
@@ -77,7 +79,9 @@ def main() -> None:
         gate_rates = gate.measure(client, config)
         manifest_uri = collect_manifest(client, config, "bench").manifest_uri
         dataset = build_dataset(client, config, manifest_uri, "bench")
-        memory, shards, fit = bench_shards(client, dataset.dataset_uri)
+        in_memory, shards, fit = bench_shards(client, dataset.dataset_uri)
+        night_rows = nights.measure(client, IMAGE_SIZE)
+        memory_rows = memory.measure(s3.endpoint_url, client)
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
         (
@@ -90,17 +94,20 @@ def main() -> None:
             gate_rates["validation"],
             gate_rates["collection"],
         ),
-        ("shards: images/s, tf.data from TFRecord vs in-memory", shards, memory),
+        ("shards: images/s, tf.data from TFRecord vs in-memory", shards, in_memory),
         (f"training ({fit['device']}): images/s, shards vs in-memory", fit["shards"], fit["memory"]),
         (
             f"training ({fit['device']}): images/s vs reference GPU run",
             fit["shards"],
             training.REFERENCE_GPU_IMAGES_PER_SECOND,
         ),
+        *night_rows,
+        *memory_rows,
     ]
-    print(f"{'benchmark':<56} {'measured':>10} {'baseline':>10} {'ratio':>7}")
+    print(f"{'benchmark':<72} {'measured':>10} {'baseline':>10} {'ratio':>7}")
     for name, measured, baseline in rows:
-        print(f"{name:<56} {measured:>10.0f} {baseline:>10.0f} {measured / baseline:>6.2f}x")
+        ratio = f"{measured / baseline:>6.2f}x" if baseline else "      -"
+        print(f"{name:<72} {measured:>10.4g} {baseline:>10.4g} {ratio}")
 
 
 if __name__ == "__main__":

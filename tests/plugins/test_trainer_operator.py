@@ -61,7 +61,7 @@ def test_container_names_are_unique_per_try_and_valid():
 
 
 def test_docker_and_local_backends_write_the_same_layout(s3, dataset, trainer_image, docker_client):
-    base = dataset.dataset_uri.rsplit("/dataset/", 1)[0]
+    base = f"s3://{S3Uri.parse(dataset.dataset_uri).bucket}/runs/same-layout"
     results = {}
     for backend in ("docker", "local"):
         request = TrainRequest(dataset.dataset_uri, f"{base}/{backend}/attempt-1", epochs=1)
