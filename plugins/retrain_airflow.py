@@ -41,10 +41,12 @@ def production_asset() -> Any:
 
 def s3_client(aws_conn_id: str = DEPLOYMENT.aws_conn_id) -> Any:
     """A boto3 S3 client built from an Airflow connection (its extra `endpoint_url` may point
-    at MinIO or a local endpoint)."""
+    at MinIO or a local endpoint), with the pipeline's pool size and retry mode."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+    from tasks.storage import client_config
+
+    return S3Hook(aws_conn_id=aws_conn_id, config=client_config()).get_conn()
 
 
 def run_config(context: Any, known_params: Iterable[str] | None = None) -> PipelineConfig:

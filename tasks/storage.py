@@ -61,15 +61,18 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def client_config() -> Config:
+    """Every S3 client's settings: a connection pool larger than the transfer threads (a
+    smaller one makes botocore discard and reopen connections), and standard retries, which
+    back off on throttling and connection errors. They only apply when the client is made."""
+    return Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=TRANSFER_THREADS * 2)
+
+
 def make_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:
     """A thread-safe boto3 S3 client; credentials and AWS_ENDPOINT_URL come from the
     environment unless given, as everywhere in boto3."""
-    config = Config(
-        retries={"max_attempts": 5, "mode": "standard"},
-        max_pool_connections=TRANSFER_THREADS * 2,
-    )
     return boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name=region_name or "us-east-1", config=config
+        "s3", endpoint_url=endpoint_url, region_name=region_name or "us-east-1", config=client_config()
     )
 
 

@@ -97,3 +97,11 @@ def test_a_conf_key_that_is_no_param_is_refused_with_a_suggestion():
     }
     with pytest.raises(AirflowFailException, match=r"unknown Param imagesize; did you mean image_size\?"):
         run_config(context)
+
+
+def test_the_connections_client_has_a_pool_for_every_transfer_thread(s3_endpoint):
+    from tasks.storage import TRANSFER_THREADS
+
+    client = s3_client("aws_default")
+    assert client.meta.config.max_pool_connections >= TRANSFER_THREADS
+    assert client.meta.config.retries["mode"] == "standard"
