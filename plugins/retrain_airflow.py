@@ -17,12 +17,10 @@ from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unkn
 DEPLOYMENT = DeploymentSettings()
 
 
-def retrain_params(**overrides: dict[str, Any]) -> dict[str, Param]:
-    """The DAG's Params, one per config setting, grouped in the trigger form's sections;
-    `overrides` replaces parts of a schema (for example a narrower default)."""
+def retrain_params() -> dict[str, Param]:
+    """The DAG's Params, one per config setting, grouped in the trigger form's sections."""
     params = {}
     for name, schema in param_schemas().items():
-        schema = {**schema, **overrides.get(name, {})}
         default = schema.pop("default")
         description = schema.pop("description")
         params[name] = Param(default, description=description, **schema)

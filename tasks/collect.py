@@ -107,9 +107,7 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
     class_names, class_names_from = resolve_classes(config, [item["Key"] for item in summaries])
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     known = read_catalog(client, config)
-    unchanged = [
-        known.get(item["Key"]) if same_object(known.get(item["Key"]), item) else None for item in summaries
-    ]
+    unchanged = [still_current(known.get(item["Key"]), item) for item in summaries]
     to_read = sum(1 for cached in unchanged if cached is None)
     log.info(
         "collecting %d objects from %s: %d new or changed to read, %d unchanged (catalog)",
@@ -195,13 +193,11 @@ def facts_of(sha256: str | None, facts: ImageFacts) -> dict:
     return {"sha256": sha256, "decodable": reason is None, **found, "reason": reason}
 
 
-def same_object(cached: dict | None, summary: dict) -> bool:
-    """Whether a catalog row still describes the listed object (same ETag and size)."""
-    return (
-        cached is not None
-        and cached["etag"] == summary["ETag"].strip('"')
-        and int(cached["bytes"]) == int(summary["Size"])
-    )
+def still_current(cached: dict | None, summary: dict) -> dict | None:
+    """The catalog row if it still describes the listed object (same ETag and size)."""
+    if cached is None or cached["etag"] != summary["ETag"].strip('"'):
+        return None
+    return cached if int(cached["bytes"]) == int(summary["Size"]) else None
 
 
 def read_catalog(client: S3Client, config: PipelineConfig) -> dict[str, dict]:

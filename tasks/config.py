@@ -13,7 +13,8 @@ import difflib
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from functools import cache
 from typing import Any, get_type_hints
 
 # The trigger form's sections, in the order the form shows them.
@@ -245,9 +246,8 @@ class PipelineConfig:
             raise ValueError("invalid pipeline config: " + "; ".join(problems))
 
     def _problems(self) -> Iterator[str]:
-        hints = get_type_hints(type(self))
         for declared in fields(self):
-            yield from field_problems(declared.name, getattr(self, declared.name), hints[declared.name])
+            yield from field_problems(declared.name, getattr(self, declared.name))
         if len(self.class_names) == 1:
             yield "class_names needs at least two classes (or none, to use the raw folders)"
         if self.min_image_side > self.max_image_side:
@@ -347,11 +347,17 @@ def _type_matches(value: Any, expected: str) -> bool:
     return isinstance(value, tuple | list)
 
 
-def field_problems(name: str, value: Any, hint: Any) -> Iterator[str]:
+@cache
+def declarations() -> dict[str, tuple[Field[Any], str | list[str]]]:
+    """Each setting's field and JSON type, read from the class once."""
+    hints = get_type_hints(PipelineConfig)
+    return {declared.name: (declared, json_type(hints[declared.name])) for declared in fields(PipelineConfig)}
+
+
+def field_problems(name: str, value: Any) -> Iterator[str]:
     """What is wrong with one value against its declaration, as the Param schema would say."""
-    declared = next(f for f in fields(PipelineConfig) if f.name == name)
+    declared, expected = declarations()[name]
     schema = declared.metadata["schema"]
-    expected = json_type(hint)
     types = expected if isinstance(expected, list) else [expected]
     if value is None and "null" in types:
         return
@@ -387,16 +393,15 @@ def param_schemas() -> dict[str, dict[str, Any]]:
     """Each Param's default and JSON schema (type, bounds, description, section), in form order.
     Defaults are read now, so environment defaults apply when the DAG file is parsed."""
     defaults = PipelineConfig()
-    hints = get_type_hints(PipelineConfig)
     schemas = {}
     for section in SECTIONS:
-        for declared in fields(PipelineConfig):
+        for declared, json_schema_type in declarations().values():
             if declared.metadata["section"] != section:
                 continue
             default = getattr(defaults, declared.name)
             schemas[declared.name] = {
                 "default": list(default) if isinstance(default, tuple) else default,
-                "type": json_type(hints[declared.name]),
+                "type": json_schema_type,
                 "description": declared.metadata["description"],
                 "section": section,
                 **declared.metadata["schema"],

@@ -9,6 +9,7 @@ one open pack per split, whatever the number of images.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tempfile
@@ -77,8 +78,6 @@ def store_new_examples(
     collects again."""
 
     def load(row: Any) -> np.ndarray:
-        import hashlib
-
         body = get_bytes(client, raw_object(bucket, row.key))
         if hashlib.sha256(body).hexdigest() != row.sha256:
             raise StorageError(

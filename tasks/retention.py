@@ -18,8 +18,8 @@ from datetime import datetime
 
 from tasks.examples import read_index, write_index
 from tasks.layout import (
-    DatasetLayout,
     ExampleStore,
+    dataset_layout,
     datasets_root,
     examples_root,
     models_root,
@@ -98,7 +98,7 @@ def remove_old_runs(client: S3Client, bucket: str, *, current_run_id: str, keep_
     referenced_packs: set[str] = set()
     removed_datasets = 0
     for dataset_id in list_folders(client, datasets_root(bucket)):
-        dataset = DatasetLayout(datasets_root(bucket).join(dataset_id))
+        dataset = dataset_layout(bucket, dataset_id)
         if dataset_id in kept_datasets:
             if exists(client, dataset.record):
                 for uris in get_json(client, dataset.record)["packs"].values():

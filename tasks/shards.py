@@ -39,17 +39,15 @@ class PackWriter:
         self.members: list[str] = []
         self._writer = self.tf.io.TFRecordWriter(str(path))
 
+    def _bytes_feature(self, value: bytes) -> Any:
+        return self.tf.train.Feature(bytes_list=self.tf.train.BytesList(value=[value]))
+
     def add(self, image: np.ndarray, sha256: str) -> None:
-        tf = self.tf
-
-        def feature_bytes(value: bytes) -> Any:
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-        example = tf.train.Example(
-            features=tf.train.Features(
+        example = self.tf.train.Example(
+            features=self.tf.train.Features(
                 feature={
-                    "image": feature_bytes(np.ascontiguousarray(image, dtype=np.uint8).tobytes()),
-                    "sha256": feature_bytes(sha256.encode()),
+                    "image": self._bytes_feature(np.ascontiguousarray(image, dtype=np.uint8).tobytes()),
+                    "sha256": self._bytes_feature(sha256.encode()),
                 }
             )
         )

@@ -140,7 +140,7 @@ class EpochLogger:
         return _EpochLogger()
 
 
-def download_shards(client: S3Client, uris: list[str], folder: Path) -> list[Path]:
+def download_packs(client: S3Client, uris: list[str], folder: Path) -> list[Path]:
     """Pack files to local disk (streamed from there: memory does not grow with them)."""
     paths = [folder / "/".join(S3Uri.parse(uri).key.rsplit("/", 2)[-2:]) for uri in uris]
     parallel_map(
@@ -167,7 +167,7 @@ def open_split(
     from tasks.shards import read_split
 
     return read_split(
-        download_shards(client, dataset["packs"][split], folder),
+        download_packs(client, dataset["packs"][split], folder),
         read_labels(client, dataset, split),
         dataset["image_size"],
         len(dataset["class_names"]),
