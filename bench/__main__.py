@@ -29,7 +29,7 @@ from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
 from tasks.demo.local_s3 import LocalS3  # noqa: E402
 from tasks.layout import catalog, raw_object, raw_root  # noqa: E402
 from tasks.preprocess import build_dataset  # noqa: E402
-from tasks.storage import S3Uri, get_bytes, get_json, iter_objects, make_client  # noqa: E402
+from tasks.storage import S3Uri, delete_prefix, get_bytes, get_json, iter_objects, make_client  # noqa: E402
 from tasks.train import open_split  # noqa: E402
 
 IMAGE_COUNT = 1797
@@ -47,7 +47,7 @@ def bench_collect(client, config: PipelineConfig) -> tuple[float, float]:
     keys = [item["Key"] for item in iter_objects(client, raw_root(config))]
     sequential = timed(lambda: [get_bytes(client, raw_object(config.bucket, key)) for key in keys])
     # Without the catalog, as on a first night: every object is read.
-    client.delete_object(Bucket=config.bucket, Key=catalog(config).key)
+    delete_prefix(client, catalog(config).folder())
     parallel = timed(lambda: collect_manifest(client, config, "bench"))
     return len(keys) / sequential, len(keys) / parallel
 

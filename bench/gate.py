@@ -13,7 +13,7 @@ from tasks.collect import collect_manifest, read_manifest
 from tasks.config import PipelineConfig
 from tasks.expectations import Validator
 from tasks.layout import catalog, raw_object, raw_root
-from tasks.storage import S3Client, get_bytes, iter_objects, parallel_map
+from tasks.storage import S3Client, delete_prefix, get_bytes, iter_objects, parallel_map
 from tasks.validate import gate_manifest
 
 
@@ -25,7 +25,7 @@ def measure(client: S3Client, config: PipelineConfig) -> dict[str, float]:
     )
     collection_seconds = time.perf_counter() - started
 
-    client.delete_object(Bucket=config.bucket, Key=catalog(config).key)  # read every object
+    delete_prefix(client, catalog(config).folder())  # read every object
     started = time.perf_counter()
     manifest_uri = collect_manifest(client, config, "bench-gate").manifest_uri
     manifest_seconds = time.perf_counter() - started

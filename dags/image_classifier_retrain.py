@@ -2,11 +2,13 @@
 ### Nightly retrain of the image classifier
 
 Collects the labelled images under `raw/<class_name>/` in S3, gates them with Great
-Expectations, preprocesses them into TFRecord shards, trains the reference CNN, evaluates it
+Expectations, preprocesses them into TFRecord packs, trains the reference CNN, evaluates it
 on a test split that is stable across nights, and publishes it as a new model version when
 it is blessed (`min_test_accuracy`, and no worse than production). Otherwise it trains again
 (warm start, lower learning rate) up to `max_attempts` times, then gives up and leaves
-production as it was. A night whose data, training settings and trainer code are those of
+production as it was. collect and preprocess are mapped over partitions of the data (the
+`partitions` Param), so the workers share them; the gate and the dataset checks run once over
+the whole. A night whose data, training settings and trainer code are those of
 the production model trains nothing (`force_retrain` overrides that). Each night ends by
 removing what runs older than the newest `keep_runs` no longer need.
 
@@ -26,7 +28,14 @@ import pendulum
 from airflow.sdk import Label, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
-from retrain_airflow import DEPLOYMENT, pipeline_step, production_asset, retrain_params
+from retrain_airflow import (
+    DEPLOYMENT,
+    PARTITION_LABEL,
+    mapped_partition,
+    pipeline_step,
+    production_asset,
+    retrain_params,
+)
 from tasks.config import ATTEMPT_GROUPS
 from trainer_operator import TrainerOperator
 
@@ -37,32 +46,70 @@ PRODUCTION_MODEL = production_asset()
 
 
 @task(**S3_RETRIES)
-def collect() -> dict[str, Any]:
-    """Lists raw/, resolves the classes and writes the run's manifest (key, class, size, ETag,
-    sha256, decode facts)."""
-    from tasks.collect import collect_manifest
+def plan_partitions() -> list[dict[str, Any]]:
+    """Lists raw/ once, resolves the classes and splits the keys into partitions: one mapped
+    collect (and preprocess) instance each. Each partition carries the run's classes."""
+    from tasks.collect import plan_collection
 
     with pipeline_step() as step:
-        return asdict(collect_manifest(step.client, step.config, step.run_id))
+        plan = plan_collection(step.client, step.config, step.run_id)
+    classes = {"class_names": plan.class_names, "class_names_from": plan.class_names_from}
+    return [{**partition, **classes} for partition in plan.partitions]
+
+
+@task(map_index_template=PARTITION_LABEL, **S3_RETRIES)
+def collect(partition: dict[str, Any]) -> dict[str, Any]:
+    """One partition: hashes and inspects its new or changed objects (the rest come from the
+    catalog) and writes its part of the manifest."""
+    from tasks.collect import collect_partition
+
+    with pipeline_step(partition["class_names"]) as step:
+        part = mapped_partition(step.context, partition)
+        return asdict(collect_partition(step.client, step.config, part, step.run_id))
 
 
 @task
-def validate(collected: dict[str, Any]) -> dict[str, Any]:
-    """The data-quality gate: quarantines bad objects, fails the run on unfit data."""
+def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merges the manifest parts and runs the data-quality gate once over the whole:
+    quarantines bad objects, fails the run on unfit data; then splits the clean rows by
+    content into as many partitions for preprocess, each carrying the classes and the clean
+    manifest."""
+    from tasks.collect import merge_manifest
+    from tasks.preprocess import plan_preprocessing
     from tasks.validate import gate_raw_manifest
 
-    with pipeline_step(collected["class_names"]) as step:
-        gate = gate_raw_manifest(step.client, step.config, collected["manifest_uri"], step.run_id)
-    return asdict(gate)
+    with pipeline_step(planned[0]["class_names"]) as step:
+        collected = merge_manifest(
+            step.client, step.config, step.run_id, list(parts), planned[0]["class_names_from"]
+        )
+        gate = gate_raw_manifest(step.client, step.config, collected.manifest_uri, step.run_id)
+        partitions = plan_preprocessing(
+            step.client, step.config, gate.clean_manifest_uri, step.run_id, len(planned)
+        )
+    carried = {"class_names": gate.class_names, "clean_manifest_uri": gate.clean_manifest_uri}
+    return [{**partition, **carried} for partition in partitions]
+
+
+@task(map_index_template=PARTITION_LABEL, **S3_RETRIES)
+def preprocess(partition: dict[str, Any]) -> dict[str, Any]:
+    """One partition of the content: decodes, resizes and packs the images the example store
+    lacks, and checks every image of the partition."""
+    from tasks.preprocess import preprocess_partition
+
+    with pipeline_step(partition["class_names"]) as step:
+        part = mapped_partition(step.context, partition)
+        return asdict(preprocess_partition(step.client, step.config, part, step.run_id))
 
 
 @task(**S3_RETRIES)
-def preprocess(gate: dict[str, Any]) -> dict[str, Any]:
-    """Decodes, resizes and splits the images into TFRecord shards under the run."""
-    from tasks.preprocess import build_dataset
+def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Checks the dataset as a whole (split fractions, labels per split) from the partitions'
+    statistics and writes it, unless one with the same content exists."""
+    from tasks.preprocess import finish_dataset
 
-    with pipeline_step(gate["class_names"]) as step:
-        dataset = build_dataset(step.client, step.config, gate["clean_manifest_uri"], step.run_id)
+    clean_manifest_uri = gated[0]["clean_manifest_uri"]
+    with pipeline_step(gated[0]["class_names"]) as step:
+        dataset = finish_dataset(step.client, step.config, clean_manifest_uri, list(parts), step.run_id)
     return asdict(dataset)
 
 
@@ -238,7 +285,9 @@ def attempt_group(
     tags=["ml", "retrain", "image-classifier"],
 )
 def image_classifier_retrain() -> None:
-    dataset = preprocess(validate(collect()))
+    planned = plan_partitions()
+    gated = validate(planned, collect.expand(partition=planned))
+    dataset = assemble_dataset(gated, preprocess.expand(partition=gated))
     change = check_for_change(dataset)
     skipped = nothing_to_train()
     change >> Label("no change since production") >> skipped

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unknown_params
+
+if TYPE_CHECKING:
+    from tasks.partitions import Partition
 
 DEPLOYMENT = DeploymentSettings()
 
@@ -100,3 +103,17 @@ def failing_fast() -> Iterator[None]:
         raise
     except ValueError as error:  # invalid settings, and DataValidationError (unfit data)
         raise AirflowFailException(str(error)) from error
+
+
+# Names each mapped collect/preprocess instance in the grid ("part 2 of 4").
+PARTITION_LABEL = "{{ partition_label }}"
+
+
+def mapped_partition(context: Any, partition: dict[str, Any]) -> Partition:
+    """The partition a mapped instance works on, from its XCom form; also gives the instance
+    its name in the grid (PARTITION_LABEL)."""
+    from tasks.partitions import Partition
+
+    part = Partition.from_xcom(partition)
+    context["partition_label"] = part.label
+    return part

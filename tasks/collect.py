@@ -10,6 +10,12 @@ usable image, why.
 A catalog in the bucket remembers those facts per key with the ETag and size they were read
 at; an object whose ETag and size are unchanged is not read again. The catalog is only a
 cache: without it every object is read, and the manifest comes out the same.
+
+The step runs in three parts, so that Airflow can spread it over its workers: `plan_collection`
+lists the prefix once and splits the keys into partitions (tasks/partitions.py),
+`collect_partition` reads one partition's objects (a mapped task per partition) and
+`merge_manifest` joins the parts in key order. The manifest is the same whatever the number of
+partitions. `collect_manifest` runs the three in one process.
 """
 
 from __future__ import annotations
@@ -19,29 +25,33 @@ import io
 import logging
 import re
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import PurePosixPath
+from typing import Any
 
 import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
-from tasks.layout import catalog, raw_object, raw_root, run_layout
+from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
+from tasks.partitions import Partition, key_slot, partition_count, read_slots, split_rows, write_slots
 from tasks.storage import (
     S3Client,
     S3Uri,
     StorageError,
     ensure_bucket,
-    exists,
     get_bytes,
     iter_objects,
     parallel_map,
     put_bytes,
+    put_csv,
     put_json,
 )
 
 log = logging.getLogger(__name__)
 
 FACT_COLUMNS = ["sha256", "decodable", "format", "width", "height", "mode", "channels", "reason"]
+LISTING_COLUMNS = ["key", "bytes", "etag", "last_modified"]
 MANIFEST_COLUMNS = [
     "key",
     "class_name",
@@ -94,25 +104,71 @@ def resolve_classes(config: PipelineConfig, keys: list[str]) -> tuple[list[str],
     return classes, "raw folders"
 
 
-def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
-    """Lists raw/, hashes and inspects every object, and writes the manifest under the run."""
+@dataclass(frozen=True)
+class CollectionPlan:
+    """What the listing found and how collect is split: one Partition per mapped task."""
+
+    class_names: list[str]
+    class_names_from: str
+    objects: int
+    partitions: list[dict[str, Any]]  # Partition.to_xcom(), each naming its listing part
+
+
+@dataclass(frozen=True)
+class PartCollected:
+    manifest_part_uri: str
+    objects: int
+    objects_read: int
+    objects_unchanged: int
+
+
+def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> CollectionPlan:
+    """Lists raw/ once, resolves the classes, chooses the partition count and writes each
+    partition's share of the listing (key, size, ETag, last modified) under the run."""
     ensure_bucket(client, config.bucket)
     raw_uri = raw_root(config)
-    summaries = [item for item in iter_objects(client, raw_uri) if not item["Key"].endswith("/")]
-    if not summaries:
+    listed = [
+        (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())
+        for item in iter_objects(client, raw_uri)
+        if not item["Key"].endswith("/")
+    ]
+    if not listed:
         raise StorageError(
             f"{raw_uri}: no objects to train on; upload images as "
             f"{config.raw_prefix}<class_name>/<file> (see README, raw-data contract)"
         )
-    class_names, class_names_from = resolve_classes(config, [item["Key"] for item in summaries])
+    class_names, class_names_from = resolve_classes(config, [row[0] for row in listed])
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
-    known = read_catalog(client, config)
-    unchanged = [still_current(known.get(item["Key"]), item) for item in summaries]
+    count = partition_count(len(listed), config.partitions)
+    layout = run_layout(config, run_id)
+    partitions = []
+    for number, rows in enumerate(split_rows(listed, lambda row: key_slot(row[0]), count)):
+        partition = Partition(number, count, str(layout.listing_part(Partition(number, count).name)))
+        listing = pd.DataFrame(rows, columns=LISTING_COLUMNS)
+        put_bytes(client, S3Uri.parse(partition.uri), listing.to_csv(index=False).encode(), "text/csv")
+        partitions.append(partition.to_xcom())
+    log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)
+    return CollectionPlan(class_names, class_names_from, len(listed), partitions)
+
+
+def collect_partition(
+    client: S3Client, config: PipelineConfig, partition: Partition, run_id: str
+) -> PartCollected:
+    """Hashes and inspects the partition's new or changed objects, takes the rest from the
+    catalog, and writes the partition's manifest part and the catalog slots that changed."""
+    listing = pd.read_csv(
+        io.BytesIO(get_bytes(client, S3Uri.parse(partition.uri))),
+        dtype={"key": "string", "etag": "string", "last_modified": "string"},
+        keep_default_na=False,
+    )
+    known = read_catalog(client, config, partition.slots)
+    summaries = listing.to_dict("records")
+    unchanged = [still_current(known.get(item["key"]), item) for item in summaries]
     to_read = sum(1 for cached in unchanged if cached is None)
     log.info(
-        "collecting %d objects from %s: %d new or changed to read, %d unchanged (catalog)",
+        "%s: %d objects, %d new or changed to read, %d unchanged (catalog)",
+        partition.label,
         len(summaries),
-        raw_uri,
         to_read,
         len(summaries) - to_read,
     )
@@ -123,11 +179,11 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
         summary, cached = pair
         if cached is not None:
             return {column: cached[column] for column in FACT_COLUMNS}
-        if unsafe_key(summary["Key"]):
+        if unsafe_key(summary["key"]):
             return facts_of(
                 None, ImageFacts(None, None, None, None, None, "unsafe key ('..' or absolute path)")
             )
-        body = get_bytes(client, raw_object(config.bucket, summary["Key"]))
+        body = get_bytes(client, raw_object(config.bucket, summary["key"]))
         done += 1
         if done % PROGRESS_EVERY == 0:
             log.info("read %d/%d objects", done, to_read)
@@ -136,12 +192,9 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
     examined = parallel_map(examine, list(zip(summaries, unchanged, strict=True)))
     rows = [
         {
-            "key": summary["Key"],
-            "class_name": class_of(summary["Key"], config.raw_prefix),
-            "extension": PurePosixPath(summary["Key"]).suffix.lower(),
-            "bytes": summary["Size"],
-            "etag": summary["ETag"].strip('"'),
-            "last_modified": summary["LastModified"].isoformat(),
+            **summary,
+            "class_name": class_of(summary["key"], config.raw_prefix),
+            "extension": PurePosixPath(summary["key"]).suffix.lower(),
             **facts,
         }
         for summary, facts in zip(summaries, examined, strict=True)
@@ -149,29 +202,58 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     for column in ("width", "height", "channels"):
         manifest[column] = manifest[column].astype("Int64")
-    manifest_csv = manifest.to_csv(index=False).encode()
+    uri = run_layout(config, run_id).manifest_part(partition.name)
+    put_csv(client, uri, manifest)
+    # The catalog keeps what was read; a slot is rewritten only when one of its keys was read
+    # anew or is gone.
+    listed = set(manifest["key"])
+    changed = {
+        key_slot(row["key"]) for row, cached in zip(summaries, unchanged, strict=True) if cached is None
+    }
+    changed |= {key_slot(key) for key in known if key not in listed}
+    write_slots(client, partial(catalog_slot, config), manifest, manifest["key"].map(key_slot), changed)
+    return PartCollected(str(uri), len(manifest), to_read, len(manifest) - to_read)
+
+
+def merge_manifest(
+    client: S3Client,
+    config: PipelineConfig,
+    run_id: str,
+    parts: list[dict[str, Any]],
+    class_names_from: str,
+) -> CollectResult:
+    """Merges the partitions' manifest parts into the run's manifest, in key order (so it is
+    the same whatever the partition count), and writes the run's manifest.json.
+    `config.class_names` are the run's resolved classes."""
+    collected = [PartCollected(**part) for part in parts]
+    frames = [read_manifest(client, part.manifest_part_uri) for part in collected]
+    manifest = pd.concat(frames, ignore_index=True).sort_values("key", ignore_index=True)
     layout = run_layout(config, run_id)
-    put_bytes(client, layout.manifest, manifest_csv, "text/csv")
-    if to_read or len(known) != len(manifest):
-        # The catalog is the manifest of the last run that changed something.
-        put_bytes(client, catalog(config), manifest_csv, "text/csv")
+    put_csv(client, layout.manifest, manifest)
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
     images_per_class = {str(name): int(count) for name, count in counts.items()}
+    objects_read = sum(part.objects_read for part in collected)
     put_json(
         client,
         layout.manifest_summary,
         {
             "manifest_uri": str(layout.manifest),
             "objects": len(manifest),
-            "class_names": class_names,
+            "objects_read": objects_read,
+            "partitions": len(collected),
+            "class_names": list(config.class_names),
             "class_names_from": class_names_from,
             "objects_per_folder": images_per_class,
         },
     )
     log.info(
-        "collected %d objects (%d not decodable); per class: %s",
+        "collected %d objects in %d partition(s): %d read, %d from the catalog, %d not decodable; "
+        "per class: %s",
         len(manifest),
-        int((~manifest["decodable"]).sum()),
+        len(collected),
+        objects_read,
+        len(manifest) - objects_read,
+        int((~manifest["decodable"].astype(bool)).sum()),
         counts.to_dict(),
     )
     log.info("manifest written to %s", layout.manifest)
@@ -179,11 +261,23 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
         str(layout.manifest),
         len(manifest),
         images_per_class,
-        class_names,
+        list(config.class_names),
         class_names_from,
-        objects_read=to_read,
-        objects_unchanged=len(manifest) - to_read,
+        objects_read=objects_read,
+        objects_unchanged=len(manifest) - objects_read,
     )
+
+
+def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
+    """The whole collect step in one process: plan, every partition in turn, merge. The DAG
+    runs the same three functions as separate (mapped) tasks."""
+    plan = plan_collection(client, config, run_id)
+    resolved = config.with_classes(plan.class_names)
+    parts = [
+        asdict(collect_partition(client, resolved, Partition.from_xcom(partition), run_id))
+        for partition in plan.partitions
+    ]
+    return merge_manifest(client, resolved, run_id, parts, plan.class_names_from)
 
 
 def facts_of(sha256: str | None, facts: ImageFacts) -> dict:
@@ -193,24 +287,28 @@ def facts_of(sha256: str | None, facts: ImageFacts) -> dict:
     return {"sha256": sha256, "decodable": reason is None, **found, "reason": reason}
 
 
-def still_current(cached: dict | None, summary: dict) -> dict | None:
+def still_current(cached: dict | None, listed: dict) -> dict | None:
     """The catalog row if it still describes the listed object (same ETag and size)."""
-    if cached is None or cached["etag"] != summary["ETag"].strip('"'):
+    if cached is None or cached["etag"] != listed["etag"]:
         return None
-    return cached if int(cached["bytes"]) == int(summary["Size"]) else None
+    return cached if int(cached["bytes"]) == int(listed["bytes"]) else None
 
 
-def read_catalog(client: S3Client, config: PipelineConfig) -> dict[str, dict]:
-    """key -> what was last read of it; empty when there is no catalog yet."""
-    uri = catalog(config)
-    if not exists(client, uri):
+def read_catalog(client: S3Client, config: PipelineConfig, slots: list[int]) -> dict[str, dict]:
+    """key -> what was last read of it, for the keys of `slots`; empty without a catalog."""
+    rows = read_slots(client, partial(catalog_slot, config), slots, parse_manifest)
+    if rows.empty:
         return {}
-    rows = read_manifest(client, str(uri)).astype(object)
+    rows = rows.astype(object)
     return {row["key"]: row for row in rows.where(rows.notna(), None).to_dict("records")}
 
 
 def read_manifest(client: S3Client, manifest_uri: str) -> pd.DataFrame:
-    body = get_bytes(client, S3Uri.parse(manifest_uri))
+    return parse_manifest(get_bytes(client, S3Uri.parse(manifest_uri)))
+
+
+def parse_manifest(body: bytes) -> pd.DataFrame:
+    """A manifest (or catalog) CSV with the column types the gate expects."""
     return pd.read_csv(
         io.BytesIO(body),
         dtype={

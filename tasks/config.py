@@ -239,6 +239,14 @@ class PipelineConfig:
         section=EXECUTION,
         minimum=1,
     )
+    partitions: int = setting(
+        0,
+        description="How many mapped collect and preprocess tasks share the data work across the "
+        "workers; 0 = one per 8,000 raw objects, at most 64. The result is the same at any value",
+        section=EXECUTION,
+        minimum=0,
+        maximum=256,
+    )
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

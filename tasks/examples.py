@@ -1,8 +1,10 @@
 """The store of processed examples: each raw image's content decoded once per image size and
 preprocessing version, kept in content-addressed packs and shared by every dataset and night.
 
-`index.csv` lists what the store holds (sha256, split, pack and the pixel facts the processed
-expectations check). It is a cache of the packs: without it every image is processed again.
+The index lists what the store holds (sha256, split, pack and the pixel facts the processed
+expectations check), one CSV per content slot (tasks/partitions.py), so a preprocess partition
+reads and rewrites only its own slots. It is a cache of the packs: without it every image is
+processed again.
 New examples are decoded and written chunk by chunk, so memory holds one chunk of images and
 one open pack per split, whatever the number of images.
 """
@@ -13,7 +15,7 @@ import hashlib
 import io
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,9 @@ import pandas as pd
 
 from tasks.images import decode_rgb
 from tasks.layout import ExampleStore, raw_object
+from tasks.partitions import SLOTS, content_slot, read_slots, write_slots
 from tasks.shards import SPLITS, PackWriter, pack_id
-from tasks.storage import S3Client, StorageError, exists, get_bytes, parallel_map, put_bytes, upload_file
+from tasks.storage import S3Client, StorageError, get_bytes, parallel_map, upload_file
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,19 @@ def pixel_facts(image: np.ndarray) -> dict[str, Any]:
     }
 
 
-def read_index(client: S3Client, store: ExampleStore) -> pd.DataFrame:
-    if not exists(client, store.index):
-        return pd.DataFrame(columns=INDEX_COLUMNS)
-    return pd.read_csv(io.BytesIO(get_bytes(client, store.index)), dtype={"sha256": str, "pack": str})
+def _parse_index(body: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(body), dtype={"sha256": str, "pack": str})
 
 
-def write_index(client: S3Client, store: ExampleStore, index: pd.DataFrame) -> None:
-    put_bytes(client, store.index, index[INDEX_COLUMNS].to_csv(index=False).encode(), "text/csv")
+def read_index(client: S3Client, store: ExampleStore, slots: list[int] | None = None) -> pd.DataFrame:
+    """The index rows of the content slots `slots` (every slot when None)."""
+    index = read_slots(client, store.index_slot, list(range(SLOTS)) if slots is None else slots, _parse_index)
+    return index if not index.empty else pd.DataFrame(columns=INDEX_COLUMNS)
+
+
+def write_index(client: S3Client, store: ExampleStore, index: pd.DataFrame, slots: Iterable[int]) -> None:
+    """Rewrites the index files of `slots` with the rows of `index` that fall in them."""
+    write_slots(client, store.index_slot, index[INDEX_COLUMNS], index["sha256"].map(content_slot), slots)
 
 
 def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:

@@ -1,20 +1,26 @@
 """The S3 layout: every key the pipeline reads or writes, in one place.
 
     <raw_prefix><class_name>/<file>                 raw images (the raw-data contract)
-    catalog/<raw_prefix>objects.csv                 what collect knows of each raw object (a cache)
-    runs/<run>/manifest.csv, manifest.json          collect: one row per raw object; classes
+    catalog/<raw_prefix>slots/<slot>.csv            what collect knows of each raw object (a cache)
+    runs/<run>/listing/<part>.csv                   plan: the raw objects of each collect partition
+    runs/<run>/manifest/<part>.csv                  collect: one row per raw object, per partition
+    runs/<run>/manifest.csv, manifest.json          validate: the merged manifest; the classes
     runs/<run>/quarantine.json, clean_manifest.csv  validate: what the gate left out and kept
+    runs/<run>/clean/<part>.csv                     validate: the clean rows of each preprocess partition
+    runs/<run>/processed/<part>.json                preprocess: a partition's packs and statistics
     runs/<run>/dataset_ref.json                     preprocess: which dataset the run trains on
     runs/<run>/attempt-<n>/                         train, evaluate, bless: one attempt
-    examples/<version>-<size>px/index.csv           every processed example (sha256, split, pack)
+    examples/<version>-<size>px/index/<slot>.csv    every processed example (sha256, split, pack)
     examples/<version>-<size>px/<split>/<pack>.tfrecord   processed examples, content-addressed
     datasets/<dataset_id>/dataset.json, labels.csv  a dataset: its packs and labels (immutable)
     reports/<run>/data_docs/{raw,processed}/        the gate's Data Docs and results
+    reports/<run>/data_docs/processed/<part>/       the per-image checks of one preprocess partition
     models/<model_name>/<version>/                  an immutable published version
     models/<model_name>/production.json             the pointer consumers read
     predictions/<run>.csv                           the example consumer's output
 
-`<run>` is the Airflow run id made safe as a path segment (`run_segment`). No other module
+`<run>` is the Airflow run id made safe as a path segment (`run_segment`), `<part>` a partition
+(`part-0001-of-0004`) and `<slot>` one of the 256 slots of tasks/partitions.py. No other module
 builds an S3 key by hand; it asks this one.
 """
 
@@ -129,6 +135,18 @@ class RunLayout:
         """Which dataset the run trained on (datasets are shared between runs)."""
         return self.root.join("dataset_ref.json")
 
+    def listing_part(self, part: str) -> S3Uri:
+        return self.root.join("listing", f"{part}.csv")
+
+    def manifest_part(self, part: str) -> S3Uri:
+        return self.root.join("manifest", f"{part}.csv")
+
+    def clean_part(self, part: str) -> S3Uri:
+        return self.root.join("clean", f"{part}.csv")
+
+    def processed_part(self, part: str) -> S3Uri:
+        return self.root.join("processed", f"{part}.json")
+
     def data_docs(self, stage: str) -> S3Uri:
         """The Data Docs site of one gate stage (`raw` or `processed`)."""
         return self.reports.join("data_docs", stage)
@@ -153,8 +171,12 @@ class ExampleStore:
 
     @property
     def index(self) -> S3Uri:
-        """sha256, split, pack and pixel facts of every stored example (a cache of the packs)."""
-        return self.root.join("index.csv")
+        """The folder of the index: sha256, split, pack and pixel facts of every stored
+        example (a cache of the packs), one file per content slot."""
+        return self.root.join("index")
+
+    def index_slot(self, slot: int) -> S3Uri:
+        return self.index.join(f"{slot:03d}.csv")
 
     def pack(self, split: str, pack_id: str) -> S3Uri:
         return self.root.join(split, f"{pack_id}.tfrecord")
@@ -251,8 +273,12 @@ class ModelLayout:
 
 
 def catalog(config: PipelineConfig) -> S3Uri:
-    """The raw-object catalog of the bucket's raw prefix."""
-    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}objects.csv")
+    """The folder of the raw-object catalog of the bucket's raw prefix, one file per key slot."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}slots")
+
+
+def catalog_slot(config: PipelineConfig, slot: int) -> S3Uri:
+    return catalog(config).join(f"{slot:03d}.csv")
 
 
 def example_store(bucket: str, image_size: int, preprocessing_version: str) -> ExampleStore:

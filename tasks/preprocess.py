@@ -6,6 +6,13 @@ Only content the example store does not hold yet (for this image size and prepro
 version) is read and decoded; the rest is reused (see tasks/examples.py). A dataset is named by
 what it holds, so a night with the same data refers to the dataset already written.
 
+The step runs in three parts, so that Airflow can spread it over its workers:
+`plan_preprocessing` splits the clean manifest by content (tasks/partitions.py),
+`preprocess_partition` stores one partition's new examples and checks its images (a mapped
+task per partition), and `finish_dataset` adds up the partitions' statistics, runs the
+dataset-level checks once and writes the dataset. `build_dataset` runs the three in one
+process.
+
 The split depends only on each image's bytes (sha256), so an image stays in the same split
 on every night: tomorrow's test set contains today's test images, and never a training one.
 """
@@ -16,7 +23,7 @@ import hashlib
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +41,9 @@ from tasks.examples import (
 )
 from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
+from tasks.partitions import Partition, content_slot
 from tasks.shards import SPLITS
-from tasks.storage import S3Client, exists, put_bytes, put_json, upload_tree
+from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
 from tasks.validate import DataValidationError
 
 __all__ = ["PreprocessResult", "build_dataset", "split_of"]
@@ -70,9 +78,9 @@ def dataset_id_for(fingerprint: str, image_size: int, class_names: list[str]) ->
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def processed_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str]) -> dict[str, pd.DataFrame]:
-    """What the processed-dataset expectations look at, one frame per suite. `facts` holds
-    each row's pixel facts (tasks.examples.pixel_facts), not its pixels."""
+def image_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str]) -> dict[str, pd.DataFrame]:
+    """The per-image frames the processed expectations look at: each row's pixel facts
+    (tasks.examples.pixel_facts, not its pixels) and how many splits each content is in."""
     per_image = pd.DataFrame(
         {
             "sha256": rows["sha256"].to_numpy(),
@@ -81,7 +89,21 @@ def processed_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str])
             **{column: facts[column].to_numpy() for column in FACT_COLUMNS},
         }
     )
-    fractions = per_image["split"].value_counts(normalize=True).reindex(SPLITS, fill_value=0.0)
+    per_content = per_image.groupby("sha256")["split"].nunique().rename("splits").reset_index()
+    return {"images": per_image, "leakage": per_content}
+
+
+def split_class_counts(rows: pd.DataFrame, splits: list[str]) -> pd.DataFrame:
+    """Images per (split, class): the statistic a partition hands to the dataset checks."""
+    frame = pd.DataFrame({"split": splits, "class_name": rows["class_name"].to_numpy()})
+    return frame.groupby(["split", "class_name"]).size().rename("images").reset_index()
+
+
+def count_frames(counts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The dataset-level frames, from the partitions' images per (split, class) added up."""
+    totals = counts.groupby(["split", "class_name"])["images"].sum()
+    per_split_totals = totals.groupby(level="split").sum().reindex(SPLITS, fill_value=0)
+    fractions = per_split_totals / max(int(per_split_totals.sum()), 1)
     per_split = pd.DataFrame(
         {
             "split": SPLITS,
@@ -89,11 +111,11 @@ def processed_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str])
             "deviation": [abs(fractions[s] - SPLIT_TARGETS[s]) for s in SPLITS],
         }
     )
-    classes = sorted(set(per_image["class_name"]))
+    classes = sorted(set(counts["class_name"]))
     per_split_class = (
-        per_image.groupby(["split", "class_name"])
-        .size()
-        .reindex(pd.MultiIndex.from_product([SPLITS, classes], names=["split", "class_name"]), fill_value=0)
+        totals.reindex(
+            pd.MultiIndex.from_product([SPLITS, classes], names=["split", "class_name"]), fill_value=0
+        )
         .rename("images")
         .reset_index()
     )
@@ -104,8 +126,7 @@ def processed_frames(facts: pd.DataFrame, rows: pd.DataFrame, splits: list[str])
     required = ((per_split_class["split"] == "train") | (expected >= MIN_EXPECTED_PER_SPLIT)).astype(int)
     per_split_class["shortfall"] = (required - per_split_class["images"]).clip(lower=0)
     per_split_class["split_class"] = per_split_class["split"] + "/" + per_split_class["class_name"]
-    per_content = per_image.groupby("sha256")["split"].nunique().rename("splits").reset_index()
-    return {"images": per_image, "splits": per_split, "labels": per_split_class, "leakage": per_content}
+    return {"splits": per_split, "labels": per_split_class}
 
 
 def processed_expectations(config: PipelineConfig) -> dict[str, tuple[list[Any], str | None]]:
@@ -136,33 +157,74 @@ def processed_expectations(config: PipelineConfig) -> dict[str, tuple[list[Any],
 def check_processed(
     frames: dict[str, pd.DataFrame], config: PipelineConfig, docs_folder: Path
 ) -> tuple[Validator, str | None]:
-    """Runs the processed-dataset suites; returns the validator and a failure line, if any."""
+    """Runs the processed-dataset suites of `frames`; returns the validator and a failure
+    line, if any."""
     validator = Validator(docs_folder)
     outcomes = []
     for name, (expectations, key_column) in processed_expectations(config).items():
-        outcomes += validator.run(f"processed_{name}", frames[name], expectations, key_column=key_column)
+        if name in frames:
+            outcomes += validator.run(f"processed_{name}", frames[name], expectations, key_column=key_column)
     log.info("processed-dataset checks:\n%s", table(outcomes))
     failures = [o for o in outcomes if not o.success]
     if not failures:
         return validator, None
-    return validator, "processed dataset failed: " + "; ".join(o.describe() for o in failures)
+    return validator, "; ".join(o.describe() for o in failures)
 
 
-def build_dataset(
-    client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str
-) -> PreprocessResult:
-    """Stores the examples the store lacks, checks the processed dataset, and writes the
-    dataset (labels.csv, then dataset.json) unless one with the same content exists.
-    `config.class_names` are the run's resolved classes, in output order."""
-    manifest = read_manifest(client, manifest_uri)
+def checked_and_reported(
+    client: S3Client, config: PipelineConfig, frames: dict[str, pd.DataFrame], stage: str, run_id: str
+) -> str | None:
+    """Runs the suites of `frames` and uploads their Data Docs and results under the run's
+    reports (`stage`); returns the failure line, if any."""
     layout = run_layout(config, run_id)
+    with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
+        validator, failure = check_processed(frames, config, Path(scratch))
+        upload_tree(client, Path(scratch), layout.data_docs(stage))
+    put_json(client, layout.validation_results(stage), validator.results)
+    log.info("Data Docs: %s", layout.data_docs_index(stage))
+    return failure
+
+
+@dataclass(frozen=True)
+class PartProcessed:
+    uri: str  # the partition's processed/<part>.json: packs, counts, failures
+    images: int
+    images_decoded: int
+    images_reused: int
+
+
+def plan_preprocessing(
+    client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str, count: int
+) -> list[dict[str, Any]]:
+    """Splits the (clean) manifest by content into `count` partitions and writes each one's
+    rows under the run; returns the partitions, each naming its rows' file."""
+    manifest = read_manifest(client, manifest_uri)
+    slots = manifest["sha256"].map(content_slot) % count
+    layout = run_layout(config, run_id)
+    partitions = []
+    for number in range(count):
+        partition = Partition(number, count, str(layout.clean_part(Partition(number, count).name)))
+        put_csv(client, S3Uri.parse(partition.uri), manifest[slots == number])
+        partitions.append(partition.to_xcom())
+    return partitions
+
+
+def preprocess_partition(
+    client: S3Client, config: PipelineConfig, partition: Partition, run_id: str
+) -> PartProcessed:
+    """Stores the examples of the partition's content that the store lacks, runs the per-image
+    checks on its rows and writes what the dataset step needs: its packs and its images per
+    (split, class). `config.class_names` are the run's resolved classes."""
+    rows = read_manifest(client, partition.uri)
     store = example_store(config.bucket, config.image_size, PREPROCESSING_VERSION)
-    index = read_index(client, store).drop_duplicates("sha256").set_index("sha256", drop=False)
-    unique = manifest.drop_duplicates("sha256")
+    index = read_index(client, store, partition.slots).drop_duplicates("sha256")
+    index = index.set_index("sha256", drop=False)
+    unique = rows.drop_duplicates("sha256")
     missing = [row for row in unique.itertuples(index=False) if row.sha256 not in index.index]
     log.info(
-        "%d images: %d already processed at %d px, %d to decode",
-        len(manifest),
+        "%s: %d images, %d already processed at %d px, %d to decode",
+        partition.label,
+        len(rows),
         len(unique) - len(missing),
         config.image_size,
         len(missing),
@@ -170,19 +232,52 @@ def build_dataset(
     if missing:
         added = store_new_examples(client, store, config.bucket, missing, config.image_size)
         index = pd.concat([index.reset_index(drop=True), added]).set_index("sha256", drop=False)
-        write_index(client, store, index)
-    members = index.loc[manifest["sha256"].to_numpy()]
+        write_index(client, store, index, set(added["sha256"].map(content_slot)))
+    members = index.loc[rows["sha256"].to_numpy()].reset_index(drop=True)
+    splits = [split_of(sha256) for sha256 in rows["sha256"]]
+    stage = f"processed/{partition.name}"
+    failure = checked_and_reported(client, config, image_frames(members, rows, splits), stage, run_id)
+    uri = run_layout(config, run_id).processed_part(partition.name)
+    packs = {
+        split: sorted(
+            {str(store.pack(split, pack)) for pack in members.loc[members["split"] == split, "pack"]}
+        )
+        for split in SPLITS
+    }
+    put_json(
+        client,
+        uri,
+        {
+            "partition": partition.label,
+            "images": len(rows),
+            "counts": split_class_counts(rows, splits).to_dict("records"),
+            "packs": packs,
+            "failure": failure and f"{partition.label}: {failure}",
+        },
+    )
+    return PartProcessed(str(uri), len(rows), len(missing), len(unique) - len(missing))
+
+
+def finish_dataset(
+    client: S3Client, config: PipelineConfig, manifest_uri: str, parts: list[dict[str, Any]], run_id: str
+) -> PreprocessResult:
+    """Checks the dataset as a whole from the partitions' statistics and writes it (labels.csv,
+    then dataset.json) unless one with the same content exists."""
+    processed = [PartProcessed(**part) for part in parts]
+    reports = parallel_map(lambda part: get_json(client, S3Uri.parse(part.uri)), processed)
+    counts = pd.DataFrame([row for report in reports for row in report["counts"]])
+    if counts.empty:
+        counts = pd.DataFrame(columns=["split", "class_name", "images"])
+    failures = [report["failure"] for report in reports if report["failure"]]
+    whole = checked_and_reported(client, config, count_frames(counts), "processed", run_id)
+    if whole:
+        failures.append(whole)
+    if failures:
+        raise DataValidationError("processed dataset failed: " + "; ".join(failures))
+    manifest = read_manifest(client, manifest_uri)
     label_of = {name: number for number, name in enumerate(config.class_names)}
     labels = [label_of[name] for name in manifest["class_name"]]
     splits = [split_of(sha256) for sha256 in manifest["sha256"]]
-    with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
-        frames = processed_frames(members.reset_index(drop=True), manifest, splits)
-        validator, failure = check_processed(frames, config, Path(scratch))
-        upload_tree(client, Path(scratch), layout.data_docs("processed"))
-    put_json(client, layout.validation_results("processed"), validator.results)
-    log.info("Data Docs: %s", layout.data_docs_index("processed"))
-    if failure:
-        raise DataValidationError(failure)
     fingerprint = dataset_fingerprint(list(manifest["sha256"]), labels)
     dataset_id = dataset_id_for(fingerprint, config.image_size, list(config.class_names))
     dataset = dataset_layout(config.bucket, dataset_id)
@@ -191,12 +286,9 @@ def build_dataset(
         log.info("dataset %s exists already (same content): nothing written", dataset_id)
     else:
         labelled = pd.DataFrame({"sha256": manifest["sha256"], "label": labels, "split": splits})
-        put_bytes(client, dataset.labels, labelled.to_csv(index=False).encode(), "text/csv")
+        put_csv(client, dataset.labels, labelled)
         packs = {
-            split: sorted(
-                {str(store.pack(split, pack)) for pack in members.loc[members["split"] == split, "pack"]}
-            )
-            for split in SPLITS
+            split: sorted({uri for report in reports for uri in report["packs"][split]}) for split in SPLITS
         }
         put_json(
             client,
@@ -215,15 +307,34 @@ def build_dataset(
                 "pixel_format": "uint8 RGB, scaled to [0, 1] float32 on read",
             },
         )
-    put_json(client, layout.dataset_ref, {"dataset_uri": str(dataset.record), "dataset_id": dataset_id})
+    put_json(
+        client,
+        run_layout(config, run_id).dataset_ref,
+        {"dataset_uri": str(dataset.record), "dataset_id": dataset_id},
+    )
+    decoded = sum(part.images_decoded for part in processed)
+    reused = sum(part.images_reused for part in processed)
     log.info(
-        "dataset %s: %d images %s (%d decoded, %d reused)",
+        "dataset %s: %d images %s from %d partition(s) (%d decoded, %d reused)",
         dataset_id,
         len(manifest),
         split_counts,
-        len(missing),
-        len(unique) - len(missing),
+        len(processed),
+        decoded,
+        reused,
     )
-    return PreprocessResult(
-        str(dataset.record), dataset_id, fingerprint, split_counts, len(missing), len(unique) - len(missing)
-    )
+    return PreprocessResult(str(dataset.record), dataset_id, fingerprint, split_counts, decoded, reused)
+
+
+def build_dataset(
+    client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str, partitions: int = 1
+) -> PreprocessResult:
+    """The whole preprocess step in one process: partition the manifest by content, process
+    every partition in turn, then check and write the dataset. The DAG runs the same three
+    functions as separate (mapped) tasks."""
+    planned = plan_preprocessing(client, config, manifest_uri, run_id, partitions)
+    parts = [
+        asdict(preprocess_partition(client, config, Partition.from_xcom(partition), run_id))
+        for partition in planned
+    ]
+    return finish_dataset(client, config, manifest_uri, parts, run_id)

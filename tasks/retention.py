@@ -27,6 +27,7 @@ from tasks.layout import (
     run_segment,
     runs_root,
 )
+from tasks.partitions import content_slot
 from tasks.registry import Registry
 from tasks.storage import (
     S3Client,
@@ -119,7 +120,8 @@ def remove_old_runs(client: S3Client, bucket: str, *, current_run_id: str, keep_
             continue
         stale_ids = {key.rsplit("/", 1)[-1].removesuffix(".tfrecord") for key in stale}
         index = read_index(client, store)
-        write_index(client, store, index[~index["pack"].isin(stale_ids)])
+        dropped = index["pack"].isin(stale_ids)
+        write_index(client, store, index[~dropped], set(index.loc[dropped, "sha256"].map(content_slot)))
         deleted += delete_keys(client, bucket, stale)
         removed_packs += len(stale)
     report = RetentionReport(len(kept), len(removed_runs), removed_datasets, removed_packs, deleted)

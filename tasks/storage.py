@@ -150,6 +150,18 @@ def get_bytes(client: S3Client, uri: S3Uri) -> bytes:
         raise explain(error, str(uri)) from error
 
 
+def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:
+    """The object's bytes, or None when there is no such object (one request, not two)."""
+    try:
+        return client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise explain(error, str(uri)) from error
+    except Exception as error:
+        raise explain(error, str(uri)) from error
+
+
 def put_bytes(client: S3Client, uri: S3Uri, body: bytes, content_type: str = "") -> None:
     extra = {"ContentType": content_type} if content_type else {}
     try:

@@ -97,9 +97,11 @@ def test_tasks_and_edges(retrain_dag):
     attempts = [f"attempt_{n}" for n in (1, 2, 3)]
     steps = ("plan", "train", "evaluate", "decide", "accept", "give_up")
     expected = {
+        "plan_partitions",
         "collect",
         "validate",
         "preprocess",
+        "assemble_dataset",
         "check_for_change",
         "nothing_to_train",
         "deploy",
@@ -110,9 +112,13 @@ def test_tasks_and_edges(retrain_dag):
     def downstream(task_id: str) -> set[str]:
         return retrain_dag.get_task(task_id).downstream_task_ids
 
+    assert downstream("plan_partitions") == {"collect", "validate"}
     assert downstream("collect") == {"validate"}
-    assert downstream("validate") == {"preprocess"}
-    assert "check_for_change" in downstream("preprocess")  # the others read its dataset URI
+    assert downstream("validate") == {"preprocess", "assemble_dataset"}
+    assert downstream("preprocess") == {"assemble_dataset"}
+    assert "check_for_change" in downstream("assemble_dataset")  # the others read its dataset URI
+    for mapped in ("collect", "preprocess"):
+        assert retrain_dag.get_task(mapped).map_index_template == "{{ partition_label }}"
     assert downstream("check_for_change") == {"nothing_to_train", "attempt_1.plan"}
     assert (
         retrain_dag.get_edge_info("check_for_change", "nothing_to_train")["label"]
@@ -132,6 +138,6 @@ def test_tasks_and_edges(retrain_dag):
 
 
 def test_s3_tasks_retry_with_backoff(retrain_dag):
-    for task_id in ("collect", "preprocess", "deploy", "cleanup"):
+    for task_id in ("plan_partitions", "collect", "preprocess", "assemble_dataset", "deploy", "cleanup"):
         task = retrain_dag.get_task(task_id)
         assert task.retries >= 3 and task.retry_exponential_backoff, task_id

@@ -75,8 +75,8 @@ def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrai
 def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(run_retrain, bucket, capfd):
     dag_run, states = run_retrain(bucket=bucket, **FAST)
     assert dag_run.state == "failed"
-    assert states["collect"] == "failed"
-    assert states["validate"] == "upstream_failed"
+    assert states["plan_partitions"] == "failed"
+    assert states["collect"] == states["validate"] == "upstream_failed"
     logged = "".join(capfd.readouterr())
     assert f"AirflowFailException: s3://{bucket}/raw/: no objects to train on" in logged
 
@@ -171,13 +171,13 @@ def test_too_many_bad_objects_fail_the_gate_and_keep_production(
 
 def test_a_misspelt_param_is_refused_before_any_work(run_retrain, s3, digits_bucket, capfd):
     dag_run, states = run_retrain(bucket=digits_bucket, imagesize=32, **FAST)
-    assert (dag_run.state, failed_task(states)) == ("failed", "collect")
+    assert (dag_run.state, failed_task(states)) == ("failed", "plan_partitions")
     assert "unknown Param imagesize; did you mean image_size?" in "".join(capfd.readouterr())
 
 
 def test_a_missing_bucket_fails_at_collection(run_retrain, s3, capfd):
     dag_run, states = run_retrain(bucket="no-such-bucket-nightly", **GATE_CONF)
-    assert (dag_run.state, failed_task(states)) == ("failed", "collect")
+    assert (dag_run.state, failed_task(states)) == ("failed", "plan_partitions")
     assert "s3://no-such-bucket-nightly: the bucket does not exist" in "".join(capfd.readouterr())
     assert "no-such-bucket-nightly" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
@@ -188,7 +188,7 @@ def test_wrong_credentials_fail_at_collection(run_retrain, monkeypatch, capfd):
     with LocalS3(require_auth=True) as guarded_s3:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", guarded_s3.airflow_connection())
         dag_run, states = run_retrain(bucket="any-bucket", **GATE_CONF)
-    assert (dag_run.state, failed_task(states)) == ("failed", "collect")
+    assert (dag_run.state, failed_task(states)) == ("failed", "plan_partitions")
     assert "s3://any-bucket: access denied; check the credentials" in "".join(capfd.readouterr())
 
 

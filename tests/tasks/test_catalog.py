@@ -7,7 +7,7 @@ from images_factory import digit_like, encode
 from tasks.collect import collect_manifest
 from tasks.config import PipelineConfig
 from tasks.layout import catalog, run_layout
-from tasks.storage import S3Uri, get_bytes, put_bytes
+from tasks.storage import S3Uri, delete_prefix, get_bytes, put_bytes
 
 
 def manifest_bytes(s3, config, run_id: str) -> bytes:
@@ -50,7 +50,7 @@ def test_without_its_catalog_collect_reads_everything_and_writes_the_same_manife
 ):
     config = PipelineConfig(bucket=small_digits)
     collect_manifest(s3, config, "night-1")
-    s3.delete_object(Bucket=small_digits, Key=catalog(config).key)
+    delete_prefix(s3, catalog(config).folder())
     reads = raw_reads(s3)
     result = collect_manifest(s3, config, "night-2")
     assert len(reads) == 200 and result.objects_read == 200

@@ -76,8 +76,38 @@ def test_preprocessing_is_deterministic_across_runs(s3, digits_bucket):
     assert first.split_counts == second.split_counts
 
 
+def processed_frames(images, rows, splits):
+    """Every processed-check frame of rows taken as one partition."""
+    from tasks.preprocess import count_frames, image_frames, split_class_counts
+
+    return {**image_frames(images, rows, splits), **count_frames(split_class_counts(rows, splits))}
+
+
+def test_dataset_checks_from_partition_counts_equal_those_from_the_whole():
+    from tasks.partitions import content_slot
+    from tasks.preprocess import count_frames, split_class_counts
+
+    rows = pd.DataFrame(
+        {"sha256": [f"{i * 7919:064x}" for i in range(300)], "class_name": ["a", "b", "c"] * 100}
+    )
+    splits = [("train", "validation", "test")[i % 7 % 3] for i in range(300)]
+    whole = count_frames(split_class_counts(rows, splits))
+    part_of = rows["sha256"].map(content_slot) % 4
+    per_part = [
+        split_class_counts(
+            rows[part_of == n].reset_index(drop=True),
+            [s for s, p in zip(splits, part_of, strict=True) if p == n],
+        )
+        for n in range(4)
+    ]
+    assert all(len(part) for part in per_part)
+    combined = count_frames(pd.concat(per_part, ignore_index=True))
+    for name, frame in whole.items():
+        pd.testing.assert_frame_equal(combined[name], frame, check_dtype=False)
+
+
 def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
-    from tasks.preprocess import check_processed, processed_frames
+    from tasks.preprocess import check_processed
 
     rows = pd.DataFrame({"sha256": [f"{i:064x}" for i in range(40)], "class_name": ["a", "b"] * 20})
     images = facts_of([np.zeros((24, 24, 3), dtype=np.uint8)] * 40)
@@ -100,7 +130,7 @@ def test_processed_checks_catch_leakage_and_skewed_splits(tmp_path):
 
 
 def test_processed_checks_catch_wrong_shapes(tmp_path):
-    from tasks.preprocess import check_processed, processed_frames
+    from tasks.preprocess import check_processed
 
     rows = pd.DataFrame({"sha256": ["1" * 64], "class_name": ["a"]})
     config = PipelineConfig(class_names=("a", "b"), image_size=24)
