@@ -9,6 +9,8 @@ the same run, on the same machine, against a local S3 server.
   nights    a night with no change, and one with 1% new images, vs the first night: wall time
             of collect + validate + preprocess, raw-object reads, images decoded, bucket growth
   memory    peak resident memory of preprocess and of training at N and 4N images
+  partitions  the mapped data plane on a real Airflow (LocalExecutor, parallelism 2): wall time
+            of collect + validate + preprocess at 4 partitions vs 1, and per-worker rates
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import gate, memory, nights, training  # noqa: E402
+from bench import gate, memory, nights, partitions, training  # noqa: E402
 from tasks.collect import collect_manifest  # noqa: E402
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
@@ -82,6 +84,7 @@ def main() -> None:
         in_memory, shards, fit = bench_shards(client, dataset.dataset_uri)
         night_rows = nights.measure(client, IMAGE_SIZE)
         memory_rows = memory.measure(s3.endpoint_url, client)
+    partition_rows = partitions.measure()
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
         (
@@ -103,6 +106,7 @@ def main() -> None:
         ),
         *night_rows,
         *memory_rows,
+        *partition_rows,
     ]
     print(f"{'benchmark':<72} {'measured':>10} {'baseline':>10} {'ratio':>7}")
     for name, measured, baseline in rows:

@@ -1,7 +1,8 @@
 """The full stack, run for real: docker-compose.yaml (with docker/standin/compose.standin.yaml
-swapping in registry-free images) comes up healthy, and a run triggered through the REST API
-with Params trains in a trainer container that the Celery worker starts through the socket
-proxy, on the compose network, and publishes the model to the stack's S3."""
+swapping in registry-free images) comes up healthy with two Celery workers, and a run
+triggered through the REST API with Params spreads its mapped collect and preprocess
+partitions over both workers, trains in a trainer container that a worker starts through the
+socket proxy, on the compose network, and publishes the model to the stack's S3."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ RUN_CONF = {
     "min_images": 100,
     "min_test_accuracy": 0.3,
     "max_attempts": 1,
+    "partitions": 4,
 }
+WORKERS = 2
 
 
 class Api:
@@ -82,7 +85,8 @@ def stack(docker_client, trainer_image, env_file, env_values):
         "AIRFLOW_API_PORT": str(free_port()),
         "MINIO_API_PORT": str(free_port()),
         "MINIO_CONSOLE_PORT": str(free_port()),
-        "AIRFLOW_WORKER_CONCURRENCY": "2",
+        # One task at a time per worker: four partitions queued at once must use both workers.
+        "AIRFLOW_WORKER_CONCURRENCY": "1",
         # Unpausing a scheduled DAG starts the latest slot's run first; this test wants its own.
         "RETRAIN_SCHEDULE": "none",
     }
@@ -94,7 +98,16 @@ def stack(docker_client, trainer_image, env_file, env_values):
     run("build")
     try:
         started = time.monotonic()
-        up = run("up", "--detach", "--wait", "--wait-timeout", "600", check=False)
+        up = run(
+            "up",
+            "--detach",
+            "--wait",
+            "--wait-timeout",
+            "600",
+            "--scale",
+            f"airflow-worker={WORKERS}",
+            check=False,
+        )
         assert up.returncode == 0, up.stderr[-3000:] + run("logs", "--tail", "60", check=False).stdout[-8000:]
         print(f"stack healthy in {time.monotonic() - started:.0f} s")
         yield {**settings, "run": run}
@@ -130,15 +143,24 @@ def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_mini
         assert time.monotonic() - started < 1500, "the run did not finish within 25 minutes"
         time.sleep(10)
     print(f"run {state} in {time.monotonic() - started:.0f} s")
-    tasks = {
-        ti["task_id"]: ti["state"] for ti in api.call("GET", f"{run_path}/taskInstances")["task_instances"]
-    }
+    instances = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
+    tasks = {ti["task_id"]: ti["state"] for ti in instances}
     assert state == "success", (
         tasks,
         stack["run"]("logs", "--tail", "80", "airflow-worker", check=False).stdout,
     )
     assert tasks["attempt_1.train"] == "success"
     assert tasks["deploy"] == "success"
+
+    # Each partition ran as a mapped instance, and the workers shared them.
+    mapped = [ti for ti in instances if ti["task_id"] in ("collect", "preprocess")]
+    assert sorted((ti["task_id"], ti["map_index"]) for ti in mapped) == [
+        (task_id, index) for task_id in ("collect", "preprocess") for index in range(RUN_CONF["partitions"])
+    ]
+    assert {ti["rendered_map_index"] for ti in mapped} == {f"part {n} of 4" for n in range(1, 5)}
+    hostnames = {ti["hostname"] for ti in mapped}
+    print("mapped instances ran on:", sorted(hostnames))
+    assert len(hostnames) == WORKERS, [(ti["task_id"], ti["map_index"], ti["hostname"]) for ti in mapped]
     assert api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["total_entries"] == 1
 
     pointer = Registry(s3, bucket, model_name).pointer()
