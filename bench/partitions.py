@@ -72,9 +72,20 @@ class Api:
             return json.loads(response.read() or b"{}")
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    user, nice, system, idle, iowait, *rest = (
+        float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    )
+    busy = user + nice + system + sum(rest[:3])
+    return busy, busy + idle + iowait
+
+
 def data_plane_seconds(api: Api, conf: dict[str, Any], timeout_s: float = 1200) -> dict[str, float]:
     """Triggers a run, waits for its dataset and stops the run. Returns the data plane's wall
-    time ("wall") and each task's summed duration, from the task instances' own times."""
+    time ("wall"), each task's summed duration, from the task instances' own times, and how
+    busy the machine's CPUs were meanwhile ("cpu_busy", 0 to 1)."""
+    busy_before, total_before = cpu_times()
     run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
     deadline = time.monotonic() + timeout_s
@@ -87,11 +98,15 @@ def data_plane_seconds(api: Api, conf: dict[str, Any], timeout_s: float = 1200) 
         if failed or time.monotonic() > deadline:
             raise RuntimeError(f"the data plane did not finish: {states}")
         time.sleep(2)
+    busy_after, total_after = cpu_times()
     api.call("PATCH", path, {"state": "failed"})  # the figure ends here; no training
     plane = [ti for ti in instances if ti["task_id"] in DATA_PLANE]
     starts = [datetime.fromisoformat(ti["start_date"]) for ti in plane]
     ends = [datetime.fromisoformat(ti["end_date"]) for ti in plane]
-    seconds = {"wall": (max(ends) - min(starts)).total_seconds()}
+    seconds = {
+        "wall": (max(ends) - min(starts)).total_seconds(),
+        "cpu_busy": (busy_after - busy_before) / (total_after - total_before),
+    }
     for ti, start, end in zip(plane, starts, ends, strict=True):
         seconds[ti["task_id"]] = seconds.get(ti["task_id"], 0.0) + (end - start).total_seconds()
     return seconds
@@ -154,6 +169,8 @@ def measure() -> list[tuple[str, float, float]]:
             four["wall"],
             one["wall"],
         ),
+        ("partitions: CPUs busy during the data plane, P=1 (fraction)", one["cpu_busy"], 0.0),
+        ("partitions: CPUs busy during the data plane, P=4 (fraction)", four["cpu_busy"], 0.0),
         ("partitions: collect, objects/s of one instance (P=1)", images[1] / one["collect"], 0.0),
         ("partitions: preprocess, images/s of one instance (P=1)", images[1] / one["preprocess"], 0.0),
         (

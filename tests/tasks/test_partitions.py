@@ -74,3 +74,26 @@ def test_one_and_four_partitions_give_the_same_manifest_and_dataset(s3, small_di
     assert record_1 == record_4  # the same dataset, written once
     # The second run found the examples the first one stored, whatever its partitions.
     assert dataset_4.images_decoded == 0 and dataset_4.images_reused == dataset_1.images_decoded == 200
+
+
+@pytest.mark.slow
+def test_more_partitions_than_objects_leaves_some_empty_and_changes_nothing(s3, bucket):
+    from images_factory import seed_images
+
+    seed_images(s3, bucket, classes=("zero", "one"), per_class=20)
+    keys = [item["Key"] for item in iter_objects(s3, S3Uri(bucket, "raw/"))]
+    assert [] in split_rows(keys, key_slot, 48)
+    fingerprints = []
+    for count in (1, 48):
+        config = PipelineConfig(bucket=bucket, image_size=32, partitions=count, split_tolerance=0.5)
+        collected = collect_manifest(s3, config, f"p{count}")
+        assert collected.object_count == 40
+        dataset = build_dataset(
+            s3,
+            config.with_classes(collected.class_names),
+            collected.manifest_uri,
+            f"p{count}",
+            partitions=count,
+        )
+        fingerprints.append(dataset.fingerprint)
+    assert fingerprints[0] == fingerprints[1]
