@@ -34,7 +34,15 @@ import pandas as pd
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
 from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
-from tasks.partitions import Partition, key_slot, partition_count, read_slots, split_rows, write_slots
+from tasks.partitions import (
+    Partition,
+    key_slot,
+    partition_count,
+    read_slots,
+    split_rows,
+    write_parts,
+    write_slots,
+)
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -43,7 +51,6 @@ from tasks.storage import (
     get_bytes,
     iter_objects,
     parallel_map,
-    put_bytes,
     put_csv,
     put_json,
 )
@@ -140,13 +147,11 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     class_names, class_names_from = resolve_classes(config, [row[0] for row in listed])
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     count = partition_count(len(listed), config.partitions)
-    layout = run_layout(config, run_id)
-    partitions = []
-    for number, rows in enumerate(split_rows(listed, lambda row: key_slot(row[0]), count)):
-        partition = Partition(number, count, str(layout.listing_part(Partition(number, count).name)))
-        listing = pd.DataFrame(rows, columns=LISTING_COLUMNS)
-        put_bytes(client, S3Uri.parse(partition.uri), listing.to_csv(index=False).encode(), "text/csv")
-        partitions.append(partition.to_xcom())
+    frames = [
+        pd.DataFrame(rows, columns=LISTING_COLUMNS)
+        for rows in split_rows(listed, lambda row: key_slot(row[0]), count)
+    ]
+    partitions = write_parts(client, frames, run_layout(config, run_id).listing_part)
     log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)
     return CollectionPlan(class_names, class_names_from, len(listed), partitions)
 

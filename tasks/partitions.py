@@ -51,6 +51,11 @@ def partition_count(objects: int, requested: int = 0) -> int:
     return max(1, min(MAX_PARTITIONS, math.ceil(objects / OBJECTS_PER_PARTITION)))
 
 
+def part_name(number: int, count: int) -> str:
+    """A file-name part, unique per (number, count): `part-0001-of-0004`."""
+    return f"part-{number + 1:04d}-of-{count:04d}"
+
+
 @dataclass(frozen=True)
 class Partition:
     """Partition `number` (0-based) of `count`, and the file that lists its work."""
@@ -65,8 +70,7 @@ class Partition:
 
     @property
     def name(self) -> str:
-        """A file-name part, unique per (number, count): `part-0001-of-0004`."""
-        return f"part-{self.number + 1:04d}-of-{self.count:04d}"
+        return part_name(self.number, self.count)
 
     @property
     def label(self) -> str:
@@ -116,3 +120,17 @@ def write_slots(
         put_csv(client, uri_of(slot), frame[slot_of == slot])
 
     parallel_map(write, sorted(set(slots)))
+
+
+def write_parts(
+    client: S3Client, frames: list[pd.DataFrame], uri_of: Callable[[str], S3Uri]
+) -> list[dict[str, Any]]:
+    """Writes each partition's rows (`frames[p]`) as CSV to `uri_of(<part name>)`, in parallel;
+    returns the partitions in their XCom form, each naming its file."""
+    count = len(frames)
+    partitions = [Partition(number, count, str(uri_of(part_name(number, count)))) for number in range(count)]
+    parallel_map(
+        lambda pair: put_csv(client, S3Uri.parse(pair[0].uri), pair[1]),
+        list(zip(partitions, frames, strict=True)),
+    )
+    return [partition.to_xcom() for partition in partitions]

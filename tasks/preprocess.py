@@ -41,7 +41,7 @@ from tasks.examples import (
 )
 from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
-from tasks.partitions import Partition, content_slot
+from tasks.partitions import Partition, content_slot, write_parts
 from tasks.shards import SPLITS
 from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
 from tasks.validate import DataValidationError
@@ -199,14 +199,9 @@ def plan_preprocessing(
     """Splits the (clean) manifest by content into `count` partitions and writes each one's
     rows under the run; returns the partitions, each naming its rows' file."""
     manifest = read_manifest(client, manifest_uri)
-    slots = manifest["sha256"].map(content_slot) % count
-    layout = run_layout(config, run_id)
-    partitions = []
-    for number in range(count):
-        partition = Partition(number, count, str(layout.clean_part(Partition(number, count).name)))
-        put_csv(client, S3Uri.parse(partition.uri), manifest[slots == number])
-        partitions.append(partition.to_xcom())
-    return partitions
+    part_of = manifest["sha256"].map(content_slot) % count
+    frames = [manifest[part_of == number] for number in range(count)]
+    return write_parts(client, frames, run_layout(config, run_id).clean_part)
 
 
 def preprocess_partition(
