@@ -53,7 +53,11 @@ def plan_partitions() -> list[dict[str, Any]]:
 
     with pipeline_step() as step:
         plan = plan_collection(step.client, step.config, step.run_id)
-    classes = {"class_names": plan.class_names, "class_names_from": plan.class_names_from}
+    classes = {
+        "class_names": plan.class_names,
+        "class_names_from": plan.class_names_from,
+        "skipped": plan.skipped,
+    }
     return [{**partition, **classes} for partition in plan.partitions]
 
 
@@ -80,7 +84,12 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
 
     with pipeline_step(planned[0]["class_names"]) as step:
         collected = merge_manifest(
-            step.client, step.config, step.run_id, list(parts), planned[0]["class_names_from"]
+            step.client,
+            step.config,
+            step.run_id,
+            list(parts),
+            planned[0]["class_names_from"],
+            planned[0]["skipped"],
         )
         gate = gate_raw_manifest(step.client, step.config, collected.manifest_uri, step.run_id)
         partitions = plan_preprocessing(

@@ -24,6 +24,7 @@ import hashlib
 import io
 import logging
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import PurePosixPath
@@ -34,6 +35,7 @@ import pandas as pd
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
 from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
+from tasks.noise import noise_kind
 from tasks.partitions import (
     Partition,
     key_slot,
@@ -119,6 +121,7 @@ class CollectionPlan:
     class_names_from: str
     objects: int
     partitions: list[dict[str, Any]]  # Partition.to_xcom(), each naming its listing part
+    skipped: dict[str, int]  # objects left out as noise (tasks/noise.py), per kind
 
 
 @dataclass(frozen=True)
@@ -134,11 +137,24 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     partition's share of the listing (key, size, ETag, last modified) under the run."""
     ensure_bucket(client, config.bucket)
     raw_uri = raw_root(config)
-    listed = [
-        (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())
-        for item in iter_objects(client, raw_uri)
-        if not item["Key"].endswith("/")
-    ]
+    listed: list[tuple[str, int, str, str]] = []
+    skipped: Counter[str] = Counter()
+    for item in iter_objects(client, raw_uri):
+        if item["Key"].endswith("/"):
+            continue
+        kind = noise_kind(item["Key"], config.raw_prefix, config.ignore_patterns)
+        if kind:
+            skipped[kind] += 1
+        else:
+            listed.append(
+                (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())
+            )
+    if skipped:
+        log.info(
+            "skipped %d objects that are not data: %s",
+            sum(skipped.values()),
+            ", ".join(f"{kind} {count}" for kind, count in skipped.most_common()),
+        )
     if not listed:
         raise StorageError(
             f"{raw_uri}: no objects to train on; upload images as "
@@ -153,7 +169,7 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     ]
     partitions = write_parts(client, frames, run_layout(config, run_id).listing_part)
     log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)
-    return CollectionPlan(class_names, class_names_from, len(listed), partitions)
+    return CollectionPlan(class_names, class_names_from, len(listed), partitions, dict(skipped))
 
 
 def collect_partition(
@@ -226,6 +242,7 @@ def merge_manifest(
     run_id: str,
     parts: list[dict[str, Any]],
     class_names_from: str,
+    skipped: dict[str, int] | None = None,
 ) -> CollectResult:
     """Merges the partitions' manifest parts into the run's manifest, in key order (so it is
     the same whatever the partition count), and writes the run's manifest.json.
@@ -249,6 +266,7 @@ def merge_manifest(
             "class_names": list(config.class_names),
             "class_names_from": class_names_from,
             "objects_per_folder": images_per_class,
+            "skipped_as_noise": skipped or {},
         },
     )
     log.info(
@@ -282,7 +300,7 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
         asdict(collect_partition(client, resolved, Partition.from_xcom(partition), run_id))
         for partition in plan.partitions
     ]
-    return merge_manifest(client, resolved, run_id, parts, plan.class_names_from)
+    return merge_manifest(client, resolved, run_id, parts, plan.class_names_from, plan.skipped)
 
 
 def facts_of(sha256: str | None, facts: ImageFacts) -> dict:

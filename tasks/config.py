@@ -24,6 +24,8 @@ TRAINING = "Training"
 BLESSING = "Blessing and retries"
 EXECUTION = "Execution"
 SECTIONS = (DATA_SOURCE, DATA_GATE, TRAINING, BLESSING, EXECUTION)
+# Settings held as tuples, given as lists in Params and JSON.
+LIST_SETTINGS = ("class_names", "ignore_patterns", "allowed_formats")
 
 # The retrain loop is unrolled into this many task groups when the DAG is parsed, so it
 # bounds `max_attempts`.
@@ -85,6 +87,14 @@ class PipelineConfig:
         section=DATA_SOURCE,
         items={"type": "string", "pattern": CLASS_NAME_PATTERN},
         uniqueItems=True,
+    )
+    ignore_patterns: tuple[str, ...] = setting(
+        (),
+        description="More objects to skip at listing, as glob patterns on the key below raw_prefix "
+        "(such as *.txt or exports/*); desktop and job-marker files (.DS_Store, Thumbs.db, "
+        "_SUCCESS, __MACOSX/, ...) are always skipped",
+        section=DATA_SOURCE,
+        items={"type": "string", "minLength": 1},
     )
     model_name: str = setting(
         default_factory=_env("RETRAIN_MODEL_NAME", "digits-cnn"),
@@ -267,7 +277,7 @@ class PipelineConfig:
         are ignored here (see `unknown_params` to refuse them), missing ones take defaults."""
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in params.items() if key in known}
-        for name in ("class_names", "allowed_formats"):
+        for name in LIST_SETTINGS:
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -275,8 +285,8 @@ class PipelineConfig:
     def to_params(self) -> dict[str, Any]:
         """The JSON-friendly form recorded in model cards."""
         params = asdict(self)
-        params["class_names"] = list(self.class_names)
-        params["allowed_formats"] = list(self.allowed_formats)
+        for name in LIST_SETTINGS:
+            params[name] = list(params[name])
         return params
 
     def with_classes(self, class_names: list[str]) -> PipelineConfig:
