@@ -27,6 +27,8 @@ def noise_kind(key: str, raw_prefix: str, ignore_patterns: tuple[str, ...] = ())
     relative = key[len(raw_prefix) :] if key.startswith(raw_prefix) else key
     parts = PurePosixPath(relative).parts
     name = parts[-1] if parts else relative
+    if ".." in parts:
+        return None  # an unsafe key: the gate quarantines it, loudly
     for folder in parts[:-1]:
         if folder.startswith(".") or folder.lower() in NOISE_FOLDERS:
             return f"{folder}/"

@@ -34,7 +34,15 @@ def test_well_known_non_data_names_are_noise(key, kind):
     assert noise_kind(key, "raw/") == kind
 
 
-@pytest.mark.parametrize("key", ["raw/zero/img-00.png", "raw/one/photo.DS_Store.png", "raw/zero/success.png"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "raw/zero/img-00.png",
+        "raw/one/photo.DS_Store.png",
+        "raw/zero/success.png",
+        "raw/zero/../../etc/passwd.png",  # unsafe: left to the gate, which quarantines it
+    ],
+)
 def test_images_are_not_noise(key):
     assert noise_kind(key, "raw/") is None
 
