@@ -27,7 +27,7 @@ ui: install
 ## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped
 ## again at the end).
 test: install lint types
-	@docker/engine.sh start; \
+	@docker/engine.sh start || exit 1; \
 	if docker info >/dev/null 2>&1; then \
 		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
 	fi; \

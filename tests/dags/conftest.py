@@ -47,8 +47,15 @@ def pristine_params(retrain_dag) -> dict:
 
 @pytest.fixture
 def run_retrain(retrain_dag, pristine_params):
+    """Runs the DAG with `conf` over the defaults, then puts the parsed defaults back, so no
+    other test (test_dag_integrity's included) sees one run's conf, whatever the order."""
+
     def run(**conf):
-        dag_run = retrain_dag.test(run_conf={**pristine_params, **conf})
+        try:
+            dag_run = retrain_dag.test(run_conf={**pristine_params, **conf})
+        finally:
+            for name, value in pristine_params.items():
+                retrain_dag.params[name] = value
         states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
         return dag_run, states
 

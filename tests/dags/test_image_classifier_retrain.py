@@ -213,29 +213,33 @@ def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_re
         assert exists(s3, S3Uri(bucket, f"reports/{run_folder}/data_docs/{part}/validation_results.json"))
 
 
-def test_retrain_path_deploys_the_second_attempt(run_retrain, s3, digits_bucket):
-    """One epoch from scratch reaches about 0.64 here; the second attempt (warm start, one more
-    epoch at half the learning rate) about 0.92: a 0.80 threshold separates them widely."""
+def test_retrain_path_deploys_a_later_attempt(run_retrain, s3, digits_bucket):
+    """One epoch from scratch reaches about 0.64 here, far below 0.85; each warm-started retry
+    adds an epoch (about 0.92 after two, 0.95 after three). With three attempts the test does not
+    depend on which retry first crosses 0.85, only on the first attempt missing it."""
     model_name = f"e2e-retrain-{uuid.uuid4().hex[:6]}"
     dag_run, states = run_retrain(
         bucket=digits_bucket,
         model_name=model_name,
-        min_test_accuracy=0.8,
-        max_attempts=2,
+        min_test_accuracy=0.85,
+        max_attempts=3,
         **{**FAST, "epochs": 1},
     )
     assert dag_run.state == "success", states
-    assert states["attempt_1.accept"] == "skipped" and states["attempt_2.accept"] == "success"
-    assert states["attempt_3.plan"] == "skipped" and states["deploy"] == "success"
+    assert states["attempt_1.accept"] == "skipped" and states["deploy"] == "success"
     pointer = get_json(s3, model_layout(PipelineConfig(bucket=digits_bucket, model_name=model_name)).pointer)
-    assert (pointer["version"], pointer["attempt"]) == (1, 2)
+    deployed = pointer["attempt"]
+    assert pointer["version"] == 1 and deployed in (2, 3)
+    assert states[f"attempt_{deployed}.accept"] == "success"
     from tasks.layout import run_segment
 
     run_folder = run_segment(pointer["run_id"])
-    first = get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-1/blessing.json"))
-    second = get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-2/blessing.json"))
-    assert not first["blessed"] and second["blessed"]
-    assert get_json(s3, S3Uri.parse(pointer["version_uri"]).join("model_card.json"))["attempt"] == 2
+    blessings = [
+        get_json(s3, S3Uri(digits_bucket, f"runs/{run_folder}/attempt-{attempt}/blessing.json"))
+        for attempt in range(1, deployed + 1)
+    ]
+    assert [blessing["blessed"] for blessing in blessings] == [False] * (deployed - 1) + [True]
+    assert get_json(s3, S3Uri.parse(pointer["version_uri"]).join("model_card.json"))["attempt"] == deployed
 
 
 def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(run_retrain, s3, digits_bucket):

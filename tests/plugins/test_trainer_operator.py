@@ -82,6 +82,8 @@ def test_docker_and_local_backends_write_the_same_layout(s3, dataset, trainer_im
 def test_gpu_request_on_an_engine_without_gpus_fails_clearly_and_cleans_up(
     dataset, trainer_image, docker_client
 ):
+    if "nvidia" in docker_client.info().get("Runtimes", {}):
+        pytest.skip("this engine has the NVIDIA runtime: a GPU request would be granted")
     request = TrainRequest(dataset.dataset_uri, f"{dataset.dataset_uri}-gpu/attempt-1", epochs=1)
     with pytest.raises(AirflowFailException, match="gpus=all requested, but the Docker engine") as raised:
         operator(request, "docker", trainer_image, gpus="all").execute(context())

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from tasks.storage import (
     S3Uri,
     StorageError,
     WriteConflictError,
+    client_config,
     download_tree,
     ensure_bucket,
     get_json,
     head_etag,
     list_folders,
-    make_client,
     put_bytes,
     put_json,
     put_json_if,
@@ -66,8 +68,11 @@ def test_missing_bucket_is_explained(s3):
 
 
 def test_unreachable_endpoint_is_transient():
-    client = make_client("http://127.0.0.1:9")
-    client.meta.config.retries = {"max_attempts": 1}
+    one_try = client_config().merge(Config(retries={"total_max_attempts": 1}))
+    client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", config=one_try)
+    assert (
+        client.meta.config.retries["total_max_attempts"] == 1
+    )  # settings only apply when the client is made
     with pytest.raises(StorageError, match="unreachable") as raised:
         ensure_bucket(client, "any-bucket")
     assert not raised.value.permanent
