@@ -45,9 +45,9 @@ def s3_client(aws_conn_id: str = DEPLOYMENT.aws_conn_id) -> Any:
     at MinIO or a local endpoint), with the pipeline's pool size and retry mode."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from tasks.storage import client_config
+    from tasks.storage import client_config, log_retries
 
-    return S3Hook(aws_conn_id=aws_conn_id, config=client_config()).get_conn()
+    return log_retries(S3Hook(aws_conn_id=aws_conn_id, config=client_config()).get_conn())
 
 
 def run_config(context: Any, known_params: Iterable[str] | None = None) -> PipelineConfig:

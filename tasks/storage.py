@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -71,9 +73,29 @@ def client_config() -> Config:
 def make_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:
     """A thread-safe boto3 S3 client; credentials and AWS_ENDPOINT_URL come from the
     environment unless given, as everywhere in boto3."""
-    return boto3.client(
+    client = boto3.client(
         "s3", endpoint_url=endpoint_url, region_name=region_name or "us-east-1", config=client_config()
     )
+    return log_retries(client)
+
+
+RETRY_HEADER = re.compile(r"attempt=(\d+); max=(\d+)")
+
+
+def _log_retry(request: Any, event_name: str, **_: Any) -> None:
+    header = request.headers.get("amz-sdk-request", b"")
+    match = RETRY_HEADER.search(header.decode() if isinstance(header, bytes) else header)
+    if match and int(match.group(1)) > 1:
+        path = urlsplit(request.url).path
+        attempt, most = int(match.group(1)), int(match.group(2))
+        log.warning("S3 %s %s: retry %d of %d", event_name.rsplit(".", 1)[-1], path, attempt - 1, most - 1)
+
+
+def log_retries(client: S3Client) -> S3Client:
+    """Makes botocore's retries visible: one warning per retried request (they are silent
+    below DEBUG otherwise), so a flaky endpoint shows in the task log before it fails a task."""
+    client.meta.events.register("before-send.s3", _log_retry, unique_id="nightly-retrain-log-retries")
+    return client
 
 
 def explain(error: Exception, what: str) -> StorageError:

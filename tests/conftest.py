@@ -51,6 +51,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    from reliability import write_table
+
+    table = write_table()
+    if table is not None:
+        terminalreporter.write_sep("-", f"reliability drills (also in {table.relative_to(ROOT)})")
+        terminalreporter.write(table.read_text())
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     airflow_home = os.environ.get("AIRFLOW_HOME", "")
     if _caller_environment:
