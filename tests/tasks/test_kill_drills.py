@@ -22,7 +22,8 @@ from tasks.layout import example_store, model_layout, run_layout
 from tasks.partitions import Partition
 from tasks.preprocess import PREPROCESSING_VERSION, finish_dataset, plan_preprocessing, preprocess_partition
 from tasks.registry import Registry
-from tasks.storage import S3Uri, create_bucket, exists, get_json
+from tasks.retention import remove_old_runs
+from tasks.storage import S3Uri, create_bucket, exists, get_json, iter_objects
 
 IMAGE_SIZE = 24
 
@@ -46,6 +47,14 @@ def clean_fingerprint(s3_endpoint) -> str:
 
 def config_for(bucket: str) -> PipelineConfig:
     return PipelineConfig(bucket=bucket, image_size=IMAGE_SIZE, class_names=DIGIT_CLASS_NAMES)
+
+
+def stored_packs(client, store) -> set[str]:
+    return {
+        f"s3://{store.root.bucket}/{item['Key']}"
+        for item in iter_objects(client, store.root.folder())
+        if item["Key"].endswith(".tfrecord")
+    }
 
 
 PREPROCESS_IN_CHILD = """
@@ -109,13 +118,21 @@ def test_preprocess_killed_then_retried_stores_each_image_once_and_the_same_data
 
     later = collect_and_build(s3, config, f"later-{moment}")
     assert (later.images_decoded, later.dataset_id) == (0, result.dataset_id)
+
+    # Packs the killed try wrote but never indexed hold nothing a run reads; retention removes them.
+    indexed = {
+        str(store.pack(split, pack)) for split, pack in index[["split", "pack"]].itertuples(index=False)
+    }
+    orphans = stored_packs(s3, store) - indexed
+    remove_old_runs(s3, bucket, current_run_id=f"later-{moment}", keep_runs=5)
+    assert stored_packs(s3, store) == indexed
     record(
         f"kill-preprocess-{moment}",
         f"SIGKILL of preprocess {moment.replace('-', ' ')}",
         3,
         "retry finished the partition; same fingerprint as a clean run; every image indexed once; "
         "the next run decoded 0 images",
-        "nothing (packs written before the kill are unindexed and rewritten by the retry)",
+        f"nothing; {len(orphans)} unindexed pack(s) from the killed try, removed by retention",
     )
 
 
