@@ -137,3 +137,28 @@ def test_processed_checks_catch_wrong_shapes(tmp_path):
     frames = processed_frames(facts_of([np.zeros((24, 25, 3), dtype=np.uint8)]), rows, ["train"])
     _, failure = check_processed(frames, config, tmp_path)
     assert "processed_images: expect_column_values_to_be_in_set(width)" in failure
+
+
+def test_an_object_changed_since_it_was_collected_fails_preprocess_at_once(s3, bucket):
+    from images_factory import seed_images
+
+    from tasks.collect import collect_manifest
+    from tasks.preprocess import build_dataset
+    from tasks.storage import StorageError, put_bytes
+
+    seed_images(s3, bucket, classes=("zero", "one"))
+    config = PipelineConfig(bucket=bucket, image_size=24, class_names=("zero", "one"))
+    collected = collect_manifest(s3, config, "changed")
+    changed = "raw/one/img-00.png"
+    put_bytes(s3, S3Uri(bucket, changed), digit_like_png())
+    with pytest.raises(
+        StorageError, match=f"s3://{bucket}/{changed}: changed since it was collected"
+    ) as raised:
+        build_dataset(s3, config, collected.manifest_uri, "changed")
+    assert raised.value.permanent  # not retried: the next run collects the object again
+
+
+def digit_like_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((24, 24, 3), 200, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -76,3 +76,19 @@ def test_a_missing_class_is_named(tmp_path):
     assert "class dog: 0 images < min_images_per_class 2" in findings.failure
     images_row = next(line for line in table(findings.outcomes).splitlines() if "(images)" in line)
     assert "1 unexpected (dog: 0)" in images_row and images_row.endswith("FAIL")
+
+
+def test_objects_too_large_in_bytes_or_pixels_are_quarantined(tmp_path):
+    frame = manifest([*GOOD, ("raw/cat/huge.png", "cat", "h1"), ("raw/dog/heavy.png", "dog", "h2")])
+    frame.loc[frame["key"] == "raw/cat/huge.png", ["width", "height"]] = [9000, 40]
+    frame.loc[frame["key"] == "raw/dog/heavy.png", "bytes"] = 30 * 2**20
+    config = PipelineConfig.from_params({**CONFIG.to_params(), "max_image_side": 8192})
+    findings = gate_manifest(frame, config, Validator(tmp_path))
+    assert findings.quarantine == {"raw/cat/huge.png": ["too large"], "raw/dog/heavy.png": ["too large"]}
+    assert findings.failure is None and len(findings.clean) == 6
+
+
+def test_too_few_images_fail_the_gate_with_the_setting_named(tmp_path):
+    config = PipelineConfig.from_params({**CONFIG.to_params(), "min_images": 10})
+    failure = gate_manifest(manifest(GOOD), config, Validator(tmp_path)).failure
+    assert failure is not None and "6 images < min_images 10" in failure, failure
