@@ -140,8 +140,6 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     listed: list[tuple[str, int, str, str]] = []
     skipped: Counter[str] = Counter()
     for item in iter_objects(client, raw_uri):
-        if item["Key"].endswith("/"):
-            continue
         kind = noise_kind(item["Key"], config.raw_prefix, config.ignore_patterns)
         if kind:
             skipped[kind] += 1

@@ -3,7 +3,8 @@
 Uploading a folder from a Mac or Windows desktop brings `.DS_Store`, `._name` (AppleDouble),
 `Thumbs.db` and `desktop.ini`; unzipping a Mac archive brings `__MACOSX/`; Spark and Hadoop
 jobs write `_SUCCESS`, `_committed_*`/`_started_*` markers, `_temporary/` folders, `.crc`
-checksums and `<folder>_$folder$` markers. collect leaves them out at listing time and counts
+checksums and `<folder>_$folder$` markers; a console's "create folder" writes a zero-byte
+object whose key ends in `/`. collect leaves them out at listing time and counts
 them, instead of quarantining them as undecodable images.
 
 The rule: an object is noise when any part of its key below the raw prefix starts with a dot
@@ -25,6 +26,8 @@ NOISE_NAME_PATTERNS = ("_committed_*", "_started_*", "*_$folder$", "*.crc")
 def noise_kind(key: str, raw_prefix: str, ignore_patterns: tuple[str, ...] = ()) -> str | None:
     """Why the object at `key` is not data (a short name for the log), or None if it may be."""
     relative = key[len(raw_prefix) :] if key.startswith(raw_prefix) else key
+    if key.endswith("/"):
+        return "folder marker"  # the zero-byte object a console's "create folder" writes
     parts = PurePosixPath(relative).parts
     name = parts[-1] if parts else relative
     if ".." in parts:

@@ -63,11 +63,23 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
+# Tries per request, the first included. With standard retries' backoff (random up to 2^n s,
+# at most 20 s) six tries ride out a few seconds of errors; longer outages are the task's
+# retries' business (Airflow waits 30 s and more between them).
+S3_TOTAL_TRIES = 6
+
+
 def client_config() -> Config:
-    """Every S3 client's settings: a connection pool larger than the transfer threads (a
-    smaller one makes botocore discard and reopen connections), and standard retries, which
-    back off on throttling and connection errors. They only apply when the client is made."""
-    return Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=TRANSFER_THREADS * 2)
+    """Every S3 client's settings. Pool: twice the transfer threads (a smaller pool makes
+    botocore discard and reopen connections). Retries: "standard" mode retries throttling
+    (503 SlowDown), 5xx answers and dropped or refused connections with jittered exponential
+    backoff. "adaptive" mode would add a client-side rate limiter that, after one SlowDown,
+    slows every thread sharing the client; S3 throttles per prefix, and our writes spread over
+    many. They only apply when the client is made. docs/reliability.md has the drills."""
+    return Config(
+        retries={"total_max_attempts": S3_TOTAL_TRIES, "mode": "standard"},
+        max_pool_connections=TRANSFER_THREADS * 2,
+    )
 
 
 def make_client(endpoint_url: str | None = None, region_name: str | None = None) -> S3Client:

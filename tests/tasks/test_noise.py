@@ -25,6 +25,7 @@ NOISE = {
     "raw/one/_temporary/0/part-0.png": "_temporary/",
     "raw/zero/.part-0.png.crc": ".part-0.png.crc",
     "raw/one_$folder$": "*_$folder$",
+    "raw/one/": "folder marker",
     "raw/.ipynb_checkpoints/x.png": ".ipynb_checkpoints/",
 }
 

@@ -15,7 +15,9 @@ from tasks.storage import (
     ensure_bucket,
     get_json,
     head_etag,
+    iter_objects,
     list_folders,
+    make_client,
     put_bytes,
     put_json,
     put_json_if,
@@ -82,3 +84,20 @@ def test_escaping_keys_are_refused_when_downloading(s3, bucket, tmp_path):
     put_bytes(s3, S3Uri(bucket, "tree/../../escape.txt"), b"x")
     with pytest.raises(StorageError, match="escapes"):
         download_tree(s3, S3Uri(bucket, "tree"), tmp_path / "dst")
+
+
+def test_retries_of_slowdown_answers_are_logged_and_succeed(s3_endpoint, bucket, caplog):
+    from urllib.parse import urlsplit
+
+    from fault_proxy import FaultProxy, Faults
+
+    with FaultProxy(urlsplit(s3_endpoint).port, seed=3) as proxy:
+        client = make_client(proxy.endpoint_url)
+        proxy.set_faults(Faults(slowdown_fraction=0.5, methods=frozenset({"PUT"})))
+        for index in range(6):
+            put_bytes(client, S3Uri(bucket, f"slow/{index}"), b"x")
+    assert proxy.counts["slowdown"] >= 2, proxy.counts
+    retries = [r.getMessage() for r in caplog.records if ": retry " in r.getMessage()]
+    assert len(retries) == proxy.counts["slowdown"]
+    assert retries[0].startswith(f"S3 PutObject /{bucket}/slow/") and retries[0].endswith(" of 5")
+    assert len(list(iter_objects(make_client(s3_endpoint), S3Uri(bucket, "slow/")))) == 6
