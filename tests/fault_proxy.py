@@ -100,11 +100,13 @@ class FaultProxy:
             self.faults = faults
 
     def fate(self, method: str, path: str) -> str:
-        """'delay', 'reset', 'slowdown' or 'pass' for one request, counted."""
+        """'delay', 'reset', 'slowdown' or 'pass' for one request, counted (and counted as
+        'matched' when the faults' methods and path apply to it)."""
         with self.lock:
             faults = self.faults
             outcome = "pass"
             if method in faults.methods and re.search(faults.path, path):
+                self.counts["matched"] += 1
                 draw = self.random.random()
                 if draw < faults.reset_fraction:
                     outcome = "reset"

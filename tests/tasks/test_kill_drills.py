@@ -25,6 +25,8 @@ from tasks.registry import Registry
 from tasks.retention import remove_old_runs
 from tasks.storage import S3Uri, create_bucket, exists, get_json, iter_objects
 
+pytestmark = pytest.mark.slow
+
 IMAGE_SIZE = 24
 
 
