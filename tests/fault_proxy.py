@@ -59,9 +59,9 @@ class FaultProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def airflow_connection(self) -> str:
-        import json
+        from tasks.demo.local_s3 import airflow_connection
 
-        return json.dumps({"conn_type": "aws", "extra": {"endpoint_url": self.endpoint_url}})
+        return airflow_connection(self.endpoint_url)
 
     def __enter__(self) -> FaultProxy:
         self.thread.start()

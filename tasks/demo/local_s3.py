@@ -29,6 +29,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def airflow_connection(endpoint_url: str) -> str:
+    """The value for AIRFLOW_CONN_AWS_DEFAULT pointing Airflow's S3Hook at an endpoint, with
+    the credentials of this environment."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": os.environ["AWS_ACCESS_KEY_ID"],
+            "password": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "extra": {"endpoint_url": endpoint_url, "region_name": "us-east-1"},
+        }
+    )
+
+
 class LocalS3:
     """Starts `moto.server` on 127.0.0.1 and a free port; use as a context manager."""
 
@@ -78,12 +91,4 @@ class LocalS3:
         self.stop()
 
     def airflow_connection(self) -> str:
-        """The value for AIRFLOW_CONN_AWS_DEFAULT pointing Airflow's S3Hook at this endpoint."""
-        return json.dumps(
-            {
-                "conn_type": "aws",
-                "login": os.environ["AWS_ACCESS_KEY_ID"],
-                "password": os.environ["AWS_SECRET_ACCESS_KEY"],
-                "extra": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
-            }
-        )
+        return airflow_connection(self.endpoint_url)

@@ -12,8 +12,9 @@ import uuid
 import numpy as np
 import pytest
 
+from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_CLASS_NAMES
-from tasks.layout import run_segment
+from tasks.layout import run_layout
 from tasks.registry import Registry
 from tasks.storage import S3Uri, download_tree, get_json
 
@@ -31,7 +32,8 @@ CONF = {
 
 
 def attempt_file(client, bucket: str, run_id: str, name: str) -> dict:
-    return get_json(client, S3Uri(bucket, f"runs/{run_segment(run_id)}/attempt-1/{name}"))
+    attempt = run_layout(PipelineConfig(bucket=bucket), run_id).attempt(1)
+    return get_json(client, attempt.file(name))
 
 
 def asset_event_extra(run_id: str) -> dict:
