@@ -14,7 +14,7 @@ from typing import Any
 
 from tasks.config import ATTEMPT_GROUPS, PipelineConfig
 from tasks.layout import AttemptLayout
-from tasks.storage import S3Client, put_json
+from tasks.storage import S3Client, get_json, put_json
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,19 @@ def next_step(blessed: bool, blessing_reason: str, attempt: int, max_attempts: i
     return Decision(Verdict.GIVE_UP, f"attempt {attempt} of {max_attempts} not blessed: {blessing_reason}")
 
 
+def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> dict[str, Any]:
+    """What the attempt trained (for a retry: what it changed) and which epoch it published."""
+    from tasks.train import TrainRequest, describe_attempt
+
+    result = get_json(client, attempt.train_result)
+    request = TrainRequest(**result["request"])
+    return {
+        "attempt": describe_attempt(request, number),
+        "epochs_trained": result["epochs_trained"],
+        "kept_epoch": result.get("kept_epoch", result["epochs_trained"]),
+    }
+
+
 def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str, Any]) -> Decision:
     """Blesses an evaluated attempt (an `Evaluation` as a dict), writes its blessing.json, and
     says what the run does next."""
@@ -131,8 +144,13 @@ def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str
         min_macro_f1=config.min_macro_f1,
         max_regression=config.max_regression,
     )
-    blessing_uri = AttemptLayout.at(evaluation["attempt_uri"]).blessing
-    put_json(client, blessing_uri, blessing.to_json())
+    attempt_layout = AttemptLayout.at(evaluation["attempt_uri"])
+    blessing_uri = attempt_layout.blessing
+    put_json(
+        client,
+        blessing_uri,
+        blessing.to_json() | {"training": training_summary(client, attempt_layout, evaluation["attempt"])},
+    )
     attempts = min(config.max_attempts, ATTEMPT_GROUPS)
     decision = next_step(blessing.blessed, blessing.reason, evaluation["attempt"], attempts)
     log.info("%s (%s)", decision.reason, blessing_uri)

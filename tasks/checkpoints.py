@@ -1,7 +1,11 @@
 """Makes a training attempt resumable: Keras' BackupAndRestore writes a local backup each
 epoch, and this module mirrors it (with the per-epoch history and TensorBoard logs) to S3
 under the attempt, so a retried task, on any worker or container, continues from the last
-finished epoch. The checkpoints are deleted once the attempt's outputs are published."""
+finished epoch. The checkpoints are deleted once the attempt's outputs are published.
+
+It also keeps the best epoch's weights (by the recipe's `keep_epoch_by`) beside the backup and
+stops early when the recipe's patience runs out; both are decided from the epoch ledger, so a
+resumed try keeps the same best epoch and stops at the same one."""
 
 from __future__ import annotations
 
@@ -18,25 +22,71 @@ log = logging.getLogger(__name__)
 EPOCH_LEDGER = "epochs.json"
 
 
+def best_weights_name(epoch: int) -> str:
+    return f"epoch-{epoch}.weights.h5"
+
+
 class ResumableAttempt:
     """Local backup and TensorBoard folders for one attempt, kept in sync with S3."""
 
-    def __init__(self, client: S3Client, attempt: AttemptLayout, scratch: Path) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        attempt: AttemptLayout,
+        scratch: Path,
+        keep_epoch_by: str = "val_accuracy",
+        patience: int = 0,
+    ) -> None:
         self.client = client
         self.checkpoint_uri = attempt.checkpoints
         self.tensorboard_uri = attempt.tensorboard
+        # BackupAndRestore deletes its folder when fit ends: the best weights live beside it.
         self.backup_dir = scratch / "backup"
+        self.best_dir = scratch / "best"
         self.tensorboard_dir = scratch / "tensorboard"
+        self.keep_epoch_by = keep_epoch_by
+        self.patience = patience
         self.epochs: list[dict[str, float]] = []
 
     def restore(self) -> int:
         """Fetches an earlier try's backup, if any; returns the number of finished epochs."""
-        download_tree(self.client, self.checkpoint_uri, self.backup_dir)
+        download_tree(self.client, self.checkpoint_uri.join("backup/"), self.backup_dir)
+        download_tree(self.client, self.checkpoint_uri.join("best/"), self.best_dir)
         ledger = self.backup_dir / EPOCH_LEDGER
         if ledger.exists():
             self.epochs = json.loads(ledger.read_text())
             log.info("resuming after epoch %d from %s", len(self.epochs), self.checkpoint_uri)
         return len(self.epochs)
+
+    def kept_epoch(self) -> int:
+        """The epoch whose weights are published: the best by `keep_epoch_by`, else the last."""
+        if not self.epochs:
+            return 0
+        if self.keep_epoch_by == "last" or self.keep_epoch_by not in self.epochs[0]:
+            return int(self.epochs[-1]["epoch"])
+        sign = -1 if self.keep_epoch_by == "val_loss" else 1
+        # max() keeps the first of equal values: a later epoch must be strictly better.
+        best = max(self.epochs, key=lambda entry: sign * entry[self.keep_epoch_by])
+        return int(best["epoch"])
+
+    def patience_ran_out(self) -> bool:
+        return (
+            bool(self.patience)
+            and bool(self.epochs)
+            and (self.epochs[-1]["epoch"] - self.kept_epoch() >= self.patience)
+        )
+
+    def keep_best(self, model: Any) -> None:
+        """After fit: loads the kept epoch's weights when that was not the last epoch."""
+        best = self.best_dir / best_weights_name(self.kept_epoch())
+        if self.epochs and self.kept_epoch() != self.epochs[-1]["epoch"] and best.exists():
+            model.load_weights(best)
+            log.info(
+                "kept epoch %d of %d (best %s)",
+                self.kept_epoch(),
+                self.epochs[-1]["epoch"],
+                self.keep_epoch_by,
+            )
 
     def callbacks(self) -> list[Any]:
         """BackupAndRestore first, so the mirror uploads the backup of the epoch just ended."""
@@ -46,7 +96,12 @@ class ResumableAttempt:
 
         class _MirrorToS3(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                attempt.record_epoch(epoch, logs or {})
+                attempt.record_epoch(epoch, logs or {}, self.model)
+                if attempt.patience_ran_out():
+                    log.info(
+                        "stopping early: no better %s for %d epochs", attempt.keep_epoch_by, attempt.patience
+                    )
+                    self.model.stop_training = True
 
         return [
             keras.callbacks.BackupAndRestore(str(self.backup_dir)),
@@ -54,11 +109,23 @@ class ResumableAttempt:
             _MirrorToS3(),
         ]
 
-    def record_epoch(self, epoch: int, logs: dict) -> None:
+    def record_epoch(self, epoch: int, logs: dict, model: Any) -> None:
+        previous_best = self.kept_epoch()
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        improved = self.keep_epoch_by != "last" and self.kept_epoch() == epoch + 1
+        if improved:
+            # Named by epoch: weights of an epoch the ledger does not name yet are never loaded.
+            self.best_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.best_dir.glob("*.weights.h5"):
+                stale.unlink()
+            model.save_weights(self.best_dir / best_weights_name(epoch + 1))
+            self._mirror(self.best_dir, self.checkpoint_uri.join("best/"))
+        # The ledger is written (and mirrored) after the weights: it names the best epoch.
         (self.backup_dir / EPOCH_LEDGER).write_text(json.dumps(self.epochs))
         self._mirror(self.tensorboard_dir, self.tensorboard_uri)
-        self._mirror(self.backup_dir, self.checkpoint_uri)
+        self._mirror(self.backup_dir, self.checkpoint_uri.join("backup/"))
+        if improved and previous_best:
+            delete_prefix(self.client, self.checkpoint_uri.join("best", best_weights_name(previous_best)))
 
     def _mirror(self, folder: Path, uri: S3Uri) -> None:
         """Uploads weights before the JSON metadata that says which epoch they belong to, so
@@ -76,6 +143,9 @@ class ResumableAttempt:
         return {
             "epochs": [entry["epoch"] for entry in self.epochs],
             "metrics": {name: [entry[name] for entry in self.epochs] for name in names},
+            "kept_epoch": self.kept_epoch(),
+            "kept_by": self.keep_epoch_by,
+            "stopped_early": self.patience_ran_out(),
         }
 
     def finish(self) -> None:

@@ -17,6 +17,8 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from functools import cache
 from typing import Any, get_type_hints
 
+from tasks.recipe import KEEP_EPOCH_BY, LR_SCHEDULES, Recipe
+
 # The trigger form's sections, in the order the form shows them.
 DATA_SOURCE = "Data source"
 DATA_GATE = "Data-quality gate"
@@ -171,6 +173,61 @@ class PipelineConfig:
     )
     seed: int = setting(
         42, description="Seed of weights and shuffling (retries add the attempt)", section=TRAINING, minimum=0
+    )
+    augment_flip: bool = setting(
+        Recipe.augment_flip,
+        description="Augmentation: random left-right flips while training (off where mirror images "
+        "mean something else, such as text)",
+        section=TRAINING,
+    )
+    augment_shift: float = setting(
+        Recipe.augment_shift,
+        description="Augmentation: random shifts up to this fraction of the image side while training "
+        "(0: off)",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    dropout: float = setting(
+        Recipe.dropout,
+        description="Dropout rate before the classifier (0: none)",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.9,
+    )
+    label_smoothing: float = setting(
+        Recipe.label_smoothing,
+        description="Label smoothing of the cross-entropy loss",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    weight_decay: float = setting(
+        Recipe.weight_decay,
+        description="Decoupled weight decay (AdamW); 0 trains with plain Adam",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    lr_schedule: str = setting(
+        Recipe.lr_schedule,
+        description="constant, or cosine decay of the learning rate to 0 over each attempt's epochs",
+        section=TRAINING,
+        enum=list(LR_SCHEDULES),
+    )
+    keep_epoch_by: str = setting(
+        Recipe.keep_epoch_by,
+        description="Publish the weights of the epoch best by this validation metric (last: the last "
+        "epoch's)",
+        section=TRAINING,
+        enum=list(KEEP_EPOCH_BY),
+    )
+    early_stopping_patience: int = setting(
+        Recipe.early_stopping_patience,
+        description="Stop an attempt after this many epochs without a better keep_epoch_by (0: train "
+        "every epoch)",
+        section=TRAINING,
+        minimum=0,
     )
     force_retrain: bool = setting(
         False,

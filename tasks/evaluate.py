@@ -1,5 +1,6 @@
 """Step 5: score an attempt's model, and the production model (the champion) when there is
-one, on the same fixed test split; write `evaluation.json` and a confusion-matrix PNG."""
+one, on the same fixed test split; write `evaluation.json`, the confusion matrix and the
+training curves (PNG)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
-from tasks.plots import confusion_matrix_png
+from tasks.plots import confusion_matrix_png, training_curves_png
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
@@ -129,6 +130,12 @@ def evaluate_attempt(
         confusion_matrix_png(metrics["confusion_matrix"], class_names, title),
         "image/png",
     )
+    history = get_json(client, output.history)
+    curves_title = (
+        f"attempt {attempt}: epoch {history.get('kept_epoch', len(history['epochs']))} of "
+        f"{len(history['epochs'])} kept (best {history.get('kept_by', 'last')})"
+    )
+    put_bytes(client, output.training_curves, training_curves_png(history, curves_title), "image/png")
     log.info(
         "test accuracy %.4f, macro F1 %.4f on %d images%s; written to %s",
         metrics["accuracy"],

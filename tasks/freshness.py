@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config import PipelineConfig
+from tasks.recipe import Recipe
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, get_json
 
@@ -29,9 +30,10 @@ TRAINING_SETTINGS = (
     "seed",
     "retry_learning_rate_factor",
     "retry_warm_start",
+    *Recipe.names(),
 )
 # The code that decides what a trained model is: the model, the recipe and its input.
-TRAINER_SOURCES = ("model.py", "train.py", "shards.py", "checkpoints.py")
+TRAINER_SOURCES = ("model.py", "recipe.py", "train.py", "shards.py", "checkpoints.py")
 
 
 def trainer_code_version() -> str:

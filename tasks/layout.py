@@ -45,6 +45,7 @@ HISTORY_FILE = "history.json"
 TRAIN_RESULT_FILE = "train_result.json"
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+TRAINING_CURVES_FILE = "training_curves.png"
 BLESSING_FILE = "blessing.json"
 MARKER_FILE = "_COMPLETE"
 POINTER_FILE = "production.json"
@@ -62,7 +63,14 @@ class AttemptLayout:
     root: S3Uri
 
     # What deploy copies from the attempt into a version, under the same names.
-    PUBLISHED_FILES = (MODEL_FILE, EVALUATION_FILE, BLESSING_FILE, HISTORY_FILE, CONFUSION_MATRIX_FILE)
+    PUBLISHED_FILES = (
+        MODEL_FILE,
+        EVALUATION_FILE,
+        BLESSING_FILE,
+        HISTORY_FILE,
+        CONFUSION_MATRIX_FILE,
+        TRAINING_CURVES_FILE,
+    )
 
     @classmethod
     def at(cls, uri: str) -> AttemptLayout:
@@ -88,6 +96,10 @@ class AttemptLayout:
     @property
     def confusion_matrix(self) -> S3Uri:
         return self.root.join(CONFUSION_MATRIX_FILE)
+
+    @property
+    def training_curves(self) -> S3Uri:
+        return self.root.join(TRAINING_CURVES_FILE)
 
     @property
     def blessing(self) -> S3Uri:

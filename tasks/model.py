@@ -1,43 +1,59 @@
 """The reference CNN: 3x(Conv3x3+MaxPool2x2) with 32/64/128 filters, Dense 1024, softmax.
 
-At 128x128x3 input it has 25,794,634 parameters, 99.6% of them in Dense(1024).
+At 128x128x3 input it has 25,794,634 parameters, 99.6% of them in Dense(1024). The recipe
+(tasks/recipe.py) adds training-only augmentation layers in front and dropout before the
+classifier; neither has parameters nor changes what the model computes at inference.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tasks.recipe import Recipe, augmentation_layers, loss, optimizer
 
-def build_reference_cnn(image_size: int = 128, class_count: int = 10, learning_rate: float = 1e-3) -> Any:
-    """Builds and compiles the model (Adam, categorical cross-entropy, accuracy)."""
+# Layers that hold weights, by name: a warm start copies these from the previous model.
+WEIGHTED_LAYERS = ("conv_1", "conv_2", "conv_3", "dense", "probabilities")
+
+
+def build_reference_cnn(
+    image_size: int = 128,
+    class_count: int = 10,
+    learning_rate: float = 1e-3,
+    *,
+    recipe: Recipe | None = None,
+    total_steps: int = 1,
+) -> Any:
+    """Builds and compiles the model; `total_steps` sizes the learning-rate schedule."""
     import keras
     from keras import layers
 
+    recipe = recipe or Recipe()
     model = keras.Sequential(
         [
             keras.Input(shape=(image_size, image_size, 3), name="image"),
-            layers.Conv2D(32, 3, activation="relu"),
+            *augmentation_layers(recipe),
+            layers.Conv2D(32, 3, activation="relu", name="conv_1"),
             layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
+            layers.Conv2D(64, 3, activation="relu", name="conv_2"),
             layers.MaxPooling2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
+            layers.Conv2D(128, 3, activation="relu", name="conv_3"),
             layers.MaxPooling2D(2),
             layers.Flatten(),
-            layers.Dense(1024, activation="relu"),
+            layers.Dense(1024, activation="relu", name="dense"),
+            *([layers.Dropout(recipe.dropout, name="dropout")] if recipe.dropout else []),
             # float32 output keeps softmax stable when the rest runs in mixed_float16.
             layers.Dense(class_count, activation="softmax", name="probabilities", dtype="float32"),
         ],
         name="reference_cnn",
     )
-    compile_model(model, learning_rate)
+    model.compile(
+        optimizer=optimizer(recipe, learning_rate, total_steps), loss=loss(recipe), metrics=["accuracy"]
+    )
     return model
 
 
-def compile_model(model: Any, learning_rate: float) -> None:
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+def copy_weights(source: Any, target: Any) -> None:
+    """Warm start: the weighted layers' values from `source` into `target`, which may differ in
+    its training-only layers (another augmentation or dropout)."""
+    for name in WEIGHTED_LAYERS:
+        target.get_layer(name).set_weights(source.get_layer(name).get_weights())

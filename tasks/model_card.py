@@ -25,6 +25,12 @@ def code_version() -> str:
     return f"{version}+{commit}" if commit else version
 
 
+def recipe_summary(request: dict[str, Any]) -> str:
+    from tasks.recipe import Recipe
+
+    return Recipe(**{name: request[name] for name in Recipe.names() if name in request}).summary()
+
+
 def build_card(
     *,
     model_name: str,
@@ -53,10 +59,17 @@ def build_card(
         },
         "params": params,
         "training": {
-            key: train_result[key]
-            for key in ("epochs_trained", "train_seconds", "images_per_second", "resumed_after_epoch")
+            key: train_result.get(key)
+            for key in (
+                "epochs_trained",
+                "kept_epoch",
+                "final_val_accuracy",
+                "train_seconds",
+                "images_per_second",
+                "resumed_after_epoch",
+            )
         }
-        | {"hyperparameters": train_result["request"]},
+        | {"hyperparameters": train_result["request"], "recipe": recipe_summary(train_result["request"])},
         "metrics": {
             key: evaluation[key]
             for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_roc_auc_ovr")
@@ -89,14 +102,21 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Training",
         f"- {card['training']['epochs_trained']} epochs in {card['training']['train_seconds']} s "
-        f"({card['training']['images_per_second']} images/s)",
+        f"({card['training']['images_per_second']} images/s); published weights: epoch "
+        f"{card['training']['kept_epoch']} "
+        f"(validation accuracy {card['training']['final_val_accuracy']:.4f})",
+        f"- recipe: {card['training']['recipe']}",
         f"- hyperparameters: {card['training']['hyperparameters']}",
+        "",
+        "![training curves](training_curves.png)",
         "",
         "## Test metrics",
         "| metric | value |",
         "|---|---|",
         *[f"| {name} | {value:.4f} |" for name, value in metrics.items() if isinstance(value, float)],
         f"| test images | {metrics['test_images']} |",
+        "",
+        "![confusion matrix](confusion_matrix.png)",
         "",
         "## Blessing",
         f"- {'blessed' if card['blessing']['blessed'] else 'NOT blessed'}: {card['blessing']['reason']}",

@@ -1,40 +1,68 @@
-"""Small report images drawn with Pillow (no plotting library in the worker image)."""
+"""The pictures people open beside a model: the confusion matrix and the training curves,
+drawn with matplotlib's Agg backend (no display) as PNG bytes."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
-from PIL import Image, ImageDraw
 
-CELL = 44
-MARGIN = 90
+def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    return figure, figure.subplots(1, panels)
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def confusion_matrix_png(matrix: list[list[int]], class_names: list[str], title: str) -> bytes:
-    """A labelled heat map: rows are true classes, columns predicted; counts in each cell."""
-    size = len(class_names)
-    width = MARGIN + CELL * size + 20
-    height = MARGIN + CELL * size + 20
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((10, 8), title, fill="black")
-    draw.text((MARGIN, 28), "predicted ->", fill="black")
-    draw.text((6, MARGIN - 16), "true", fill="black")
-    peak = max(max(row) for row in matrix) or 1
-    for row_index, row in enumerate(matrix):
-        draw.text((6, MARGIN + row_index * CELL + CELL // 3), class_names[row_index][:12], fill="black")
-        for column_index, count in enumerate(row):
-            if row_index == 0:
-                draw.text(
-                    (MARGIN + column_index * CELL + 4, MARGIN - 30),
-                    class_names[column_index][:6],
-                    fill="black",
-                )
-            shade = int(255 - 200 * count / peak)
-            left, top = MARGIN + column_index * CELL, MARGIN + row_index * CELL
-            colour = (shade, shade, 255) if row_index == column_index else (255, shade, shade)
-            draw.rectangle([left, top, left + CELL - 2, top + CELL - 2], fill=colour)
-            draw.text((left + 8, top + CELL // 3), str(count), fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    """A heat map with counts: rows are true classes, columns predicted; full class names."""
+    import numpy as np
+
+    counts = np.asarray(matrix)
+    side = 2.2 + 0.55 * len(class_names)
+    figure, axes = _figure(side + 1.2, side)
+    image = axes.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=axes, shrink=0.8, label="images")
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right", rotation_mode="anchor")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    threshold = counts.max() / 2 if counts.size else 0
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            colour = "white" if count > threshold else "black"
+            axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=8)
+    return _png(figure)
+
+
+def training_curves_png(history: dict[str, Any], title: str) -> bytes:
+    """Loss and accuracy per epoch, training vs validation, with the kept epoch marked
+    (history.json as the trainer writes it)."""
+    epochs = history["epochs"]
+    metrics = history["metrics"]
+    kept = history.get("kept_epoch")
+    figure, panels = _figure(10, 4, panels=2)
+    for axes, name in zip(panels, ("loss", "accuracy"), strict=True):
+        for key, label, style in ((name, "training", "-o"), (f"val_{name}", "validation", "-s")):
+            if key in metrics:
+                axes.plot(epochs, metrics[key], style, label=label, markersize=4)
+        if kept:
+            axes.axvline(kept, color="grey", linestyle="--", label=f"kept epoch {kept}")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(name)
+        axes.set_xticks(epochs if len(epochs) <= 20 else epochs[:: max(1, len(epochs) // 10)])
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(title)
+    return _png(figure)

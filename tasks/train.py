@@ -15,12 +15,13 @@ import logging
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
+from tasks.recipe import Recipe, steps_per_epoch
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainRequest:
+class TrainRequest(Recipe):
+    """One attempt: its data and output, its hyperparameters and (inherited) its recipe."""
+
     dataset_uri: str
     output_uri: str
     epochs: int = 10
@@ -47,24 +50,22 @@ class TrainRequest:
     seed: int = 42
     warm_start_uri: str | None = None
 
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe(**{name: getattr(self, name) for name in Recipe.names()})
+
     def to_cli_args(self) -> list[str]:
         """The command line that reproduces this request (the container's command)."""
-        args = [
-            "--dataset-uri",
-            self.dataset_uri,
-            "--output-uri",
-            self.output_uri,
-            "--epochs",
-            str(self.epochs),
-            "--batch-size",
-            str(self.batch_size),
-            "--learning-rate",
-            repr(self.learning_rate),
-            "--seed",
-            str(self.seed),
-        ]
-        if self.warm_start_uri:
-            args += ["--warm-start-uri", self.warm_start_uri]
+        args: list[str] = []
+        recipe_names = Recipe.names()
+        ordered = sorted(fields(self), key=lambda option: option.name in recipe_names)  # recipe last
+        for option in ordered:
+            value = getattr(self, option.name)
+            flag = "--" + option.name.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + flag[2:])
+            elif value is not None:
+                args += [flag, repr(value) if isinstance(value, float) else str(value)]
         return args
 
 
@@ -73,7 +74,8 @@ class TrainResult:
     model_uri: str
     history_uri: str
     epochs_trained: int
-    final_val_accuracy: float
+    kept_epoch: int
+    final_val_accuracy: float  # of the kept epoch, whose weights are published
     train_seconds: float
     images_per_second: float
     resumed_after_epoch: int
@@ -90,8 +92,9 @@ def plan_attempt(
 ) -> tuple[TrainRequest, str]:
     """What attempt N trains, and why it may do better than attempt N-1. The schedule: each
     retry multiplies the learning rate by `retry_learning_rate_factor` and, with
-    `retry_warm_start`, continues from the previous attempt's weights for `epochs` more epochs
-    (without it, it trains a fresh model with a different seed)."""
+    `retry_warm_start`, continues from the previous attempt's published weights (its best epoch,
+    not its last, which may already be memorizing) for `epochs` more epochs; without it, it
+    trains a fresh model with a different seed."""
     first = TrainRequest(
         dataset_uri=dataset_uri,
         output_uri=attempt_uri,
@@ -99,15 +102,27 @@ def plan_attempt(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         seed=config.seed,
+        **{name: getattr(config, name) for name in Recipe.names()},
     )
     if attempt == 1 or not previous_model_uri:
-        return first, f"attempt {attempt}: fresh model, {config.epochs} epochs, lr {config.learning_rate:g}"
+        return first, describe_attempt(first, attempt)
     lowered = config.learning_rate * config.retry_learning_rate_factor ** (attempt - 1)
     warm_start_uri = previous_model_uri if config.retry_warm_start else None
     request = replace(first, learning_rate=lowered, seed=config.seed + attempt, warm_start_uri=warm_start_uri)
-    start = f"warm start from {previous_model_uri}" if warm_start_uri else f"fresh model, seed {request.seed}"
-    change = f"attempt {attempt}: {start}, {config.epochs} more epochs, lr changed to {lowered:g}"
-    return request, change
+    return request, describe_attempt(request, attempt)
+
+
+def describe_attempt(request: TrainRequest, attempt: int) -> str:
+    """One line on what an attempt trains: logged by plan and recorded in its blessing."""
+    start = (
+        f"warm start from the kept epoch of {request.warm_start_uri}"
+        if request.warm_start_uri
+        else f"fresh model, seed {request.seed}"
+    )
+    return (
+        f"attempt {attempt}: {start}, {request.epochs} epochs, lr {request.learning_rate:g}; "
+        f"{request.recipe.summary()}"
+    )
 
 
 class EpochLogger:
@@ -191,17 +206,36 @@ def training_strategy() -> tuple[Any, str]:
     return tf.distribute.get_strategy(), "CPU, float32"
 
 
+def build_model(client: S3Client, request: TrainRequest, dataset: dict[str, Any], folder: Path) -> Any:
+    """The reference CNN with the request's recipe; on a warm start, with the weights of the
+    model at `warm_start_uri` (its training-only layers may differ from this recipe's)."""
+    import keras
+
+    from tasks.model import build_reference_cnn, copy_weights
+
+    model = build_reference_cnn(
+        dataset["image_size"],
+        len(dataset["class_names"]),
+        request.learning_rate,
+        recipe=request.recipe,
+        total_steps=request.epochs * steps_per_epoch(dataset["split_counts"]["train"], request.batch_size),
+    )
+    if request.warm_start_uri:
+        local_start = download_file(client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras")
+        copy_weights(keras.models.load_model(local_start, compile=False), model)
+        log.info("warm start from %s", request.warm_start_uri)
+    return model
+
+
 def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
-    """Trains (resuming an interrupted try of the same attempt) and publishes the attempt's
-    outputs; `train_result.json` is written last."""
+    """Trains (resuming an interrupted try of the same attempt), keeps the best epoch's weights
+    and publishes the attempt's outputs; `train_result.json` is written last."""
     load_tensorflow()
     import keras
 
     from tasks.checkpoints import ResumableAttempt
-    from tasks.model import build_reference_cnn, compile_model
 
     dataset = get_json(client, S3Uri.parse(request.dataset_uri))
-    class_count = len(dataset["class_names"])
     image_size = dataset["image_size"]
     counts = dataset["split_counts"]
     output = AttemptLayout.at(request.output_uri)
@@ -209,22 +243,16 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
     strategy, device = training_strategy()
     with tempfile.TemporaryDirectory(prefix="train-") as scratch:
         folder = Path(scratch)
-        attempt = ResumableAttempt(client, output, folder)
+        attempt = ResumableAttempt(
+            client, output, folder, request.keep_epoch_by, request.early_stopping_patience
+        )
         finished_epochs = attempt.restore()
         train_data = open_split(client, dataset, "train", folder, request.batch_size, request.seed)
         validation_data = open_split(client, dataset, "validation", folder, request.batch_size)
         with strategy.scope():
-            if request.warm_start_uri:
-                local_start = download_file(
-                    client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras"
-                )
-                model = keras.models.load_model(local_start, compile=False)
-                compile_model(model, request.learning_rate)
-                log.info("warm start from %s", request.warm_start_uri)
-            else:
-                model = build_reference_cnn(image_size, class_count, request.learning_rate)
+            model = build_model(client, request, dataset, folder)
         log.info(
-            "training on %d images (%d validation), %dx%d, %d parameters, epochs %d..%d, on %s",
+            "training on %d images (%d validation), %dx%d, %d parameters, epochs %d..%d, on %s; %s",
             counts["train"],
             counts["validation"],
             image_size,
@@ -233,36 +261,46 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             finished_epochs + 1,
             request.epochs,
             device,
+            request.recipe.summary(),
         )
         started = time.perf_counter()
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=request.epochs,
-            callbacks=[*attempt.callbacks(), EpochLogger.create(counts["train"])],
-            shuffle=False,  # tf.data already shuffles each epoch
-            verbose=0,
-        )
+        if not attempt.patience_ran_out():  # an earlier try may have stopped early already
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=request.epochs,
+                callbacks=[*attempt.callbacks(), EpochLogger.create(counts["train"])],
+                shuffle=False,  # tf.data already shuffles each epoch
+                verbose=0,
+            )
         train_seconds = time.perf_counter() - started
+        attempt.keep_best(model)
         model_path = folder / "model.keras"
         model.save(model_path)
         upload_file(client, model_path, output.model)
         history = attempt.history()
         put_json(client, output.history, history)
-        epochs_this_try = request.epochs - finished_epochs
+        epochs_this_try = len(history["epochs"]) - finished_epochs
         result = TrainResult(
             model_uri=str(output.model),
             history_uri=str(output.history),
             epochs_trained=len(history["epochs"]),
-            final_val_accuracy=history["metrics"]["val_accuracy"][-1],
+            kept_epoch=history["kept_epoch"],
+            final_val_accuracy=history["metrics"]["val_accuracy"][history["kept_epoch"] - 1],
             train_seconds=round(train_seconds, 2),
-            images_per_second=round(counts["train"] * epochs_this_try / train_seconds, 1),
+            images_per_second=round(counts["train"] * epochs_this_try / max(train_seconds, 1e-9), 1),
             resumed_after_epoch=finished_epochs,
             request=asdict(request),
         )
         put_json(client, output.train_result, asdict(result))
         attempt.finish()
-    log.info("model written to %s (val_accuracy %.4f)", result.model_uri, result.final_val_accuracy)
+    log.info(
+        "model written to %s: epoch %d of %d kept (val_accuracy %.4f)",
+        result.model_uri,
+        result.kept_epoch,
+        result.epochs_trained,
+        result.final_val_accuracy,
+    )
     return result
 
 
@@ -277,6 +315,20 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--learning-rate", type=float, default=1e-3)
     cli.add_argument("--seed", type=int, default=42)
     cli.add_argument("--warm-start-uri", default=None, help="s3://.../model.keras to continue")
+    recipe = cli.add_argument_group("recipe")
+    for option in fields(Recipe):
+        flag = "--" + option.name.replace("_", "-")
+        if isinstance(option.default, bool):
+            recipe.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=option.default,
+                help=option.metadata["help"],
+            )
+        else:
+            recipe.add_argument(
+                flag, type=type(option.default), default=option.default, help=option.metadata["help"]
+            )
     return cli
 
 

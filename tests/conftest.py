@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -159,12 +160,18 @@ def candidate(s3, bucket, tiny_model_bytes):
     """An attempt's outputs as train, evaluate and decide leave them (a tiny real model)."""
     from tasks.deploy import Candidate
     from tasks.storage import S3Uri, put_bytes, put_json
+    from tasks.train import TrainRequest, TrainResult
 
     attempt_uri = f"s3://{bucket}/runs/r1/attempt-1"
     attempt = S3Uri.parse(attempt_uri)
     put_bytes(s3, attempt.join("model.keras"), tiny_model_bytes)
     put_bytes(s3, attempt.join("confusion_matrix.png"), b"\x89PNG")
-    put_json(s3, attempt.join("history.json"), {"epochs": [1], "metrics": {"loss": [1.0]}})
+    put_bytes(s3, attempt.join("training_curves.png"), b"\x89PNG")
+    put_json(
+        s3,
+        attempt.join("history.json"),
+        {"epochs": [1], "metrics": {"loss": [1.0], "val_accuracy": [0.9]}, "kept_epoch": 1},
+    )
     per_class = {"zero": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
     put_json(
         s3,
@@ -189,17 +196,19 @@ def candidate(s3, bucket, tiny_model_bytes):
             "baseline": None,
         },
     )
-    put_json(
-        s3,
-        attempt.join("train_result.json"),
-        {
-            "epochs_trained": 1,
-            "train_seconds": 2.0,
-            "images_per_second": 100.0,
-            "resumed_after_epoch": 0,
-            "request": {"epochs": 1},
-        },
+    request = TrainRequest(f"s3://{bucket}/runs/r1/dataset/dataset.json", attempt_uri, epochs=1)
+    trained = TrainResult(
+        model_uri=f"{attempt_uri}/model.keras",
+        history_uri=f"{attempt_uri}/history.json",
+        epochs_trained=1,
+        kept_epoch=1,
+        final_val_accuracy=0.9,
+        train_seconds=2.0,
+        images_per_second=100.0,
+        resumed_after_epoch=0,
+        request=asdict(request),
     )
+    put_json(s3, attempt.join("train_result.json"), asdict(trained))
     put_json(
         s3,
         S3Uri(bucket, "runs/r1/dataset/dataset.json"),

@@ -10,6 +10,7 @@ from tasks.config import PipelineConfig
 from tasks.deploy import publish_version
 from tasks.layout import MARKER_FILE as MARKER
 from tasks.layout import model_layout
+from tasks.recipe import Recipe
 from tasks.registry import Registry
 from tasks.storage import (
     S3Uri,
@@ -36,6 +37,7 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
         "blessing.json",
         "history.json",
         "confusion_matrix.png",
+        "training_curves.png",
         "model_card.json",
         "model_card.md",
         "deployment.json",
@@ -46,7 +48,11 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
     card = get_json(s3, version.join("model_card.json"))
     assert (card["version"], card["run_id"], card["dataset"]["fingerprint"]) == (1, "run-1", "fp")
     assert card["metrics"]["accuracy"] == 0.97 and card["champion"] is None
-    assert "# digits-cnn version 1" in get_bytes(s3, version.join("model_card.md")).decode()
+    card_text = get_bytes(s3, version.join("model_card.md")).decode()
+    assert "# digits-cnn version 1" in card_text
+    assert "![training curves](training_curves.png)" in card_text
+    assert "![confusion matrix](confusion_matrix.png)" in card_text
+    assert f"recipe: {Recipe().summary()}" in card_text and card["training"]["kept_epoch"] == 1
     assert get_json(s3, version.join("labels.json")) == list(DIGITS)
     pointer = get_json(s3, model_layout(config).pointer)
     assert pointer["version"] == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from functools import partial
 
 import numpy as np
 import pytest
+from PIL import Image
 from steps import collect_and_build
 
 from tasks.config import PipelineConfig
@@ -45,8 +47,9 @@ def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bu
     assert document["accuracy"] == evaluation.accuracy
     assert np.array(document["confusion_matrix"]).sum() == evaluation.test_images
     assert 0.5 < document["macro_roc_auc_ovr"] <= 1.0
-    png = s3.get_object(Bucket=digits_bucket, Key="runs/eval/attempt-1/confusion_matrix.png")["Body"].read()
-    assert png.startswith(b"\x89PNG")
+    for picture in ("confusion_matrix.png", "training_curves.png"):
+        png = s3.get_object(Bucket=digits_bucket, Key=f"runs/eval/attempt-1/{picture}")["Body"].read()
+        assert Image.open(io.BytesIO(png)).format == "PNG", picture
 
     # The production model is the champion when its classes and input size match.
     classes = get_json(s3, S3Uri.parse(dataset.dataset_uri))["class_names"]

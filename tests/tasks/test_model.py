@@ -1,30 +1,60 @@
-"""The reference CNN's architecture."""
+"""The reference CNN's architecture, and the recipe's training-only layers around it."""
 
 from __future__ import annotations
 
-from tasks.model import build_reference_cnn
+import numpy as np
+
+from tasks.model import build_reference_cnn, copy_weights
+from tasks.recipe import Recipe
+
+BARE = Recipe(augment_flip=False, augment_shift=0.0, dropout=0.0, label_smoothing=0.0, lr_schedule="constant")
+REFERENCE_STACK = [
+    "Conv2D",
+    "MaxPooling2D",
+    "Conv2D",
+    "MaxPooling2D",
+    "Conv2D",
+    "MaxPooling2D",
+    "Flatten",
+    "Dense",
+    "Dense",
+]
+
+
+def kinds(model) -> list[str]:
+    return [layer.__class__.__name__ for layer in model.layers]
 
 
 def test_reference_architecture_at_128_pixels():
-    model = build_reference_cnn()
+    model = build_reference_cnn(recipe=BARE)
     assert model.count_params() == 25_794_634
-    kinds = [layer.__class__.__name__ for layer in model.layers]
-    assert kinds == [
-        "Conv2D",
-        "MaxPooling2D",
-        "Conv2D",
-        "MaxPooling2D",
-        "Conv2D",
-        "MaxPooling2D",
-        "Flatten",
-        "Dense",
-        "Dense",
-    ]
+    assert kinds(model) == REFERENCE_STACK
     assert [layer.filters for layer in model.layers if hasattr(layer, "filters")] == [32, 64, 128]
     assert model.layers[-2].units == 1024
     assert model.output_shape == (None, 10)
-    assert model.optimizer.learning_rate.numpy() == 1e-3
-    assert model.loss == "categorical_crossentropy"
+    assert model.optimizer.__class__.__name__ == "Adam"
+    assert float(model.optimizer.learning_rate) == np.float32(1e-3)
+    assert model.loss.get_config()["label_smoothing"] == 0.0
+
+
+def test_default_recipe_adds_layers_without_parameters():
+    model = build_reference_cnn()
+    assert model.count_params() == 25_794_634
+    assert kinds(model) == ["RandomFlip", "RandomTranslation", *REFERENCE_STACK[:-1], "Dropout", "Dense"]
+    assert model.loss.get_config()["label_smoothing"] == Recipe().label_smoothing
+
+
+def test_augmentation_and_dropout_are_inactive_at_inference():
+    augmented = build_reference_cnn(image_size=32, recipe=Recipe(augment_shift=0.2, dropout=0.5))
+    bare = build_reference_cnn(image_size=32, recipe=BARE)
+    copy_weights(augmented, bare)
+    images = np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32")
+    # predict (and the exported serving signature) run with training=False.
+    np.testing.assert_allclose(
+        augmented.predict(images, verbose=0), bare.predict(images, verbose=0), atol=1e-6
+    )
+    in_training = np.asarray(augmented(images, training=True))
+    assert np.abs(in_training - np.asarray(bare(images, training=False))).max() > 1e-4
 
 
 def test_class_count_and_image_size_follow_the_config():

@@ -36,7 +36,7 @@ def test_plan_attempt_changes_something_on_each_retry():
     assert first.warm_start_uri is None and "fresh model" in why_first
     assert second.warm_start_uri == "s3://b/a1/model.keras"
     assert second.learning_rate == pytest.approx(5e-4)
-    assert "warm start" in why_second and "lr changed to 0.0005" in why_second
+    assert "warm start from the kept epoch" in why_second and "lr 0.0005" in why_second
     colder = PipelineConfig(epochs=5, retry_learning_rate_factor=0.1, retry_warm_start=False)
     third, why_third = plan(
         colder, attempt_uri="s3://b/a3", attempt=3, previous_model_uri="s3://b/a2/model.keras"
@@ -87,3 +87,49 @@ def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
     # A fresh model's first epoch starts near chance; a warm one starts where the last one ended.
     assert second_history["loss"][0] < first_history["loss"][0]
     assert second.request["warm_start_uri"] == first.model_uri
+
+
+def test_the_published_model_is_the_kept_epoch(s3, digits_bucket, tmp_path):
+    import keras
+    import numpy as np
+
+    from tasks.storage import download_file
+    from tasks.train import open_split
+
+    config = PipelineConfig(bucket=digits_bucket, image_size=32)
+    dataset = collect_and_build(s3, config, "kept")
+    request = TrainRequest(dataset.dataset_uri, f"s3://{digits_bucket}/runs/kept/attempt-1", epochs=4)
+    result = run_training(s3, request)
+    history = get_json(s3, S3Uri.parse(result.history_uri))
+    accuracies = history["metrics"]["val_accuracy"]
+    assert history["kept_by"] == "val_accuracy" and not history["stopped_early"]
+    assert result.kept_epoch == history["kept_epoch"] == 1 + int(np.argmax(accuracies))
+    local = download_file(s3, S3Uri.parse(result.model_uri), tmp_path / "kept.keras")
+    model = keras.models.load_model(local)
+    validation = open_split(
+        s3, get_json(s3, S3Uri.parse(dataset.dataset_uri)), "validation", local.parent, 64
+    )
+    _, accuracy = model.evaluate(validation, verbose=0)
+    assert accuracy == pytest.approx(accuracies[result.kept_epoch - 1], abs=1e-6)
+    assert result.final_val_accuracy == accuracies[result.kept_epoch - 1]
+
+
+def test_patience_stops_an_attempt_that_stopped_improving(s3, digits_bucket):
+    config = PipelineConfig(bucket=digits_bucket, image_size=32)
+    dataset = collect_and_build(s3, config, "patience")
+    # A learning rate too small to move any weight: epoch 1 stays the best, so patience 1 stops
+    # the attempt after epoch 2 of 5.
+    request = TrainRequest(
+        dataset.dataset_uri,
+        f"s3://{digits_bucket}/runs/patience/attempt-1",
+        epochs=5,
+        learning_rate=1e-15,
+        keep_epoch_by="val_loss",
+        early_stopping_patience=1,
+        augment_flip=False,
+        augment_shift=0.0,
+    )
+    result = run_training(s3, request)
+    history = get_json(s3, S3Uri.parse(result.history_uri))
+    assert history["epochs"] == [1, 2] and history["stopped_early"] and history["kept_epoch"] == 1
+    assert result.epochs_trained == 2 and result.kept_epoch == 1

@@ -1,0 +1,100 @@
+"""The training recipe around the reference CNN: augmentation, regularization, the learning-rate
+schedule and which epoch's weights are kept. Each part is a setting (a DAG Param and a trainer
+CLI option) with a measured default; see docs/training-recipe.md for the figures.
+
+Augmentation runs as Keras preprocessing layers inside the model, active only while training,
+so the saved model and its serving signature take the same input as the bare stack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LR_SCHEDULES = ("constant", "cosine")
+KEEP_EPOCH_BY = ("val_accuracy", "val_loss", "last")
+
+
+def _option(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    augment_flip: bool = _option(True, "random left-right flips while training")
+    augment_shift: float = _option(0.06, "random shifts up to this fraction of the side while training")
+    dropout: float = _option(0.5, "dropout rate between Dense 1024 and the classifier")
+    label_smoothing: float = _option(0.1, "label smoothing of the cross-entropy")
+    weight_decay: float = _option(0.0, "decoupled weight decay (AdamW); 0: plain Adam")
+    lr_schedule: str = _option("cosine", "constant, or cosine decay to 0 over the attempt's epochs")
+    keep_epoch_by: str = _option("val_accuracy", "publish the epoch best by this (or the last)")
+    early_stopping_patience: int = _option(0, "stop after this many epochs without a better one; 0: off")
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {self.lr_schedule!r}")
+        if self.keep_epoch_by not in KEEP_EPOCH_BY:
+            raise ValueError(f"keep_epoch_by must be one of {KEEP_EPOCH_BY}, not {self.keep_epoch_by!r}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [option.name for option in fields(cls)]
+
+    def summary(self) -> str:
+        """One line for logs and model cards."""
+        augmentation = [
+            name for name, on in (("flip", self.augment_flip), ("shift", self.augment_shift)) if on
+        ]
+        return (
+            f"augmentation {'+'.join(augmentation) or 'none'}"
+            + (f" ({self.augment_shift:g})" if self.augment_shift else "")
+            + f", dropout {self.dropout:g}, label smoothing {self.label_smoothing:g}, "
+            f"weight decay {self.weight_decay:g}, {self.lr_schedule} learning rate, "
+            f"keeps the epoch best by {self.keep_epoch_by}"
+            + (
+                f", early stopping after {self.early_stopping_patience}"
+                if self.early_stopping_patience
+                else ""
+            )
+        )
+
+
+def augmentation_layers(recipe: Recipe) -> list[Any]:
+    """Keras preprocessing layers that transform images in training and pass them through at
+    inference (`training=False`, which `predict`, `evaluate` and the export use)."""
+    from keras import layers
+
+    stack: list[Any] = []
+    if recipe.augment_flip:
+        stack.append(layers.RandomFlip("horizontal", name="augment_flip"))
+    if recipe.augment_shift:
+        stack.append(
+            layers.RandomTranslation(
+                recipe.augment_shift, recipe.augment_shift, fill_mode="constant", name="augment_shift"
+            )
+        )
+    return stack
+
+
+def optimizer(recipe: Recipe, learning_rate: float, total_steps: int) -> Any:
+    """Adam (AdamW when weight decay is set) at `learning_rate`, constant or cosine-decayed to 0
+    over `total_steps` (the attempt's epochs times its steps per epoch)."""
+    import keras
+
+    rate: Any = learning_rate
+    if recipe.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    if recipe.weight_decay:
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def loss(recipe: Recipe) -> Any:
+    import keras
+
+    return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+
+
+def steps_per_epoch(image_count: int, batch_size: int) -> int:
+    return max(1, math.ceil(image_count / batch_size))
