@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo ui test check lint types bench clean trainer-image engine-start engine-stop env up down \
+.PHONY: install demo ui test check lint types bench bench-accuracy clean trainer-image engine-start engine-stop env up down \
 	down-volumes logs ps standin-images
 
 $(INSTALLED): pyproject.toml
@@ -100,6 +100,16 @@ check: lint types
 ## Ratios of the pipeline's throughput against baselines measured in the same run.
 bench: install
 	$(BIN)/python -m bench
+
+## The reference result, measured: the whole DAG with default Params on two stratified
+## 11,000-image samples of Fashion-MNIST at 128x128 (about an hour on 2 CPU cores).
+## ARGS passes options, e.g. ARGS='--samples 1 --conf {"epochs":3}'.
+bench-accuracy: install
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; } \
+		|| sudo apt-get install -y -q dataset-fashion-mnist; }
+	$(BIN)/python -m bench.accuracy $(ARGS)
 
 clean:
 	rm -rf .airflow .airflow-ui demo-output .pytest_cache .ruff_cache .mypy_cache

@@ -1,12 +1,15 @@
 """The reference CNN: 3x(Conv3x3+MaxPool2x2) with 32/64/128 filters, Dense 1024, softmax.
 
 At 128x128x3 input it has 25,794,634 parameters, 99.6% of them in Dense(1024). The recipe
-(tasks/recipe.py) adds training-only augmentation layers in front and dropout before the
-classifier; neither has parameters nor changes what the model computes at inference.
+(tasks/recipe.py) adds augmentation layers in front and dropout before the classifier while
+training; neither has parameters. The published model drops the augmentation layers
+(`inference_model`): Keras' random layers transform by default when called without
+`training=False`, as a plain `model(images)` or the SavedModel export does.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from tasks.recipe import Recipe, augmentation_layers, loss, optimizer
@@ -57,3 +60,16 @@ def copy_weights(source: Any, target: Any) -> None:
     its training-only layers (another augmentation or dropout)."""
     for name in WEIGHTED_LAYERS:
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def inference_model(trained: Any, recipe: Recipe) -> Any:
+    """The trained weights in the stack without augmentation layers: what is published, so
+    every way of calling it (`predict`, `model(images)`, the serving signature) sees images as
+    they are. Dropout stays; it is inactive unless called with `training=True`."""
+    image_size = trained.input_shape[1]
+    class_count = trained.output_shape[-1]
+    published = build_reference_cnn(
+        image_size, class_count, recipe=replace(recipe, augment_flip=False, augment_shift=0.0)
+    )
+    copy_weights(trained, published)
+    return published

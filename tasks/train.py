@@ -234,6 +234,7 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
     import keras
 
     from tasks.checkpoints import ResumableAttempt
+    from tasks.model import inference_model
 
     dataset = get_json(client, S3Uri.parse(request.dataset_uri))
     image_size = dataset["image_size"]
@@ -276,7 +277,8 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
         train_seconds = time.perf_counter() - started
         attempt.keep_best(model)
         model_path = folder / "model.keras"
-        model.save(model_path)
+        with strategy.scope():
+            inference_model(model, request.recipe).save(model_path)
         upload_file(client, model_path, output.model)
         history = attempt.history()
         put_json(client, output.history, history)

@@ -148,10 +148,11 @@ def dataset(s3, digits_bucket):
 
 @pytest.fixture(scope="session")
 def tiny_model_bytes(tmp_path_factory) -> bytes:
-    from tasks.model import build_reference_cnn
+    from tasks.model import build_reference_cnn, inference_model
+    from tasks.recipe import Recipe
 
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    build_reference_cnn(image_size=24, class_count=10).save(path)
+    inference_model(build_reference_cnn(image_size=24, class_count=10), Recipe()).save(path)
     return path.read_bytes()
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tasks.config import PipelineConfig
-from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
+from tasks.demo.data import DIGIT_PARAMS, upload_digits
 from tasks.demo.local_s3 import LocalS3
 from tasks.layout import model_layout, output_prefixes
 from tasks.storage import download_tree, get_json, make_client
@@ -75,8 +75,8 @@ def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
 
 def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
     exit_on_sigterm()
-    # The digits in label order; without it the classes would be the folders, sorted by name.
-    conf = {"class_names": list(DIGIT_CLASS_NAMES), **conf}
+    # The digits in label order (else the folders, sorted by name), without mirror flips.
+    conf = {**DIGIT_PARAMS, **conf}
     config = PipelineConfig.from_params(conf)
     started = time.perf_counter()
     with LocalS3() as s3:

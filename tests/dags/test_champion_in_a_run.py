@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tasks.config import PipelineConfig
-from tasks.demo.data import DIGIT_CLASS_NAMES
+from tasks.demo.data import DIGIT_CLASS_NAMES, DIGIT_PARAMS
 from tasks.layout import run_layout
 from tasks.registry import Registry
 from tasks.storage import S3Uri, download_tree, get_json
@@ -27,7 +27,7 @@ CONF = {
     "min_images": 100,
     "min_test_accuracy": 0.5,
     "max_attempts": 1,
-    "class_names": list(DIGIT_CLASS_NAMES),
+    **DIGIT_PARAMS,
 }
 
 

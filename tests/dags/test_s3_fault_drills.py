@@ -15,7 +15,7 @@ from reliability import record
 from steps import collect_and_build
 
 from tasks.config import PipelineConfig
-from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
+from tasks.demo.data import DIGIT_CLASS_NAMES, DIGIT_PARAMS, upload_digits
 from tasks.layout import model_layout, run_layout
 from tasks.registry import Registry
 from tasks.storage import S3Uri, create_bucket, exists, get_json
@@ -28,7 +28,7 @@ CONF = {
     "min_images": 100,
     "min_test_accuracy": 0.0,
     "max_attempts": 1,
-    "class_names": list(DIGIT_CLASS_NAMES),
+    **DIGIT_PARAMS,
 }
 
 

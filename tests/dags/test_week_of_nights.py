@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from reliability import record
 
-from tasks.demo.data import DIGIT_CLASS_NAMES, digit_png
+from tasks.demo.data import DIGIT_CLASS_NAMES, DIGIT_PARAMS, digit_png
 from tasks.layout import dataset_layout, example_store, run_layout_of, run_segment
 from tasks.preprocess import PREPROCESSING_VERSION
 from tasks.registry import Registry
@@ -33,7 +33,7 @@ CONF = {
     "max_attempts": 1,
     "keep_runs": KEEP_RUNS,
     "max_quarantine_fraction": 0.02,  # two nights add 0.5% corrupt files each, and they stay
-    "class_names": list(DIGIT_CLASS_NAMES),
+    **DIGIT_PARAMS,
 }
 NOISE = (
     "raw/.DS_Store",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.model import build_reference_cnn, copy_weights
+from tasks.model import build_reference_cnn, copy_weights, inference_model
 from tasks.recipe import Recipe
 
 BARE = Recipe(augment_flip=False, augment_shift=0.0, dropout=0.0, label_smoothing=0.0, lr_schedule="constant")
@@ -44,17 +44,22 @@ def test_default_recipe_adds_layers_without_parameters():
     assert model.loss.get_config()["label_smoothing"] == Recipe().label_smoothing
 
 
-def test_augmentation_and_dropout_are_inactive_at_inference():
-    augmented = build_reference_cnn(image_size=32, recipe=Recipe(augment_shift=0.2, dropout=0.5))
+def test_augmentation_and_dropout_are_inactive_in_the_published_model():
+    recipe = Recipe(augment_shift=0.2, dropout=0.5)
+    augmented = build_reference_cnn(image_size=32, recipe=recipe)
     bare = build_reference_cnn(image_size=32, recipe=BARE)
     copy_weights(augmented, bare)
     images = np.random.default_rng(0).random((8, 32, 32, 3)).astype("float32")
-    # predict (and the exported serving signature) run with training=False.
-    np.testing.assert_allclose(
-        augmented.predict(images, verbose=0), bare.predict(images, verbose=0), atol=1e-6
-    )
-    in_training = np.asarray(augmented(images, training=True))
-    assert np.abs(in_training - np.asarray(bare(images, training=False))).max() > 1e-4
+    expected = bare.predict(images, verbose=0)
+    np.testing.assert_allclose(augmented.predict(images, verbose=0), expected, atol=1e-6)
+    assert np.abs(np.asarray(augmented(images, training=True)) - expected).max() > 1e-4
+    # A plain call of the training model augments (Keras' random layers default to it), as the
+    # SavedModel export would: the published model leaves those layers out.
+    assert np.abs(np.asarray(augmented(images)) - expected).max() > 1e-4
+    published = inference_model(augmented, recipe)
+    assert kinds(published) == [*REFERENCE_STACK[:-1], "Dropout", "Dense"]
+    np.testing.assert_allclose(np.asarray(published(images)), expected, atol=1e-6)
+    np.testing.assert_allclose(published.predict(images, verbose=0), expected, atol=1e-6)
 
 
 def test_class_count_and_image_size_follow_the_config():
