@@ -60,6 +60,19 @@ class Recipe:
         )
 
 
+# The recipe as the reference result states it: no augmentation or regularization, a constant
+# learning rate, the last epoch published. As Params: `dataclasses.asdict(REFERENCE_RECIPE)`.
+REFERENCE_RECIPE = Recipe(
+    augment_flip=False,
+    augment_shift=0.0,
+    dropout=0.0,
+    label_smoothing=0.0,
+    weight_decay=0.0,
+    lr_schedule="constant",
+    keep_epoch_by="last",
+)
+
+
 def augmentation_layers(recipe: Recipe) -> list[Any]:
     """Keras preprocessing layers that transform images in training and pass them through at
     inference (`training=False`, which `predict`, `evaluate` and the export use)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import asdict
 
 import pytest
 
@@ -11,6 +12,7 @@ from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS
 from tasks.layout import MARKER_FILE as MARKER
 from tasks.layout import model_layout
+from tasks.recipe import REFERENCE_RECIPE
 from tasks.storage import S3Uri, exists, get_bytes, get_json, iter_objects, put_bytes, put_json
 
 pytestmark = pytest.mark.slow
@@ -23,7 +25,7 @@ FAST = {
     "min_images": 100,
     **DIGIT_PARAMS,
 }
-BARE_RECIPE = {"augment_shift": 0.0, "dropout": 0.0, "label_smoothing": 0.0, "lr_schedule": "constant"}
+BARE_RECIPE = asdict(REFERENCE_RECIPE)
 
 
 def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
@@ -215,8 +217,8 @@ def test_a_run_with_quarantined_objects_deploys_and_publishes_its_reports(run_re
 
 
 def test_retrain_path_deploys_a_later_attempt(run_retrain, s3, digits_bucket):
-    """With the bare reference recipe (no augmentation or regularization, constant learning
-    rate), one epoch from scratch reaches about 0.64 here, far below 0.85; each warm-started
+    """With the reference recipe (no augmentation or regularization, constant learning rate),
+    one epoch from scratch reaches about 0.64 here, far below 0.85; each warm-started
     retry adds an epoch (about 0.92 after two, 0.95 after three). With three attempts the test
     does not depend on which retry first crosses 0.85, only on the first attempt missing it."""
     model_name = f"e2e-retrain-{uuid.uuid4().hex[:6]}"

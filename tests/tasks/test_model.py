@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tasks.model import build_reference_cnn, copy_weights, inference_model
-from tasks.recipe import Recipe
+from tasks.recipe import REFERENCE_RECIPE, Recipe
 
-BARE = Recipe(augment_flip=False, augment_shift=0.0, dropout=0.0, label_smoothing=0.0, lr_schedule="constant")
+BARE = REFERENCE_RECIPE
 REFERENCE_STACK = [
     "Conv2D",
     "MaxPooling2D",
