@@ -1,6 +1,7 @@
 """`make bench-accuracy`: the reference result, measured. The whole DAG (`airflow dags test`,
 default Params) on a real 10-class image set of 11,000 images, once per stratified sample,
-and the test accuracy it deploys beside the reference's 92.3%.
+and the test accuracy it deploys beside the reference's 92.3%. Each attempt's training curves
+and confusion matrix are kept in build/bench-accuracy/sample-N/attempt-M/.
 
 The images are Fashion-MNIST's (Debian's `dataset-fashion-mnist`, which the Makefile target
 installs): 1,000 per class from the official training set and 100 per class from the official
@@ -9,7 +10,8 @@ splits them by content hash as it splits any catalogue; the sizes it gave are re
 
   python -m bench.accuracy [--samples 2] [--conf '{"epochs": 3}'] [--per-class 1000]
 
-Takes about half an hour per sample on 2 CPU cores (training dominates), minutes on a GPU.
+On 2 CPU cores a training attempt takes 25-35 minutes, and a sample whose first attempt
+misses `min_test_accuracy` trains again (up to `max_attempts`); on a GPU, minutes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tasks.storage import (
     S3Client,
     S3Uri,
     create_bucket,
+    get_bytes,
     get_json,
     iter_objects,
     make_client,
@@ -103,7 +106,17 @@ def upload_sample(client: S3Client, bucket: str, sample: list[tuple[str, int, np
     parallel_map(upload, sample)
 
 
-def run_outcome(client: S3Client, bucket: str) -> dict:
+PICTURES = ("training_curves.png", "confusion_matrix.png")
+
+
+def keep_pictures(client: S3Client, attempt: S3Uri, folder: Path) -> None:
+    """The attempt's two report pictures, for people to open after the local S3 is gone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PICTURES:
+        (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
+
+
+def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
     """What the run left: split sizes, each attempt's test accuracy and kept epoch, and the
     deployed version's accuracy (None when the run gave up)."""
     attempts = []
@@ -114,6 +127,7 @@ def run_outcome(client: S3Client, bucket: str) -> dict:
             evaluation = get_json(client, folder.join("evaluation.json"))
             split_counts = get_json(client, S3Uri.parse(evaluation["dataset_uri"]))["split_counts"]
             trained = get_json(client, folder.join("train_result.json"))
+            keep_pictures(client, folder, pictures / folder.key.rsplit("/", 1)[-1])
             attempts.append(
                 {
                     "attempt": folder.key.rsplit("-", 1)[-1],
@@ -156,7 +170,7 @@ def measure_sample(seed: int, per_class: int, conf: dict, airflow_home: Path) ->
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        outcome = run_outcome(client, bucket)
+        outcome = run_outcome(client, bucket, OUTPUT / f"sample-{seed}")
     outcome |= {
         "sample": seed,
         "images": len(sample),
