@@ -14,16 +14,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tasks.layout import AttemptLayout
+from tasks.layout import AttemptLayout, best_weights_name
 from tasks.storage import S3Client, S3Uri, delete_prefix, download_tree, parallel_map, upload_file
 
 log = logging.getLogger(__name__)
 
 EPOCH_LEDGER = "epochs.json"
-
-
-def best_weights_name(epoch: int) -> str:
-    return f"epoch-{epoch}.weights.h5"
 
 
 class ResumableAttempt:
@@ -38,6 +34,7 @@ class ResumableAttempt:
         patience: int = 0,
     ) -> None:
         self.client = client
+        self.layout = attempt
         self.checkpoint_uri = attempt.checkpoints
         self.tensorboard_uri = attempt.tensorboard
         # BackupAndRestore deletes its folder when fit ends: the best weights live beside it.
@@ -50,8 +47,8 @@ class ResumableAttempt:
 
     def restore(self) -> int:
         """Fetches an earlier try's backup, if any; returns the number of finished epochs."""
-        download_tree(self.client, self.checkpoint_uri.join("backup/"), self.backup_dir)
-        download_tree(self.client, self.checkpoint_uri.join("best/"), self.best_dir)
+        download_tree(self.client, self.layout.checkpoint_backup, self.backup_dir)
+        download_tree(self.client, self.layout.checkpoint_best, self.best_dir)
         ledger = self.backup_dir / EPOCH_LEDGER
         if ledger.exists():
             self.epochs = json.loads(ledger.read_text())
@@ -119,13 +116,13 @@ class ResumableAttempt:
             for stale in self.best_dir.glob("*.weights.h5"):
                 stale.unlink()
             model.save_weights(self.best_dir / best_weights_name(epoch + 1))
-            self._mirror(self.best_dir, self.checkpoint_uri.join("best/"))
+            self._mirror(self.best_dir, self.layout.checkpoint_best)
         # The ledger is written (and mirrored) after the weights: it names the best epoch.
         (self.backup_dir / EPOCH_LEDGER).write_text(json.dumps(self.epochs))
         self._mirror(self.tensorboard_dir, self.tensorboard_uri)
-        self._mirror(self.backup_dir, self.checkpoint_uri.join("backup/"))
+        self._mirror(self.backup_dir, self.layout.checkpoint_backup)
         if improved and previous_best:
-            delete_prefix(self.client, self.checkpoint_uri.join("best", best_weights_name(previous_best)))
+            delete_prefix(self.client, self.layout.best_weights(previous_best))
 
     def _mirror(self, folder: Path, uri: S3Uri) -> None:
         """Uploads weights before the JSON metadata that says which epoch they belong to, so

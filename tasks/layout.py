@@ -51,6 +51,10 @@ MARKER_FILE = "_COMPLETE"
 POINTER_FILE = "production.json"
 
 
+def best_weights_name(epoch: int) -> str:
+    return f"epoch-{epoch}.weights.h5"
+
+
 def run_segment(run_id: str) -> str:
     """A run id as an S3 path segment: Airflow's ids hold ':' and '+', which URL tools mangle."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
@@ -109,6 +113,19 @@ class AttemptLayout:
     def checkpoints(self) -> S3Uri:
         """Per-epoch backups that let a retried try resume; deleted when the attempt ends."""
         return self.root.join("checkpoints")
+
+    @property
+    def checkpoint_backup(self) -> S3Uri:
+        """BackupAndRestore's state and the epoch ledger."""
+        return self.checkpoints.join("backup/")
+
+    @property
+    def checkpoint_best(self) -> S3Uri:
+        """The best epoch's weights so far (one file, named by its epoch)."""
+        return self.checkpoints.join("best/")
+
+    def best_weights(self, epoch: int) -> S3Uri:
+        return self.checkpoint_best.join(best_weights_name(epoch))
 
     @property
     def tensorboard(self) -> S3Uri:

@@ -86,10 +86,9 @@ def test_killed_trainer_container_resumes_when_the_task_is_retried(s3, dataset, 
     assert_resumed_without_repeating(s3, request.output_uri)
 
 
-def ledger_attempt(s3, bucket, tmp_path, name: str, **settings) -> ResumableAttempt:
-    return ResumableAttempt(
-        s3, AttemptLayout.at(f"s3://{bucket}/runs/{name}/attempt-1"), tmp_path / name, **settings
-    )
+def ledger_attempt(s3, bucket, scratch, name: str, **settings) -> ResumableAttempt:
+    """An attempt of run `name`, with its local files under `scratch` (one per try)."""
+    return ResumableAttempt(s3, AttemptLayout.at(f"s3://{bucket}/runs/{name}/attempt-1"), scratch, **settings)
 
 
 def weights_of(model) -> float:
@@ -100,7 +99,7 @@ def test_best_epoch_weights_are_kept_and_survive_a_resume(s3, bucket, tmp_path):
     from tasks.model import build_reference_cnn
 
     model = build_reference_cnn(image_size=24, class_count=3)
-    attempt = ledger_attempt(s3, bucket, tmp_path, "keep", keep_epoch_by="val_accuracy")
+    attempt = ledger_attempt(s3, bucket, tmp_path / "try-1", "keep", keep_epoch_by="val_accuracy")
     attempt.backup_dir.mkdir(parents=True)
     for epoch, val_accuracy in enumerate([0.5, 0.8, 0.7]):
         bias = model.get_layer("dense").get_weights()
@@ -116,8 +115,7 @@ def test_best_epoch_weights_are_kept_and_survive_a_resume(s3, bucket, tmp_path):
     ]
     assert [key.rsplit("/", 1)[-1] for key in stored] == ["epoch-2.weights.h5"]
 
-    resumed = ledger_attempt(s3, bucket, tmp_path, "keep-resumed", keep_epoch_by="val_accuracy")
-    resumed.checkpoint_uri = attempt.checkpoint_uri
+    resumed = ledger_attempt(s3, bucket, tmp_path / "try-2", "keep", keep_epoch_by="val_accuracy")
     assert resumed.restore() == 3
     resumed.keep_best(model)
     assert weights_of(model) == 1.0  # epoch 2's weights, not the last epoch's
@@ -129,13 +127,13 @@ def test_kept_epoch_and_patience_follow_the_ledger(s3, bucket, tmp_path):
         {"epoch": n + 1, "val_accuracy": accuracy, "val_loss": loss}
         for n, (accuracy, loss) in enumerate([(0.6, 0.9), (0.7, 0.5), (0.7, 0.6), (0.65, 0.4)])
     ]
-    by_accuracy = ledger_attempt(s3, bucket, tmp_path, "a", keep_epoch_by="val_accuracy", patience=2)
+    by_accuracy = ledger_attempt(s3, bucket, tmp_path / "a", "a", keep_epoch_by="val_accuracy", patience=2)
     by_accuracy.epochs = ledger
     assert by_accuracy.kept_epoch() == 2  # a tie is not better: the earlier epoch stays
     assert by_accuracy.patience_ran_out()
-    by_loss = ledger_attempt(s3, bucket, tmp_path, "l", keep_epoch_by="val_loss", patience=2)
+    by_loss = ledger_attempt(s3, bucket, tmp_path / "l", "l", keep_epoch_by="val_loss", patience=2)
     by_loss.epochs = ledger
     assert by_loss.kept_epoch() == 4 and not by_loss.patience_ran_out()
-    last = ledger_attempt(s3, bucket, tmp_path, "z", keep_epoch_by="last")
+    last = ledger_attempt(s3, bucket, tmp_path / "z", "z", keep_epoch_by="last")
     last.epochs = ledger
     assert last.kept_epoch() == 4
