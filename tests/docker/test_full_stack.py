@@ -12,19 +12,24 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import asdict
 
 import pytest
 from compose_helpers import compose
 
 from tasks.demo.data import upload_digits
 from tasks.demo.local_s3 import free_port
+from tasks.recipe import REFERENCE_RECIPE
 from tasks.registry import Registry
 from tasks.storage import make_client
 
 pytestmark = pytest.mark.slow
 DAG_ID = "image_classifier_retrain"
 STANDIN_IMAGES = ("nightly-retrain-airflow-base:standin", "nightly-retrain-services:standin")
+# The stack's mechanics, not accuracy: the reference recipe clears 0.3 in 2 epochs on these
+# 600 digits; the augmented default needs more epochs than this test can afford.
 RUN_CONF = {
+    **asdict(REFERENCE_RECIPE),
     "image_size": 32,
     "epochs": 2,
     "min_images": 100,
@@ -146,8 +151,8 @@ def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_mini
     instances = api.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
     tasks = {ti["task_id"]: ti["state"] for ti in instances}
     assert state == "success", (
-        tasks,
-        stack["run"]("logs", "--tail", "80", "airflow-worker", check=False).stdout,
+        {task: task_state for task, task_state in tasks.items() if task_state != "success"},
+        stack["run"]("logs", "--tail", "80", "airflow-worker", check=False).stdout[-6000:],
     )
     assert tasks["attempt_1.train"] == "success"
     assert tasks["deploy"] == "success"
