@@ -130,7 +130,7 @@ def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> d
     return {
         "attempt": describe_attempt(request, number),
         "epochs_trained": result["epochs_trained"],
-        "kept_epoch": result.get("kept_epoch", result["epochs_trained"]),
+        "kept_epoch": result["kept_epoch"],
     }
 
 

@@ -35,8 +35,6 @@ class ResumableAttempt:
     ) -> None:
         self.client = client
         self.layout = attempt
-        self.checkpoint_uri = attempt.checkpoints
-        self.tensorboard_uri = attempt.tensorboard
         # BackupAndRestore deletes its folder when fit ends: the best weights live beside it.
         self.backup_dir = scratch / "backup"
         self.best_dir = scratch / "best"
@@ -52,7 +50,7 @@ class ResumableAttempt:
         ledger = self.backup_dir / EPOCH_LEDGER
         if ledger.exists():
             self.epochs = json.loads(ledger.read_text())
-            log.info("resuming after epoch %d from %s", len(self.epochs), self.checkpoint_uri)
+            log.info("resuming after epoch %d from %s", len(self.epochs), self.layout.checkpoints)
         return len(self.epochs)
 
     def kept_epoch(self) -> int:
@@ -119,7 +117,7 @@ class ResumableAttempt:
             self._mirror(self.best_dir, self.layout.checkpoint_best)
         # The ledger is written (and mirrored) after the weights: it names the best epoch.
         (self.backup_dir / EPOCH_LEDGER).write_text(json.dumps(self.epochs))
-        self._mirror(self.tensorboard_dir, self.tensorboard_uri)
+        self._mirror(self.tensorboard_dir, self.layout.tensorboard)
         self._mirror(self.backup_dir, self.layout.checkpoint_backup)
         if improved and previous_best:
             delete_prefix(self.client, self.layout.best_weights(previous_best))
@@ -146,6 +144,6 @@ class ResumableAttempt:
         }
 
     def finish(self) -> None:
-        self._mirror(self.tensorboard_dir, self.tensorboard_uri)
-        removed = delete_prefix(self.client, self.checkpoint_uri)
+        self._mirror(self.tensorboard_dir, self.layout.tensorboard)
+        removed = delete_prefix(self.client, self.layout.checkpoints)
         log.info("attempt finished; removed %d checkpoint objects", removed)
