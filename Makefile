@@ -4,16 +4,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo ui test check lint types bench bench-accuracy clean trainer-image engine-start engine-stop env up down \
+.PHONY: install lock demo ui test check lint types bench bench-accuracy clean trainer-image engine-start engine-stop env up down \
 	down-volumes logs ps standin-images
 
-$(INSTALLED): pyproject.toml
+LOCK := requirements.lock
+
+# Every package at the version the lock names, each wheel checked against the lock's hashes;
+# then the project itself (editable, no dependencies of its own to resolve).
+$(INSTALLED): pyproject.toml $(LOCK)
+	@$(PYTHON) docker/lockfile.py check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --requirement $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## Resolve requirements.lock again from pyproject.toml (Python 3.11, Linux, with hashes).
+## Run it after changing a dependency and commit both files; `make test` fails until then.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet "$$(grep -o 'uv==[0-9.]*' pyproject.toml)"
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" --quiet --output-file $(LOCK)
+	$(BIN)/python docker/lockfile.py stamp
 
 ## Run the whole pipeline once on a local S3 endpoint and SQLite Airflow; outputs in demo-output/.
 demo: install

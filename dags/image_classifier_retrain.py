@@ -6,7 +6,8 @@ Expectations, preprocesses them into TFRecord packs, trains the reference CNN, e
 on a test split that is stable across nights, and publishes it as a new model version when
 it is blessed (`min_test_accuracy`, and no worse than production). Otherwise it trains again
 (warm start, lower learning rate) up to `max_attempts` times, then gives up and leaves
-production as it was. collect and preprocess are mapped over partitions of the data (the
+production as it was. A failed run sends one alert when RETRAIN_ALERT_WEBHOOK_URL is set
+(plugins/retrain_alerts.py). collect and preprocess are mapped over partitions of the data (the
 `partitions` Param), so the workers share them; the gate and the dataset checks run once over
 the whole. A night whose data, training settings and trainer code are those of
 the production model trains nothing (`force_retrain` overrides that). Each night ends by
@@ -36,6 +37,7 @@ from retrain_airflow import (
     production_asset,
     retrain_params,
 )
+from retrain_alerts import FailureAlert
 from tasks.config import ATTEMPT_GROUPS
 from trainer_operator import TrainerOperator
 
@@ -290,7 +292,13 @@ def attempt_group(
     max_active_runs=1,
     doc_md=__doc__,
     params=retrain_params(),
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": FailureAlert(level="task"),
+    },
+    on_failure_callback=FailureAlert(level="run"),
     tags=["ml", "retrain", "image-classifier"],
 )
 def image_classifier_retrain() -> None:

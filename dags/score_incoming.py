@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from retrain_airflow import pipeline_step, production_asset, retrain_params
+from retrain_alerts import FailureAlert
 
 PARAMS = {name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")} | {
     "incoming_prefix": Param("incoming/", type="string", description="Prefix of the images to score")
@@ -50,7 +51,8 @@ def score() -> dict[str, Any]:
     max_active_runs=1,
     doc_md=__doc__,
     params=PARAMS,
-    default_args={"owner": "ml-platform", "retries": 1},
+    default_args={"owner": "ml-platform", "retries": 1, "on_failure_callback": FailureAlert(level="task")},
+    on_failure_callback=FailureAlert(level="run"),
     tags=["ml", "inference"],
 )
 def score_incoming() -> None:

@@ -265,6 +265,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def alert_sink(monkeypatch):
+    """A local webhook that failure alerts are sent to (RETRAIN_ALERT_WEBHOOK_URL points at
+    it for the test); its `messages` are the alerts received."""
+    from alert_sink import WebhookSink
+
+    from retrain_alerts import WEBHOOK_ENV
+
+    with WebhookSink() as sink:
+        monkeypatch.setenv(WEBHOOK_ENV, sink.url)
+        yield sink
+
+
+@pytest.fixture
 def raw_reads():
     """Counts the raw objects a client downloads: `watch(client)` returns the list of keys
     that client GETs from raw/ from then on."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the CPU trainer image with no registry: a debootstrap Debian base (built once and
-# kept as an image), wheels downloaded on the host (kept in build/wheels while pyproject.toml
-# is unchanged), then `docker build` with layer caching. A second run takes seconds.
+# kept as an image), wheels downloaded on the host at the lock's versions (kept in build/wheels
+# while requirements.lock is unchanged), then `docker build` with layer caching. A second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=${RETRAIN_TRAINER_IMAGE:-nightly-retrain-trainer:latest}
@@ -19,7 +19,8 @@ if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | $DOCKER import - "$BASE_IMAGE" >/dev/null
 fi
 
-docker/download-wheels.sh build/wheels ".[train]" setuptools wheel
+# Debian bookworm's Python: the lock's markers are decided for it.
+TARGET_PYTHON=3.11.2 docker/download-wheels.sh build/wheels ".[train]" setuptools wheel
 
 $DOCKER build --quiet -f docker/trainer/Dockerfile.offline --build-arg BASE_IMAGE="$BASE_IMAGE" \
     -t "$IMAGE" . >/dev/null

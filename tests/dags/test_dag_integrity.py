@@ -53,6 +53,19 @@ def test_every_dag_has_tags_owner_and_retries(dagbag):
             assert task.retries >= 1, task.task_id
 
 
+def test_every_dag_and_task_alerts_on_failure(dagbag):
+    from retrain_alerts import FailureAlert
+
+    for dag in dagbag.dags.values():
+        run_callbacks = [dag.on_failure_callback]
+        assert [getattr(c, "level", None) for c in run_callbacks] == ["run"], dag.dag_id
+        for task in dag.tasks:
+            task_callbacks = task.on_failure_callback
+            task_callbacks = task_callbacks if isinstance(task_callbacks, list) else [task_callbacks]
+            levels = [c.level for c in task_callbacks if isinstance(c, FailureAlert)]
+            assert levels == ["task"], (dag.dag_id, task.task_id)
+
+
 def test_schedule_and_run_policy(retrain_dag):
     assert retrain_dag.timetable.expression == "0 2 * * *"
     assert retrain_dag.catchup is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import asdict
+from urllib.parse import quote
 
 import pytest
 
@@ -146,7 +147,7 @@ def failed_task(states: dict[str, str]) -> str:
 
 
 def test_a_class_without_images_fails_the_gate_and_keeps_production(
-    run_retrain, s3, bucket, production_before, capfd
+    run_retrain, s3, bucket, production_before, capfd, alert_sink
 ):
     from images_factory import seed_images
 
@@ -154,8 +155,20 @@ def test_a_class_without_images_fails_the_gate_and_keeps_production(
     dag_run, states = run_retrain(bucket=bucket, **GATE_CONF)
     assert (dag_run.state, failed_task(states)) == ("failed", "validate")
     assert states["preprocess"] == "upstream_failed"
-    assert "class two: 0 images < min_images_per_class 5" in "".join(capfd.readouterr())
+    reason = "class two: 0 images < min_images_per_class 5"
+    assert reason in "".join(capfd.readouterr())
     assert guarded_pointer(s3, bucket) == production_before
+
+    # The failed run sends exactly one alert: the gate's reason, the task and a link to the run.
+    (alert,) = alert_sink.messages
+    assert (alert["dag_id"], alert["run_id"], alert["task_id"]) == (
+        "image_classifier_retrain",
+        dag_run.run_id,
+        "validate",
+    )
+    assert reason in alert["reason"] and "\n" not in alert["reason"]
+    assert alert["url"].endswith(f"/dags/image_classifier_retrain/runs/{quote(dag_run.run_id, safe='')}")
+    assert reason in alert["text"] and alert["url"] in alert["text"]
 
 
 def test_too_many_bad_objects_fail_the_gate_and_keep_production(
@@ -250,7 +263,9 @@ def test_retrain_path_deploys_a_later_attempt(run_retrain, s3, digits_bucket):
     assert get_json(s3, S3Uri.parse(pointer["version_uri"]).join("model_card.json"))["attempt"] == deployed
 
 
-def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(run_retrain, s3, digits_bucket):
+def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(
+    run_retrain, s3, digits_bucket, alert_sink
+):
     model_name = f"e2e-skip-{uuid.uuid4().hex[:6]}"
     conf = {
         "bucket": digits_bucket,
@@ -274,3 +289,5 @@ def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(run_retrain,
     assert forced.state == "success" and states["deploy"] == "success", states
     assert states["nothing_to_train"] == "skipped"
     assert get_json(s3, pointer_uri)["version"] == 2
+    # Green nights and the skipped night alert no one.
+    assert alert_sink.messages == []

@@ -1,0 +1,83 @@
+"""Failure alerts: what a message holds, when one is sent, and a webhook that refuses it.
+The task-level path (the gate failing a real run) is tested through the DAG in
+tests/dags/test_image_classifier_retrain.py."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from alert_sink import WebhookSink
+
+from retrain_alerts import WEBHOOK_ENV, FailureAlert, another_task_failed_first, one_line
+
+RUN_ID = "scheduled__2026-11-29T02:00:00+00:00"
+
+
+def run_context(reason: str) -> dict:
+    """What Airflow hands a DAG's on_failure_callback when the run has no failed task."""
+    from airflow.sdk import DAG
+
+    return {"dag": DAG("image_classifier_retrain", schedule=None), "run_id": RUN_ID, "reason": reason}
+
+
+def test_a_run_that_failed_without_a_failed_task_sends_one_alert(alert_sink):
+    FailureAlert(level="run")(run_context("timed_out"))
+    (alert,) = alert_sink.messages
+    assert alert["task_id"] is None and alert["run_id"] == RUN_ID
+    assert "timed_out" in alert["reason"]
+    assert alert["url"] == "http://localhost:8080/dags/image_classifier_retrain/runs/" + (
+        "scheduled__2026-11-29T02%3A00%3A00%2B00%3A00"
+    )
+
+
+def test_a_run_failed_by_a_task_is_left_to_that_task_s_alert(alert_sink):
+    FailureAlert(level="run")(run_context("task_failure"))
+    assert alert_sink.messages == []
+
+
+def test_alerts_are_off_while_no_webhook_is_set(monkeypatch):
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    with WebhookSink() as sink:
+        FailureAlert(level="run")(run_context("timed_out"))
+    assert sink.messages == []
+
+
+def test_a_webhook_that_refuses_the_alert_is_logged_not_raised(monkeypatch, caplog):
+    with WebhookSink(status=500) as sink:
+        monkeypatch.setenv(WEBHOOK_ENV, sink.url)
+        with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
+            FailureAlert(level="run")(run_context("timed_out"))
+    assert len(sink.messages) == 1
+    assert "NOT delivered to the webhook: HTTP Error 500" in caplog.text
+
+
+def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch, caplog):
+    with WebhookSink() as sink:
+        url = sink.url
+    monkeypatch.setenv(WEBHOOK_ENV, url)  # the sink has stopped: nothing listens there
+    with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
+        FailureAlert(level="run")(run_context("timed_out"))
+    assert "NOT delivered to the webhook" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("quarantined 5 of 41 objects\ndetails: ..."), "quarantined 5 of 41 objects"),
+        (RuntimeError(), "RuntimeError; see the task log"),
+        (None, "see the task log"),
+    ],
+)
+def test_the_reason_is_one_line(error, line):
+    assert one_line(error) == line
+
+
+def test_only_the_first_failed_task_of_a_run_alerts():
+    # Keys as Airflow's task-state API gives them: mapped instances as task_id_mapindex.
+    states = {"plan_partitions": "success", "collect_0": "failed", "collect_1": "running"}
+    assert another_task_failed_first(states, own_key="collect_0") is None
+    states["collect_1"] = "failed"
+    assert another_task_failed_first(states, own_key="collect_1") == "collect_0"
+    assert another_task_failed_first({"validate": "failed"}, own_key="validate") is None
+    assert another_task_failed_first({"collect_0": "upstream_failed"}, own_key="validate") is None
