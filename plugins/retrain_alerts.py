@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -23,7 +22,8 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
-WEBHOOK_ENV = "RETRAIN_ALERT_WEBHOOK_URL"
+from tasks.config import DeploymentSettings
+
 # The reason Airflow gives a run's failure callback when a task failed it; the failed task's
 # own callback has reported that run already.
 TASK_FAILURE = "task_failure"
@@ -100,7 +100,9 @@ class FailureAlert(BaseNotifier):
         self.level = level
 
     def notify(self, context: Any) -> None:
-        webhook_url = os.environ.get(WEBHOOK_ENV, "").strip()
+        # Read when the alert is due, in whichever process runs the callback (worker, DAG
+        # processor), not when the DAG file was parsed.
+        webhook_url = DeploymentSettings().alert_webhook_url.strip()
         if not webhook_url:
             return
         alert = self.task_alert(context) if self.level == "task" else self.run_alert(context)

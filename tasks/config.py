@@ -389,6 +389,10 @@ class DeploymentSettings:
         default_factory=lambda: int(os.environ.get("RETRAIN_TRAINER_SHM_BYTES", str(2 * 1024**3))),
         description="RETRAIN_TRAINER_SHM_BYTES: /dev/shm of the trainer container",
     )
+    alert_webhook_url: str = setting(
+        default_factory=_env("RETRAIN_ALERT_WEBHOOK_URL", ""),
+        description="RETRAIN_ALERT_WEBHOOK_URL: where failure alerts are POSTed; empty: alerts off",
+    )
     # RETRAIN_ATTEMPT_GROUPS (ATTEMPT_GROUPS above) belongs here too; the config needs it as
     # the bound of max_attempts, so it is read once at import.
 

@@ -270,10 +270,8 @@ def alert_sink(monkeypatch):
     it for the test); its `messages` are the alerts received."""
     from alert_sink import WebhookSink
 
-    from retrain_alerts import WEBHOOK_ENV
-
     with WebhookSink() as sink:
-        monkeypatch.setenv(WEBHOOK_ENV, sink.url)
+        monkeypatch.setenv("RETRAIN_ALERT_WEBHOOK_URL", sink.url)
         yield sink
 
 

@@ -9,8 +9,9 @@ import logging
 import pytest
 from alert_sink import WebhookSink
 
-from retrain_alerts import WEBHOOK_ENV, FailureAlert, another_task_failed_first, one_line
+from retrain_alerts import FailureAlert, another_task_failed_first, one_line
 
+ALERT_WEBHOOK_ENV = "RETRAIN_ALERT_WEBHOOK_URL"
 RUN_ID = "scheduled__2026-11-29T02:00:00+00:00"
 
 
@@ -37,7 +38,7 @@ def test_a_run_failed_by_a_task_is_left_to_that_task_s_alert(alert_sink):
 
 
 def test_alerts_are_off_while_no_webhook_is_set(monkeypatch):
-    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    monkeypatch.delenv(ALERT_WEBHOOK_ENV, raising=False)
     with WebhookSink() as sink:
         FailureAlert(level="run")(run_context("timed_out"))
     assert sink.messages == []
@@ -45,7 +46,7 @@ def test_alerts_are_off_while_no_webhook_is_set(monkeypatch):
 
 def test_a_webhook_that_refuses_the_alert_is_logged_not_raised(monkeypatch, caplog):
     with WebhookSink(status=500) as sink:
-        monkeypatch.setenv(WEBHOOK_ENV, sink.url)
+        monkeypatch.setenv(ALERT_WEBHOOK_ENV, sink.url)
         with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
             FailureAlert(level="run")(run_context("timed_out"))
     assert len(sink.messages) == 1
@@ -55,7 +56,7 @@ def test_a_webhook_that_refuses_the_alert_is_logged_not_raised(monkeypatch, capl
 def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch, caplog):
     with WebhookSink() as sink:
         url = sink.url
-    monkeypatch.setenv(WEBHOOK_ENV, url)  # the sink has stopped: nothing listens there
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, url)  # the sink has stopped: nothing listens there
     with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
         FailureAlert(level="run")(run_context("timed_out"))
     assert "NOT delivered to the webhook" in caplog.text
