@@ -97,7 +97,7 @@ def marker_holds(marker: str, python_full_version: str) -> bool:
     try:
         from packaging.markers import Marker
     except ImportError:  # a bare venv: pip vendors the same library
-        from pip._vendor.packaging.markers import Marker
+        from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
     minor = ".".join(python_full_version.split(".")[:2])
     return Marker(marker).evaluate({"python_full_version": python_full_version, "python_version": minor})
 
