@@ -53,8 +53,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def exit_on_sigterm() -> None:
-    """Makes SIGTERM unwind like Ctrl-C, so the with-blocks stop what they started."""
+    """Makes SIGTERM unwind like Ctrl-C, so the with-blocks stop what they started. Ctrl-C
+    (SIGINT) works too when this was started by a script in the background, which starts it
+    with SIGINT ignored."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def airflow_command(airflow_home: Path, s3: LocalS3, **settings: str) -> tuple[str, dict[str, str]]:
