@@ -24,12 +24,16 @@ def holds_here(marker: str | None) -> bool:
     return marker is None or Marker(marker).evaluate()
 
 
-def locked_here() -> dict[str, str]:
-    """The lock's versions for this interpreter, by canonical name."""
+def locked_here(python_full_version: str | None = None) -> dict[str, str]:
+    """The lock's versions for this interpreter (or that Python), by canonical name."""
     return {
         lockfile.canonical_name(name): version
         for name, version, marker in lockfile.pins()
-        if holds_here(marker)
+        if (
+            holds_here(marker)
+            if python_full_version is None
+            else marker is None or lockfile.marker_holds(marker, python_full_version)
+        )
     }
 
 
@@ -99,11 +103,7 @@ def test_the_trainer_image_holds_the_locked_versions(docker_client, trainer_imag
         trainer_image, entrypoint=["pip", "list", "--format", "json"], remove=True
     )
     in_image = {lockfile.canonical_name(item["name"]): item["version"] for item in json.loads(listed)}
-    locked = {
-        lockfile.canonical_name(name): version
-        for name, version, marker in lockfile.pins()
-        if marker is None or lockfile.marker_holds(marker, "3.11.2")
-    }
+    locked = locked_here("3.11.2")
     assert {"tensorflow-cpu", "boto3", "numpy", "keras"} <= in_image.keys()
     drifted = {
         name: (version, locked[name])
