@@ -40,13 +40,15 @@ ui: install
 
 ## Lint, format and type checks, then the whole test suite against real S3 (moto server),
 ## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped
-## again at the end).
+## again at the end). Images that rebuilds left untagged are pruned at the end, so repeated
+## runs do not fill the disk.
 test: install lint types
 	@docker/engine.sh start || exit 1; \
 	if docker info >/dev/null 2>&1; then \
 		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
 	fi; \
 	$(BIN)/python -m pytest; status=$$?; \
+	docker image prune --force >/dev/null 2>&1; \
 	docker/engine.sh stop; exit $$status
 
 ## The CPU trainer image, built without a registry (debootstrap base + host-downloaded wheels).
