@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
@@ -24,7 +25,11 @@ log = logging.getLogger(__name__)
 
 S3Client = Any  # boto3's client class is generated at run time; there is no importable type.
 
+# Files moved at once by parallel_map, and the threads each managed transfer (upload_file,
+# download_file) uses for the parts of a large object: up to their product in connections.
 TRANSFER_THREADS = 16
+PART_THREADS = 10
+MANAGED_TRANSFER = TransferConfig(max_concurrency=PART_THREADS)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -70,15 +75,16 @@ S3_TOTAL_TRIES = 6
 
 
 def client_config() -> Config:
-    """Every S3 client's settings. Pool: twice the transfer threads (a smaller pool makes
-    botocore discard and reopen connections). Retries: "standard" mode retries throttling
+    """Every S3 client's settings. Pool: every connection that TRANSFER_THREADS files of
+    PART_THREADS parts each can hold open (a smaller pool makes urllib3 discard and reopen
+    connections, with a warning for each). Retries: "standard" mode retries throttling
     (503 SlowDown), 5xx answers and dropped or refused connections with jittered exponential
     backoff. "adaptive" mode would add a client-side rate limiter that, after one SlowDown,
     slows every thread sharing the client; S3 throttles per prefix, and our writes spread over
     many. They only apply when the client is made. docs/reliability.md has the drills."""
     return Config(
         retries={"total_max_attempts": S3_TOTAL_TRIES, "mode": "standard"},
-        max_pool_connections=TRANSFER_THREADS * 2,
+        max_pool_connections=TRANSFER_THREADS * PART_THREADS,
     )
 
 
@@ -257,7 +263,7 @@ def exists(client: S3Client, uri: S3Uri) -> bool:
 
 def upload_file(client: S3Client, path: Path, uri: S3Uri) -> None:
     try:
-        client.upload_file(str(path), uri.bucket, uri.key)
+        client.upload_file(str(path), uri.bucket, uri.key, Config=MANAGED_TRANSFER)
     except Exception as error:
         raise explain(error, f"uploading {path} to {uri}") from error
 
@@ -265,7 +271,7 @@ def upload_file(client: S3Client, path: Path, uri: S3Uri) -> None:
 def download_file(client: S3Client, uri: S3Uri, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        client.download_file(uri.bucket, uri.key, str(path))
+        client.download_file(uri.bucket, uri.key, str(path), Config=MANAGED_TRANSFER)
     except Exception as error:
         raise explain(error, f"downloading {uri}") from error
     return path

@@ -98,8 +98,8 @@ def test_a_conf_key_that_is_no_param_is_refused_with_a_suggestion():
 
 
 def test_the_connections_client_has_a_pool_for_every_transfer_thread(s3_endpoint):
-    from tasks.storage import S3_TOTAL_TRIES, TRANSFER_THREADS
+    from tasks.storage import PART_THREADS, S3_TOTAL_TRIES, TRANSFER_THREADS
 
     client = s3_client("aws_default")
-    assert client.meta.config.max_pool_connections >= TRANSFER_THREADS
+    assert client.meta.config.max_pool_connections >= TRANSFER_THREADS * PART_THREADS
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": S3_TOTAL_TRIES}

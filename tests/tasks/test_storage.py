@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import boto3
 import pytest
 from botocore.config import Config
 
 from tasks.storage import (
+    TRANSFER_THREADS,
     S3Uri,
     StorageError,
     WriteConflictError,
     client_config,
+    download_file,
     download_tree,
     ensure_bucket,
     get_json,
@@ -18,6 +23,7 @@ from tasks.storage import (
     iter_objects,
     list_folders,
     make_client,
+    parallel_map,
     put_bytes,
     put_json,
     put_json_if,
@@ -101,3 +107,15 @@ def test_retries_of_slowdown_answers_are_logged_and_succeed(s3_endpoint, bucket,
     assert len(retries) == proxy.counts["slowdown"]
     assert retries[0].startswith(f"S3 PutObject /{bucket}/slow/") and retries[0].endswith(" of 5")
     assert len(list(iter_objects(make_client(s3_endpoint), S3Uri(bucket, "slow/")))) == 6
+
+
+def test_parallel_transfers_of_large_objects_fit_the_connection_pool(s3, bucket, tmp_path, caplog):
+    """Every transfer thread fetching a large object in parts of its own, as the trainer fetches
+    packs: each connection fits the client's pool, so none is discarded and reopened."""
+    body = os.urandom(17 * 2**20)  # three parts of boto3's 8 MiB
+    keys = [f"packs/{number}.tfrecord" for number in range(TRANSFER_THREADS)]
+    parallel_map(lambda key: put_bytes(s3, S3Uri(bucket, key), body), keys)
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    paths = parallel_map(lambda key: download_file(s3, S3Uri(bucket, key), tmp_path / key), keys)
+    assert [path.stat().st_size for path in paths] == [len(body)] * len(keys)
+    assert not [record for record in caplog.records if "pool is full" in record.getMessage()]
