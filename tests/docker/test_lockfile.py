@@ -4,6 +4,7 @@ dependency, and is what the venv and the trainer image hold (docker/lockfile.py)
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import sys
 import tomllib
@@ -11,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,20 +20,12 @@ sys.path.insert(0, str(ROOT / "docker"))
 import lockfile  # noqa: E402
 
 
-def holds_here(marker: str | None) -> bool:
-    return marker is None or Marker(marker).evaluate()
-
-
-def locked_here(python_full_version: str | None = None) -> dict[str, str]:
+def locked_here(python_full_version: str = platform.python_version()) -> dict[str, str]:
     """The lock's versions for this interpreter (or that Python), by canonical name."""
     return {
         lockfile.canonical_name(name): version
         for name, version, marker in lockfile.pins()
-        if (
-            holds_here(marker)
-            if python_full_version is None
-            else marker is None or lockfile.marker_holds(marker, python_full_version)
-        )
+        if marker is None or lockfile.marker_holds(marker, python_full_version)
     }
 
 
