@@ -17,7 +17,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from functools import cache
 from typing import Any, get_type_hints
 
-from tasks.recipe import KEEP_EPOCH_BY, LR_SCHEDULES, Recipe
+from tasks.recipe import EPOCHS, KEEP_EPOCH_BY, LR_SCHEDULES, Recipe
 
 # The trigger form's sections, in the order the form shows them.
 DATA_SOURCE = "Data source"
@@ -162,7 +162,7 @@ class PipelineConfig:
         minimum=22,
         maximum=512,
     )
-    epochs: int = setting(10, description="Epochs per attempt", section=TRAINING, minimum=1)
+    epochs: int = setting(EPOCHS, description="Epochs per attempt", section=TRAINING, minimum=1)
     batch_size: int = setting(32, description="Images per training step", section=TRAINING, minimum=1)
     learning_rate: float = setting(
         1e-3,

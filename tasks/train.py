@@ -21,7 +21,7 @@ from typing import Any
 
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
-from tasks.recipe import Recipe, steps_per_epoch
+from tasks.recipe import EPOCHS, Recipe, steps_per_epoch
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -44,7 +44,7 @@ class TrainRequest(Recipe):
 
     dataset_uri: str
     output_uri: str
-    epochs: int = 10
+    epochs: int = EPOCHS
     batch_size: int = 32
     learning_rate: float = 1e-3
     seed: int = 42
@@ -312,7 +312,7 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
     cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")
-    cli.add_argument("--epochs", type=int, default=10)
+    cli.add_argument("--epochs", type=int, default=EPOCHS)
     cli.add_argument("--batch-size", type=int, default=32)
     cli.add_argument("--learning-rate", type=float, default=1e-3)
     cli.add_argument("--seed", type=int, default=42)

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "image_classifier_retrain"
+# The digits' best epoch comes by about the fifth (0.99 validation accuracy); the default
+# `epochs` would triple the demo's time for no gain.
+DEMO_EPOCHS = 10
 
 
 def airflow_environment(airflow_home: Path, aws_connection: str) -> dict[str, str]:
@@ -79,7 +82,7 @@ def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
 def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
     exit_on_sigterm()
     # The digits in label order (else the folders, sorted by name), without mirror flips.
-    conf = {**DIGIT_PARAMS, **conf}
+    conf = {**DIGIT_PARAMS, "epochs": DEMO_EPOCHS, **conf}
     config = PipelineConfig.from_params(conf)
     started = time.perf_counter()
     with LocalS3() as s3:
