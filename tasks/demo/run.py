@@ -79,10 +79,15 @@ def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
     )
 
 
+def demo_params(conf: dict) -> dict:
+    """The run's Params: the digits' (label order, no mirror flips) and the demo's epochs,
+    under whatever the person passed with --conf."""
+    return {**DIGIT_PARAMS, "epochs": DEMO_EPOCHS, **conf}
+
+
 def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
     exit_on_sigterm()
-    # The digits in label order (else the folders, sorted by name), without mirror flips.
-    conf = {**DIGIT_PARAMS, "epochs": DEMO_EPOCHS, **conf}
+    conf = demo_params(conf)
     config = PipelineConfig.from_params(conf)
     started = time.perf_counter()
     with LocalS3() as s3:

@@ -8,7 +8,16 @@ import sys
 
 import pytest
 
+from tasks.config import PipelineConfig
+from tasks.demo.run import DEMO_EPOCHS, demo_params
+
 pytestmark = pytest.mark.slow
+
+
+def test_demo_trains_fewer_epochs_than_the_default_unless_told_otherwise():
+    assert demo_params({})["epochs"] == DEMO_EPOCHS < PipelineConfig().epochs
+    assert demo_params({})["augment_flip"] is False
+    assert demo_params({"epochs": 2})["epochs"] == 2
 
 
 def test_demo_runs_the_dag_mirrors_outputs_and_reports_the_deployment(tmp_path):
