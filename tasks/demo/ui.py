@@ -84,7 +84,8 @@ def run_ui(airflow_home: Path, port: int) -> int:
             print(
                 f"\nAirflow UI: {url}  (login admin / {admin_password(airflow_home)})\n"
                 "  DAG image_classifier_retrain: unpause it, then Trigger; it runs only when triggered.\n"
-                "  The default Params train 30 epochs at 128x128, long on a CPU; a quick run:\n"
+                f"  The default Params train {config.epochs} epochs at {config.image_size} px, long on a "
+                "CPU; a quick run:\n"
                 "  image_size 32, epochs 2 in the Training section.\n"
                 f"  S3 endpoint: {s3.endpoint_url} (in memory: its data is gone after Ctrl-C)\n"
                 "Ctrl-C stops Airflow and the S3 endpoint.",
