@@ -312,10 +312,11 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
     cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")
-    cli.add_argument("--epochs", type=int, default=EPOCHS)
-    cli.add_argument("--batch-size", type=int, default=32)
-    cli.add_argument("--learning-rate", type=float, default=1e-3)
-    cli.add_argument("--seed", type=int, default=42)
+    # The request's own defaults, so the container's command line and a TrainRequest agree.
+    cli.add_argument("--epochs", type=int, default=TrainRequest.epochs)
+    cli.add_argument("--batch-size", type=int, default=TrainRequest.batch_size)
+    cli.add_argument("--learning-rate", type=float, default=TrainRequest.learning_rate)
+    cli.add_argument("--seed", type=int, default=TrainRequest.seed)
     cli.add_argument("--warm-start-uri", default=None, help="s3://.../model.keras to continue")
     recipe = cli.add_argument_group("recipe")
     for option in fields(Recipe):
