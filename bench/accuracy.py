@@ -23,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,11 +32,12 @@ from PIL import Image
 
 from tasks.demo.local_s3 import LocalS3
 from tasks.demo.run import DAG_ID, airflow_command
-from tasks.layout import raw_image
+from tasks.layout import AttemptLayout, raw_image
 from tasks.storage import (
     S3Client,
     S3Uri,
     create_bucket,
+    download_file,
     get_bytes,
     get_json,
     iter_objects,
@@ -116,6 +118,31 @@ def keep_pictures(client: S3Client, attempt: S3Uri, folder: Path) -> None:
         (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
 
 
+def single_view_accuracy(client: S3Client, attempt: S3Uri, dataset_uri: str) -> float | None:
+    """Test accuracy of the attempt's published model on each image alone, without its mirror
+    (the evaluated accuracy minus this is what `average_flips` adds); None for a model
+    published without flip averaging."""
+    from tasks.tensorflow_runtime import load_tensorflow
+
+    load_tensorflow()
+    import keras
+
+    from tasks.evaluate import predict_test_split
+    from tasks.train import open_split
+
+    with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as scratch:
+        folder = Path(scratch)
+        local_model = download_file(client, AttemptLayout.at(str(attempt)).model, folder / "model.keras")
+        model = keras.models.load_model(local_model, compile=False)
+        if "average_flips" not in [layer.name for layer in model.layers]:
+            return None
+        single_view = keras.Model(model.inputs, model.get_layer("average_flips").input[0])
+        dataset = get_json(client, S3Uri.parse(dataset_uri))
+        test_data = open_split(client, dataset, "test", folder, batch_size=64)
+        labels, probabilities = predict_test_split(single_view, test_data)
+    return round(float(np.mean(labels == np.argmax(probabilities, axis=1))), 4)
+
+
 def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
     """What the run left: split sizes, each attempt's test accuracy and kept epoch, and the
     deployed version's accuracy (None when the run gave up)."""
@@ -132,6 +159,9 @@ def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
                 {
                     "attempt": folder.key.rsplit("-", 1)[-1],
                     "test_accuracy": round(evaluation["accuracy"], 4),
+                    "single_view_test_accuracy": single_view_accuracy(
+                        client, folder, evaluation["dataset_uri"]
+                    ),
                     "macro_f1": round(evaluation["macro_f1"], 4),
                     "kept_epoch": trained.get("kept_epoch"),
                     "epochs_trained": trained["epochs_trained"],
@@ -186,13 +216,15 @@ def report(outcomes: list[dict], conf: dict) -> str:
     lines = [
         f"Params beyond the defaults: {json.dumps(conf) if conf else 'none'}",
         "",
-        "| sample | train / validation / test | attempt: test accuracy (kept epoch) | deployed | minutes |",
+        "| sample | train / validation / test | attempt: test accuracy (kept epoch; without flip "
+        "averaging) | deployed | minutes |",
         "|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         counts = outcome["split_counts"]
         attempts = ", ".join(
-            f"{row['attempt']}: {row['test_accuracy']:.4f} ({row['kept_epoch']}/{row['epochs_trained']})"
+            f"{row['attempt']}: {row['test_accuracy']:.4f} ({row['kept_epoch']}/{row['epochs_trained']}"
+            + (f"; {single:.4f})" if (single := row.get("single_view_test_accuracy")) is not None else ")")
             for row in outcome["attempts"]
         )
         deployed = outcome["deployed_accuracy"]

@@ -188,6 +188,12 @@ class PipelineConfig:
         minimum=0,
         maximum=0.5,
     )
+    average_flips: bool = setting(
+        Recipe.average_flips,
+        description="The published model predicts on each image and its left-right mirror and "
+        "averages the two (twice the inference compute; only with augment_flip)",
+        section=TRAINING,
+    )
     dropout: float = setting(
         Recipe.dropout,
         description="Dropout rate before the classifier (0: none)",

@@ -65,11 +65,32 @@ def copy_weights(source: Any, target: Any) -> None:
 def inference_model(trained: Any, recipe: Recipe) -> Any:
     """The trained weights in the stack without augmentation layers: what is published, so
     every way of calling it (`predict`, `model(images)`, the serving signature) sees images as
-    they are. Dropout stays; it is inactive unless called with `training=True`."""
+    they are. Dropout stays; it is inactive unless called with `training=True`.
+
+    With the recipe's flip averaging, the same layers (shared, so the same names and parameter
+    count) also see each image's mirror, and the model outputs the mean of both probabilities.
+    """
+    import keras
+
     image_size = trained.input_shape[1]
     class_count = trained.output_shape[-1]
     published = build_reference_cnn(
         image_size, class_count, recipe=replace(recipe, augment_flip=False, augment_shift=0.0)
     )
     copy_weights(trained, published)
-    return published
+    if not recipe.flip_average_applies:
+        return published
+    image = keras.Input(shape=(image_size, image_size, 3), name="image")
+    mirrored = keras.ops.flip(image, axis=2)
+    probabilities = [_apply_layers(published, image), _apply_layers(published, mirrored)]
+    averaged = keras.Model(
+        image, keras.layers.Average(name="average_flips")(probabilities), name="reference_cnn"
+    )
+    averaged.compile(optimizer=optimizer(recipe, 1e-3, 1), loss=loss(recipe), metrics=["accuracy"])
+    return averaged
+
+
+def _apply_layers(model: Any, images: Any) -> Any:
+    for layer in model.layers:
+        images = layer(images)
+    return images

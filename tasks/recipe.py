@@ -27,6 +27,9 @@ def _option(default: Any, help_text: str) -> Any:
 class Recipe:
     augment_flip: bool = _option(True, "random left-right flips while training")
     augment_shift: float = _option(0.06, "random shifts up to this fraction of the side while training")
+    average_flips: bool = _option(
+        True, "the published model averages each image's prediction with its mirror's (with augment_flip)"
+    )
     dropout: float = _option(0.5, "dropout rate between Dense 1024 and the classifier")
     label_smoothing: float = _option(0.1, "label smoothing of the cross-entropy")
     weight_decay: float = _option(0.0, "decoupled weight decay (AdamW); 0: plain Adam")
@@ -44,6 +47,11 @@ class Recipe:
     def names(cls) -> list[str]:
         return [option.name for option in fields(cls)]
 
+    @property
+    def flip_average_applies(self) -> bool:
+        """Averaging over mirrors helps only a model that learned mirrors are the same class."""
+        return self.augment_flip and self.average_flips
+
     def summary(self) -> str:
         """One line for logs and model cards."""
         augmentation = [
@@ -55,6 +63,7 @@ class Recipe:
             + f", dropout {self.dropout:g}, label smoothing {self.label_smoothing:g}, "
             f"weight decay {self.weight_decay:g}, {self.lr_schedule} learning rate, "
             f"keeps the epoch best by {self.keep_epoch_by}"
+            + (", predicts on each image and its mirror" if self.flip_average_applies else "")
             + (
                 f", early stopping after {self.early_stopping_patience}"
                 if self.early_stopping_patience
@@ -68,6 +77,7 @@ class Recipe:
 REFERENCE_RECIPE = Recipe(
     augment_flip=False,
     augment_shift=0.0,
+    average_flips=False,
     dropout=0.0,
     label_smoothing=0.0,
     weight_decay=0.0,

@@ -45,7 +45,7 @@ def test_default_recipe_adds_layers_without_parameters():
 
 
 def test_augmentation_and_dropout_are_inactive_in_the_published_model():
-    recipe = Recipe(augment_shift=0.2, dropout=0.5)
+    recipe = Recipe(augment_shift=0.2, dropout=0.5, average_flips=False)
     augmented = build_reference_cnn(image_size=32, recipe=recipe)
     bare = build_reference_cnn(image_size=32, recipe=BARE)
     copy_weights(augmented, bare)
@@ -60,6 +60,40 @@ def test_augmentation_and_dropout_are_inactive_in_the_published_model():
     assert kinds(published) == [*REFERENCE_STACK[:-1], "Dropout", "Dense"]
     np.testing.assert_allclose(np.asarray(published(images)), expected, atol=1e-6)
     np.testing.assert_allclose(published.predict(images, verbose=0), expected, atol=1e-6)
+
+
+def test_published_model_averages_each_image_with_its_mirror(tmp_path):
+    import keras
+
+    trained = build_reference_cnn(image_size=32, recipe=Recipe())
+    bare = build_reference_cnn(image_size=32, recipe=BARE)
+    copy_weights(trained, bare)
+    images = np.random.default_rng(1).random((8, 32, 32, 3)).astype("float32")
+    plain = bare.predict(images, verbose=0)
+    mirrored = bare.predict(images[:, :, ::-1], verbose=0)
+    assert np.abs(plain - mirrored).max() > 1e-4  # random weights see an image and its mirror apart
+
+    published = inference_model(trained, Recipe())
+    expected = (plain + mirrored) / 2
+    np.testing.assert_allclose(published.predict(images, verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(published(images)), expected, atol=1e-6)
+    assert published.count_params() == bare.count_params()
+    assert published.input_shape == (None, 32, 32, 3) and published.output_shape == (None, 10)
+
+    # Saved and loaded as consumers and the next warm start do: built-in layers and ops only.
+    path = tmp_path / "model.keras"
+    published.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+    warm = build_reference_cnn(image_size=32, recipe=Recipe())
+    copy_weights(loaded, warm)
+    np.testing.assert_allclose(warm.predict(images, verbose=0), plain, atol=1e-6)
+
+
+def test_without_flip_augmentation_the_published_model_predicts_on_the_image_alone():
+    trained = build_reference_cnn(image_size=32, recipe=Recipe(augment_flip=False))
+    published = inference_model(trained, Recipe(augment_flip=False))
+    assert kinds(published) == [*REFERENCE_STACK[:-1], "Dropout", "Dense"]
 
 
 def test_class_count_and_image_size_follow_the_config():
