@@ -17,7 +17,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from functools import cache
 from typing import Any, get_type_hints
 
-from tasks.recipe import EPOCHS, KEEP_EPOCH_BY, LR_SCHEDULES, Recipe
+from tasks.recipe import BATCH_SIZE, EPOCHS, KEEP_EPOCH_BY, LEARNING_RATE, LR_SCHEDULES, SEED, Recipe
 
 # The trigger form's sections, in the order the form shows them.
 DATA_SOURCE = "Data source"
@@ -163,16 +163,19 @@ class PipelineConfig:
         maximum=512,
     )
     epochs: int = setting(EPOCHS, description="Epochs per attempt", section=TRAINING, minimum=1)
-    batch_size: int = setting(32, description="Images per training step", section=TRAINING, minimum=1)
+    batch_size: int = setting(BATCH_SIZE, description="Images per training step", section=TRAINING, minimum=1)
     learning_rate: float = setting(
-        1e-3,
+        LEARNING_RATE,
         description="Adam's learning rate for the first attempt",
         section=TRAINING,
         exclusiveMinimum=0,
         exclusiveMaximum=1,
     )
     seed: int = setting(
-        42, description="Seed of weights and shuffling (retries add the attempt)", section=TRAINING, minimum=0
+        SEED,
+        description="Seed of weights and shuffling (retries add the attempt)",
+        section=TRAINING,
+        minimum=0,
     )
     augment_flip: bool = setting(
         Recipe.augment_flip,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tasks.recipe import Recipe, augmentation_layers, loss, optimizer
+from tasks.recipe import LEARNING_RATE, Recipe, augmentation_layers, loss, optimizer
 
 # Layers that hold weights, by name: a warm start copies these from the previous model.
 WEIGHTED_LAYERS = ("conv_1", "conv_2", "conv_3", "dense", "probabilities")
@@ -21,7 +21,7 @@ WEIGHTED_LAYERS = ("conv_1", "conv_2", "conv_3", "dense", "probabilities")
 def build_reference_cnn(
     image_size: int = 128,
     class_count: int = 10,
-    learning_rate: float = 1e-3,
+    learning_rate: float = LEARNING_RATE,
     *,
     recipe: Recipe | None = None,
     total_steps: int = 1,
@@ -86,7 +86,7 @@ def inference_model(trained: Any, recipe: Recipe) -> Any:
     averaged = keras.Model(
         image, keras.layers.Average(name="average_flips")(probabilities), name="reference_cnn"
     )
-    averaged.compile(optimizer=optimizer(recipe, 1e-3, 1), loss=loss(recipe), metrics=["accuracy"])
+    averaged.compile(optimizer=optimizer(recipe, LEARNING_RATE, 1), loss=loss(recipe), metrics=["accuracy"])
     return averaged
 
 

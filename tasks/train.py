@@ -21,7 +21,7 @@ from typing import Any
 
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
-from tasks.recipe import EPOCHS, Recipe, steps_per_epoch
+from tasks.recipe import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED, Recipe, steps_per_epoch
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -45,9 +45,9 @@ class TrainRequest(Recipe):
     dataset_uri: str
     output_uri: str
     epochs: int = EPOCHS
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 42
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = LEARNING_RATE
+    seed: int = SEED
     warm_start_uri: str | None = None
 
     @property

@@ -26,6 +26,19 @@ def dataset_128(s3_endpoint, digits_bucket):
     return collect_and_build(client, config, "train-128")
 
 
+def test_a_request_defaults_to_the_params_defaults():
+    from dataclasses import fields
+
+    from tasks.recipe import Recipe
+
+    request = TrainRequest("s3://b/dataset.json", "s3://b/runs/r/attempt-1")
+    shared = ["epochs", "batch_size", "learning_rate", "seed", *Recipe.names()]
+    assert {field.name for field in fields(TrainRequest)} >= set(shared)
+    config = PipelineConfig()
+    for name in shared:
+        assert getattr(request, name) == getattr(config, name), name
+
+
 def test_plan_attempt_changes_something_on_each_retry():
     config = PipelineConfig(epochs=5)
     plan = partial(plan_attempt, dataset_uri="s3://b/d.json")
