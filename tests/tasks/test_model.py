@@ -89,6 +89,14 @@ def test_published_model_averages_each_image_with_its_mirror(tmp_path):
     copy_weights(loaded, warm)
     np.testing.assert_allclose(warm.predict(images, verbose=0), plain, atol=1e-6)
 
+    # The serving export (what deploy publishes for TF Serving) averages too.
+    import tensorflow as tf
+
+    published.export(str(tmp_path / "serving"), format="tf_saved_model", verbose=False)
+    serve = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
+    (served,) = serve(tf.constant(images)).values()
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
+
 
 def test_without_flip_augmentation_the_published_model_predicts_on_the_image_alone():
     trained = build_reference_cnn(image_size=32, recipe=Recipe(augment_flip=False))
