@@ -1,7 +1,9 @@
 """`make bench-accuracy`: the reference result, measured. The whole DAG (`airflow dags test`,
 default Params) on a real 10-class image set of 11,000 images, once per stratified sample,
-and the test accuracy it deploys beside the reference's 92.3%. Each attempt's training curves
-and confusion matrix are kept in build/bench-accuracy/sample-N/attempt-M/.
+and the test accuracy it deploys beside the reference's 92.3%. Where the published model
+averages flips (`average_flips`), each attempt also gets the accuracy of the same weights on
+the image alone. Each attempt's training curves and confusion matrix are kept in
+build/bench-accuracy/sample-N/attempt-M/.
 
 The images are Fashion-MNIST's (Debian's `dataset-fashion-mnist`, which the Makefile target
 installs): 1,000 per class from the official training set and 100 per class from the official

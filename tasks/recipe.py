@@ -32,7 +32,7 @@ class Recipe:
     augment_flip: bool = _option(True, "random left-right flips while training")
     augment_shift: float = _option(0.06, "random shifts up to this fraction of the side while training")
     average_flips: bool = _option(
-        True, "the published model averages each image's prediction with its mirror's (with augment_flip)"
+        False, "the published model averages each image's prediction with its mirror's (with augment_flip)"
     )
     dropout: float = _option(0.5, "dropout rate between Dense 1024 and the classifier")
     label_smoothing: float = _option(0.1, "label smoothing of the cross-entropy")

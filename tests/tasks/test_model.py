@@ -73,7 +73,7 @@ def test_published_model_averages_each_image_with_its_mirror(tmp_path):
     mirrored = bare.predict(images[:, :, ::-1], verbose=0)
     assert np.abs(plain - mirrored).max() > 1e-4  # random weights see an image and its mirror apart
 
-    published = inference_model(trained, Recipe())
+    published = inference_model(trained, Recipe(average_flips=True))
     expected = (plain + mirrored) / 2
     np.testing.assert_allclose(published.predict(images, verbose=0), expected, atol=1e-6)
     np.testing.assert_allclose(np.asarray(published(images)), expected, atol=1e-6)
@@ -100,7 +100,7 @@ def test_published_model_averages_each_image_with_its_mirror(tmp_path):
 
 def test_without_flip_augmentation_the_published_model_predicts_on_the_image_alone():
     trained = build_reference_cnn(image_size=32, recipe=Recipe(augment_flip=False))
-    published = inference_model(trained, Recipe(augment_flip=False))
+    published = inference_model(trained, Recipe(augment_flip=False, average_flips=True))
     assert kinds(published) == [*REFERENCE_STACK[:-1], "Dropout", "Dense"]
 
 

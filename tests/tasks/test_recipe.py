@@ -38,11 +38,12 @@ def test_unknown_choices_are_refused_and_the_summary_names_every_part():
     summary = Recipe(early_stopping_patience=2).summary()
     for part in ("flip+shift", "dropout 0.5", "label smoothing 0.1", "cosine", "val_accuracy", "after 2"):
         assert part in summary
-    assert "mirror" in summary
+    assert "mirror" not in summary
+    assert "mirror" in Recipe(average_flips=True).summary()
 
 
 def test_flip_averaging_applies_only_to_a_model_trained_on_flips():
-    assert Recipe().flip_average_applies
-    assert not Recipe(average_flips=False).flip_average_applies
-    assert not Recipe(augment_flip=False).flip_average_applies
-    assert "mirror" not in Recipe(augment_flip=False).summary()
+    assert Recipe(average_flips=True).flip_average_applies
+    assert not Recipe().flip_average_applies
+    assert not Recipe(augment_flip=False, average_flips=True).flip_average_applies
+    assert "mirror" not in Recipe(augment_flip=False, average_flips=True).summary()
