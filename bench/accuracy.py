@@ -35,6 +35,7 @@ from PIL import Image
 from tasks.demo.local_s3 import LocalS3
 from tasks.demo.run import DAG_ID, airflow_command
 from tasks.layout import AttemptLayout, raw_image
+from tasks.recipe import Recipe
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -120,26 +121,27 @@ def keep_pictures(client: S3Client, attempt: S3Uri, folder: Path) -> None:
         (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
 
 
-def single_view_accuracy(client: S3Client, attempt: S3Uri, dataset_uri: str) -> float | None:
+def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict) -> float | None:
     """Test accuracy of the attempt's published model on each image alone, without its mirror
     (the evaluated accuracy minus this is what `average_flips` adds); None for a model
     published without flip averaging."""
+    if not Recipe.of(trained["request"]).flip_average_applies:
+        return None
     from tasks.tensorflow_runtime import load_tensorflow
 
     load_tensorflow()
     import keras
 
     from tasks.evaluate import predict_test_split
+    from tasks.model import FLIP_AVERAGE_LAYER
     from tasks.train import open_split
 
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as scratch:
         folder = Path(scratch)
         local_model = download_file(client, AttemptLayout.at(str(attempt)).model, folder / "model.keras")
         model = keras.models.load_model(local_model, compile=False)
-        if "average_flips" not in [layer.name for layer in model.layers]:
-            return None
-        single_view = keras.Model(model.inputs, model.get_layer("average_flips").input[0])
-        dataset = get_json(client, S3Uri.parse(dataset_uri))
+        single_view = keras.Model(model.inputs, model.get_layer(FLIP_AVERAGE_LAYER).input[0])
+        dataset = get_json(client, S3Uri.parse(trained["request"]["dataset_uri"]))
         test_data = open_split(client, dataset, "test", folder, batch_size=64)
         labels, probabilities = predict_test_split(single_view, test_data)
     return round(float(np.mean(labels == np.argmax(probabilities, axis=1))), 4)
@@ -161,9 +163,7 @@ def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
                 {
                     "attempt": folder.key.rsplit("-", 1)[-1],
                     "test_accuracy": round(evaluation["accuracy"], 4),
-                    "single_view_test_accuracy": single_view_accuracy(
-                        client, folder, evaluation["dataset_uri"]
-                    ),
+                    "single_view_test_accuracy": single_view_accuracy(client, folder, trained),
                     "macro_f1": round(evaluation["macro_f1"], 4),
                     "kept_epoch": trained.get("kept_epoch"),
                     "epochs_trained": trained["epochs_trained"],

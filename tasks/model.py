@@ -16,6 +16,8 @@ from tasks.recipe import LEARNING_RATE, Recipe, augmentation_layers, loss, optim
 
 # Layers that hold weights, by name: a warm start copies these from the previous model.
 WEIGHTED_LAYERS = ("conv_1", "conv_2", "conv_3", "dense", "probabilities")
+# The layer of a flip-averaging model that takes the image's and the mirror's probabilities.
+FLIP_AVERAGE_LAYER = "average_flips"
 
 
 def build_reference_cnn(
@@ -84,7 +86,7 @@ def inference_model(trained: Any, recipe: Recipe) -> Any:
     mirrored = keras.ops.flip(image, axis=2)
     probabilities = [_apply_layers(published, image), _apply_layers(published, mirrored)]
     averaged = keras.Model(
-        image, keras.layers.Average(name="average_flips")(probabilities), name="reference_cnn"
+        image, keras.layers.Average(name=FLIP_AVERAGE_LAYER)(probabilities), name="reference_cnn"
     )
     averaged.compile(optimizer=optimizer(recipe, LEARNING_RATE, 1), loss=loss(recipe), metrics=["accuracy"])
     return averaged

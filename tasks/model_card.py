@@ -28,7 +28,7 @@ def code_version() -> str:
 def recipe_summary(request: dict[str, Any]) -> str:
     from tasks.recipe import Recipe
 
-    return Recipe(**{name: request[name] for name in Recipe.names() if name in request}).summary()
+    return Recipe.of(request).summary()
 
 
 def build_card(

@@ -51,6 +51,11 @@ class Recipe:
     def names(cls) -> list[str]:
         return [option.name for option in fields(cls)]
 
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> Recipe:
+        """The recipe part of a Params or request dict."""
+        return cls(**{name: params[name] for name in cls.names() if name in params})
+
     @property
     def flip_average_applies(self) -> bool:
         """Averaging over mirrors helps only a model that learned mirrors are the same class."""
