@@ -2,7 +2,7 @@
 default Params) on a real 10-class image set of 11,000 images, once per stratified sample,
 and the test accuracy it deploys beside the reference's 92.3%. Where the published model
 averages flips (`average_flips`), each attempt also gets the accuracy of the same weights on
-the image alone. Each attempt's training curves and confusion matrix are kept in
+the image alone. Each attempt's training curves, confusion matrix and history.json are kept in
 build/bench-accuracy/sample-N/attempt-M/.
 
 The images are Fashion-MNIST's (Debian's `dataset-fashion-mnist`, which the Makefile target
@@ -111,13 +111,14 @@ def upload_sample(client: S3Client, bucket: str, sample: list[tuple[str, int, np
     parallel_map(upload, sample)
 
 
-PICTURES = ("training_curves.png", "confusion_matrix.png")
+# What each attempt leaves for people to open after the local S3 is gone: its two report
+# pictures and its per-epoch history.
+KEPT_FILES = ("training_curves.png", "confusion_matrix.png", "history.json")
 
 
-def keep_pictures(client: S3Client, attempt: S3Uri, folder: Path) -> None:
-    """The attempt's two report pictures, for people to open after the local S3 is gone."""
+def keep_reports(client: S3Client, attempt: S3Uri, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in PICTURES:
+    for name in KEPT_FILES:
         (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
 
 
@@ -147,7 +148,7 @@ def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict) -> flo
     return round(float(np.mean(labels == np.argmax(probabilities, axis=1))), 4)
 
 
-def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
+def run_outcome(client: S3Client, bucket: str, reports: Path) -> dict:
     """What the run left: split sizes, each attempt's test accuracy and kept epoch, and the
     deployed version's accuracy (None when the run gave up)."""
     attempts = []
@@ -158,7 +159,7 @@ def run_outcome(client: S3Client, bucket: str, pictures: Path) -> dict:
             evaluation = get_json(client, folder.join("evaluation.json"))
             split_counts = get_json(client, S3Uri.parse(evaluation["dataset_uri"]))["split_counts"]
             trained = get_json(client, folder.join("train_result.json"))
-            keep_pictures(client, folder, pictures / folder.key.rsplit("/", 1)[-1])
+            keep_reports(client, folder, reports / folder.key.rsplit("/", 1)[-1])
             attempts.append(
                 {
                     "attempt": folder.key.rsplit("-", 1)[-1],
