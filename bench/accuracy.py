@@ -122,7 +122,7 @@ def keep_reports(client: S3Client, attempt: S3Uri, folder: Path) -> None:
         (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
 
 
-def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict) -> float | None:
+def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict, dataset: dict) -> float | None:
     """Test accuracy of the attempt's published model on each image alone, without its mirror
     (the evaluated accuracy minus this is what `average_flips` adds); None for a model
     published without flip averaging."""
@@ -142,7 +142,6 @@ def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict) -> flo
         local_model = download_file(client, AttemptLayout.at(str(attempt)).model, folder / "model.keras")
         model = keras.models.load_model(local_model, compile=False)
         single_view = keras.Model(model.inputs, model.get_layer(FLIP_AVERAGE_LAYER).input[0])
-        dataset = get_json(client, S3Uri.parse(trained["request"]["dataset_uri"]))
         test_data = open_split(client, dataset, "test", folder, batch_size=64)
         labels, probabilities = predict_test_split(single_view, test_data)
     return round(float(np.mean(labels == np.argmax(probabilities, axis=1))), 4)
@@ -157,14 +156,15 @@ def run_outcome(client: S3Client, bucket: str, reports: Path) -> dict:
         if item["Key"].endswith("/evaluation.json"):
             folder = S3Uri(bucket, item["Key"].rsplit("/", 1)[0])
             evaluation = get_json(client, folder.join("evaluation.json"))
-            split_counts = get_json(client, S3Uri.parse(evaluation["dataset_uri"]))["split_counts"]
+            dataset = get_json(client, S3Uri.parse(evaluation["dataset_uri"]))
+            split_counts = dataset["split_counts"]
             trained = get_json(client, folder.join("train_result.json"))
             keep_reports(client, folder, reports / folder.key.rsplit("/", 1)[-1])
             attempts.append(
                 {
                     "attempt": folder.key.rsplit("-", 1)[-1],
                     "test_accuracy": round(evaluation["accuracy"], 4),
-                    "single_view_test_accuracy": single_view_accuracy(client, folder, trained),
+                    "single_view_test_accuracy": single_view_accuracy(client, folder, trained, dataset),
                     "macro_f1": round(evaluation["macro_f1"], 4),
                     "kept_epoch": trained.get("kept_epoch"),
                     "epochs_trained": trained["epochs_trained"],

@@ -9,6 +9,7 @@ so the saved model and its serving signature take the same input as the bare sta
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -52,9 +53,11 @@ class Recipe:
         return [option.name for option in fields(cls)]
 
     @classmethod
-    def of(cls, params: dict[str, Any]) -> Recipe:
-        """The recipe part of a Params or request dict."""
-        return cls(**{name: params[name] for name in cls.names() if name in params})
+    def of(cls, source: Mapping[str, Any] | object) -> Recipe:
+        """The recipe part of a Params or request dict, or of an object with the same attribute
+        names (the pipeline's config, a train request); names it lacks keep their defaults."""
+        values = source if isinstance(source, Mapping) else vars(source)
+        return cls(**{name: values[name] for name in cls.names() if name in values})
 
     @property
     def flip_average_applies(self) -> bool:

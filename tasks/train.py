@@ -52,7 +52,7 @@ class TrainRequest(Recipe):
 
     @property
     def recipe(self) -> Recipe:
-        return Recipe(**{name: getattr(self, name) for name in Recipe.names()})
+        return Recipe.of(self)
 
     def to_cli_args(self) -> list[str]:
         """The command line that reproduces this request (the container's command)."""
@@ -102,7 +102,7 @@ def plan_attempt(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         seed=config.seed,
-        **{name: getattr(config, name) for name in Recipe.names()},
+        **asdict(Recipe.of(config)),
     )
     if attempt == 1 or not previous_model_uri:
         return first, describe_attempt(first, attempt)
