@@ -12,7 +12,7 @@ splits them by content hash as it splits any catalogue; the sizes it gave are re
 
   python -m bench.accuracy [--samples 2] [--conf '{"epochs": 3}'] [--per-class 1000]
 
-On 2 CPU cores a training attempt of the default 30 epochs takes about 70 minutes, and a
+On 2 CPU cores a training attempt of the default 40 epochs takes about 90 minutes, and a
 sample whose first attempt misses `min_test_accuracy` trains again (up to `max_attempts`).
 """
 

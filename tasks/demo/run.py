@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "image_classifier_retrain"
 # The digits' best epoch comes by about the fifth (0.99 validation accuracy); the default
-# `epochs` would triple the demo's time for no gain.
+# `epochs` would quadruple the demo's time for no gain.
 DEMO_EPOCHS = 10
 
 

@@ -104,7 +104,7 @@ def test_params_have_types_and_defaults(retrain_dag):
     }
     for name, json_type in expected.items():
         assert params.get_param(name).schema["type"] == json_type, name
-    assert params["epochs"] == 30 and params["batch_size"] == 32 and params["image_size"] == 128
+    assert params["epochs"] == 40 and params["batch_size"] == 32 and params["image_size"] == 128
 
 
 def test_tasks_and_edges(retrain_dag):
