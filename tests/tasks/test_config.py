@@ -10,7 +10,7 @@ import pytest
 from tasks.config import SECTIONS, PipelineConfig, param_schemas, unknown_params
 
 
-def test_defaults_keep_the_reference_input_batch_and_learning_rate_with_three_times_its_epochs():
+def test_defaults_keep_the_reference_input_batch_and_learning_rate_with_four_times_its_epochs():
     config = PipelineConfig()
     assert (config.image_size, config.epochs, config.batch_size, config.learning_rate) == (128, 40, 32, 1e-3)
     assert config.class_names == ()  # the raw folders decide
