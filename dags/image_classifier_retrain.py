@@ -224,7 +224,7 @@ def give_up(evaluations: list[dict[str, Any]]) -> None:
     from tasks.blessing import give_up_reason
 
     with pipeline_step() as step:
-        reason = give_up_reason(evaluations, step.config.min_test_accuracy)
+        reason = give_up_reason(evaluations, step.config)
         if step.config.fail_on_give_up:
             raise AirflowFailException(reason)
     log.warning(reason)

@@ -13,6 +13,7 @@ from airflow.sdk import Param, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unknown_params
+from tasks.errors import InvalidSettingsError
 
 if TYPE_CHECKING:
     from tasks.partitions import Partition
@@ -60,7 +61,7 @@ def run_config(context: Any, known_params: Iterable[str] | None = None) -> Pipel
         known = list(known_params if known_params is not None else param_schemas())
         refused = unknown_params(list(conf), known=known)
         if refused:
-            raise ValueError(refused)
+            raise InvalidSettingsError(refused)
         return PipelineConfig.from_params(dict(context["params"]))
 
 
@@ -93,15 +94,11 @@ def pipeline_step(
 def failing_fast() -> Iterator[None]:
     """Fails the task without retries when retrying cannot help (bad data, missing bucket,
     wrong credentials, invalid Params); transient problems still raise and get retried."""
-    from tasks.storage import StorageError
+    from tasks.errors import PermanentError
 
     try:
         yield
-    except StorageError as error:
-        if error.permanent:
-            raise AirflowFailException(str(error)) from error
-        raise
-    except ValueError as error:  # invalid settings, and DataValidationError (unfit data)
+    except PermanentError as error:  # unfit data, invalid settings, refused S3 access
         raise AirflowFailException(str(error)) from error
 
 

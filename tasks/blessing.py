@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from tasks.config import ATTEMPT_GROUPS, PipelineConfig
+from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
 from tasks.storage import S3Client, get_json, put_json
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 BLESSED_METRICS = ("accuracy", "macro_f1")
 
 
-class BlessingConfigError(ValueError):
+class BlessingConfigError(InvalidSettingsError):
     """No threshold is configured: refusing to bless rather than passing silently."""
 
 
@@ -134,16 +135,20 @@ def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> d
     }
 
 
-def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str, Any]) -> Decision:
-    """Blesses an evaluated attempt (an `Evaluation` as a dict), writes its blessing.json, and
-    says what the run does next."""
-    blessing = bless(
+def blessing_of(evaluation: dict[str, Any], config: PipelineConfig) -> Blessing:
+    """The run's thresholds applied to an evaluated attempt (an `Evaluation` as a dict)."""
+    return bless(
         {key: evaluation[key] for key in ("attempt", "model_uri", "accuracy", "macro_f1")},
         evaluation["champion"],
         min_accuracy=config.min_test_accuracy,
         min_macro_f1=config.min_macro_f1,
         max_regression=config.max_regression,
     )
+
+
+def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str, Any]) -> Decision:
+    """Blesses an evaluated attempt, writes its blessing.json, and says what the run does next."""
+    blessing = blessing_of(evaluation, config)
     attempt_layout = AttemptLayout.at(evaluation["attempt_uri"])
     blessing_uri = attempt_layout.blessing
     put_json(
@@ -157,11 +162,12 @@ def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str
     return Decision(decision.verdict, decision.reason, str(blessing_uri))
 
 
-def give_up_reason(evaluations: list[dict[str, Any]], min_accuracy: float | None) -> str:
-    """One line for on-call: the best attempt and how far it fell short."""
+def give_up_reason(evaluations: list[dict[str, Any]], config: PipelineConfig) -> str:
+    """One line for on-call: the best attempt and each rule that refused it (a value threshold,
+    or the comparison with the champion), as its blessing.json says."""
     best = max(evaluations, key=lambda evaluation: evaluation["accuracy"])
-    threshold = f" < {min_accuracy:.2f}" if min_accuracy is not None else ""
+    refused = blessing_of(best, config).reason
     return (
-        f"no attempt met the thresholds: best accuracy {best['accuracy']:.4f}{threshold} "
-        f"(attempt {best['attempt']} of {len(evaluations)}); production model left unchanged"
+        f"no attempt was blessed: the best, attempt {best['attempt']} of {len(evaluations)}, "
+        f"was refused on {refused}; production model left unchanged"
     )

@@ -46,9 +46,9 @@ from tasks.partitions import (
     write_slots,
 )
 from tasks.storage import (
+    PermanentStorageError,
     S3Client,
     S3Uri,
-    StorageError,
     ensure_bucket,
     get_bytes,
     iter_objects,
@@ -106,7 +106,7 @@ def resolve_classes(config: PipelineConfig, keys: list[str]) -> tuple[list[str],
     folders = {class_of(key, config.raw_prefix) for key in keys} - {None}
     classes = sorted(name for name in folders if name and re.search(CLASS_NAME_PATTERN, name))
     if len(classes) < 2:
-        raise StorageError(
+        raise PermanentStorageError(
             f"{raw_root(config)}: found {len(classes)} class folder(s) {classes}; a classifier needs "
             f"at least two, as {config.raw_prefix}<class_name>/<file> (or set the class_names Param)"
         )
@@ -154,7 +154,7 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
             ", ".join(f"{kind} {count}" for kind, count in skipped.most_common()),
         )
     if not listed:
-        raise StorageError(
+        raise PermanentStorageError(
             f"{raw_uri}: no objects to train on; upload images as "
             f"{config.raw_prefix}<class_name>/<file> (see README, raw-data contract)"
         )

@@ -17,6 +17,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from functools import cache
 from typing import Any, get_type_hints
 
+from tasks.errors import InvalidSettingsError
 from tasks.recipe import BATCH_SIZE, EPOCHS, KEEP_EPOCH_BY, LEARNING_RATE, LR_SCHEDULES, SEED, Recipe
 
 # The trigger form's sections, in the order the form shows them.
@@ -327,7 +328,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         problems = list(self._problems())
         if problems:
-            raise ValueError("invalid pipeline config: " + "; ".join(problems))
+            raise InvalidSettingsError("invalid pipeline config: " + "; ".join(problems))
 
     def _problems(self) -> Iterator[str]:
         for declared in fields(self):

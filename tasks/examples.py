@@ -26,7 +26,7 @@ from tasks.images import decode_rgb
 from tasks.layout import ExampleStore, raw_object
 from tasks.partitions import SLOTS, content_slot, read_slots, write_slots
 from tasks.shards import SPLITS, PackWriter, pack_id
-from tasks.storage import S3Client, StorageError, get_bytes, parallel_map, upload_file
+from tasks.storage import PermanentStorageError, S3Client, get_bytes, parallel_map, upload_file
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def store_new_examples(
     def load(row: Any) -> np.ndarray:
         body = get_bytes(client, raw_object(bucket, row.key))
         if hashlib.sha256(body).hexdigest() != row.sha256:
-            raise StorageError(
+            raise PermanentStorageError(
                 f"{raw_object(bucket, row.key)}: changed since it was collected; rerun the DAG"
             )
         return decode_rgb(body, image_size, row.key)

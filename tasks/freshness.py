@@ -8,6 +8,7 @@ and skips training, evaluation and deploy when they are equal, unless `force_ret
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -36,11 +37,47 @@ TRAINING_SETTINGS = (
 TRAINER_SOURCES = ("model.py", "recipe.py", "train.py", "shards.py", "checkpoints.py")
 
 
+# Calls whose statements only report (log lines, prints): editing their text trains nothing.
+REPORTING_CALLERS = frozenset({"log", "logger", "logging", "print"})
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _is_report(statement: ast.stmt) -> bool:
+    """A statement that is only a call of `log.info(...)`, `logger.warning(...)`, `print(...)`."""
+    if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+        return False
+    function = statement.value.func
+    while isinstance(function, ast.Attribute):
+        function = function.value
+    return isinstance(function, ast.Name) and function.id in REPORTING_CALLERS
+
+
+def code_shape(source: str) -> str:
+    """The source's syntax tree without docstrings, comments, log lines and positions: what the
+    code does, not how it is worded or laid out."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+            kept = [part for part in body if not (_is_docstring(part) or _is_report(part))]
+            node.body = kept or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree, include_attributes=False)
+
+
 def trainer_code_version() -> str:
-    """A hash of the trainer's source files, the same in the worker and in the trainer image."""
+    """A hash of the trainer's code (its syntax trees, so a docstring, comment or log-line edit
+    keeps it), the same in the worker and in the trainer image."""
     digest = hashlib.sha256()
     for name in TRAINER_SOURCES:
-        digest.update((Path(__file__).resolve().parent / name).read_bytes())
+        digest.update(name.encode() + b"\0")
+        digest.update(code_shape((Path(__file__).resolve().parent / name).read_text()).encode())
     return digest.hexdigest()[:16]
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from tasks.errors import InvalidSettingsError
+
 LR_SCHEDULES = ("constant", "cosine")
 KEEP_EPOCH_BY = ("val_accuracy", "val_loss", "last")
 # Epochs per attempt. Four times the reference's 10: with augmentation and dropout the model
@@ -44,9 +46,11 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {self.lr_schedule!r}")
+            raise InvalidSettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, not {self.lr_schedule!r}")
         if self.keep_epoch_by not in KEEP_EPOCH_BY:
-            raise ValueError(f"keep_epoch_by must be one of {KEEP_EPOCH_BY}, not {self.keep_epoch_by!r}")
+            raise InvalidSettingsError(
+                f"keep_epoch_by must be one of {KEEP_EPOCH_BY}, not {self.keep_epoch_by!r}"
+            )
 
     @classmethod
     def names(cls) -> list[str]:

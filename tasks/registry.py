@@ -19,8 +19,8 @@ import numpy as np
 
 from tasks.layout import ModelLayout, VersionLayout
 from tasks.storage import (
+    PermanentStorageError,
     S3Client,
-    StorageError,
     WriteConflictError,
     download_file,
     exists,
@@ -105,11 +105,13 @@ class Registry:
         if version is None:
             pointer = self.pointer()
             if pointer is None:
-                raise StorageError(f"{self.pointer_uri}: no production model yet")
+                raise PermanentStorageError(f"{self.pointer_uri}: no production model yet")
             version = int(pointer["version"])
         layout = self.layout.version(version)
         if not exists(self.client, layout.marker):
-            raise StorageError(f"{layout.root}: version {version} is missing or incomplete (no _COMPLETE)")
+            raise PermanentStorageError(
+                f"{layout.root}: version {version} is missing or incomplete (no _COMPLETE)"
+            )
         return layout
 
     def load(self, version: int | None = None) -> tuple[Any, dict[str, Any]]:

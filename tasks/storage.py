@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+
+from tasks.errors import InvalidSettingsError, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,22 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+# The errors botocore raises for a request; `explain` turns them into a StorageError.
+S3_ERRORS = (BotoCoreError, ClientError)
+
+
 class StorageError(RuntimeError):
     """An S3 problem explained in one line: which object or bucket, what went wrong, what to do.
-    `permanent` problems (missing bucket, bad credentials, no data) are not worth a retry."""
+    This base kind is transient (an unreachable endpoint, a throttled or failed request): the
+    task's retries may clear it."""
 
-    def __init__(self, message: str, permanent: bool = True) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+    permanent = False
+
+
+class PermanentStorageError(StorageError, PermanentError):
+    """An S3 problem that a retry cannot clear (missing bucket, bad credentials, no data)."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class S3Uri:
     @classmethod
     def parse(cls, uri: str) -> S3Uri:
         if not uri.startswith("s3://"):
-            raise ValueError(f"{uri!r} is not an s3:// URI")
+            raise InvalidSettingsError(f"{uri!r} is not an s3:// URI")
         bucket, _, key = uri[len("s3://") :].partition("/")
         return cls(bucket, key)
 
@@ -117,11 +128,16 @@ def log_retries(client: S3Client) -> S3Client:
 
 
 def explain(error: Exception, what: str) -> StorageError:
-    """Turns botocore's errors into one readable line naming the object and the likely fix."""
+    """Turns one of botocore's errors (S3_ERRORS) into one readable line naming the object and
+    the likely fix; known refusals are permanent, the rest (5xx, throttling, dropped
+    connections) transient. Callers catch S3_ERRORS only, so other exceptions keep their type."""
     if isinstance(error, NoCredentialsError):
-        return StorageError(f"{what}: no AWS credentials found; set the connection's login/password")
+        return PermanentStorageError(
+            f"{what}: no AWS credentials found; set the connection's login/password (or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+        )
     if isinstance(error, EndpointConnectionError):
-        return StorageError(f"{what}: S3 endpoint unreachable ({error}); check endpoint_url", permanent=False)
+        return StorageError(f"{what}: S3 endpoint unreachable ({error}); check endpoint_url")
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         hints = {
@@ -133,9 +149,10 @@ def explain(error: Exception, what: str) -> StorageError:
             "AccessDenied": "access denied; check the credentials' permissions",
             "403": "access denied; check the credentials",
         }
-        permanent = code in hints
-        return StorageError(f"{what}: {hints.get(code, code or str(error))}", permanent)
-    return StorageError(f"{what}: {error}", permanent=False)
+        if code in hints:
+            return PermanentStorageError(f"{what}: {hints[code]}")
+        return StorageError(f"{what}: {code or error}")
+    return StorageError(f"{what}: {error}")
 
 
 def ensure_bucket(client: S3Client, bucket: str) -> None:
@@ -144,11 +161,11 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
         client.head_bucket(Bucket=bucket)
     except ClientError as error:
         if error.response["Error"]["Code"] in ("404", "NoSuchBucket"):
-            raise StorageError(
+            raise PermanentStorageError(
                 f"s3://{bucket}: the bucket does not exist; create it or fix the 'bucket' Param"
             ) from error
         raise explain(error, f"s3://{bucket}") from error
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"s3://{bucket}") from error
 
 
@@ -168,7 +185,7 @@ def list_folders(client: S3Client, uri: S3Uri) -> list[str]:
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
             names += [item["Prefix"][len(prefix) :].rstrip("/") for item in page.get("CommonPrefixes", [])]
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"listing {uri}") from error
     return names
 
@@ -179,14 +196,14 @@ def iter_objects(client: S3Client, uri: S3Uri) -> Iterator[dict[str, Any]]:
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=uri.key):
             yield from page.get("Contents", [])
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"listing {uri}") from error
 
 
 def get_bytes(client: S3Client, uri: S3Uri) -> bytes:
     try:
         return client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, str(uri)) from error
 
 
@@ -198,7 +215,7 @@ def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise explain(error, str(uri)) from error
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, str(uri)) from error
 
 
@@ -206,7 +223,7 @@ def put_bytes(client: S3Client, uri: S3Uri, body: bytes, content_type: str = "")
     extra = {"ContentType": content_type} if content_type else {}
     try:
         client.put_object(Bucket=uri.bucket, Key=uri.key, Body=body, **extra)
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"writing {uri}") from error
 
 
@@ -227,7 +244,7 @@ def put_json(client: S3Client, uri: S3Uri, document: Any) -> None:
     put_bytes(client, uri, json_bytes(document), "application/json")
 
 
-class WriteConflictError(StorageError):
+class WriteConflictError(PermanentStorageError):
     """A conditional write lost: somebody else wrote the object since we read it."""
 
 
@@ -264,7 +281,7 @@ def exists(client: S3Client, uri: S3Uri) -> bool:
 def upload_file(client: S3Client, path: Path, uri: S3Uri) -> None:
     try:
         client.upload_file(str(path), uri.bucket, uri.key, Config=MANAGED_TRANSFER)
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"uploading {path} to {uri}") from error
 
 
@@ -272,7 +289,7 @@ def download_file(client: S3Client, uri: S3Uri, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         client.download_file(uri.bucket, uri.key, str(path), Config=MANAGED_TRANSFER)
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"downloading {uri}") from error
     return path
 
@@ -285,7 +302,7 @@ def copy_object(client: S3Client, source: S3Uri, target: S3Uri) -> None:
             Key=target.key,
             CopySource={"Bucket": source.bucket, "Key": source.key},
         )
-    except Exception as error:
+    except S3_ERRORS as error:
         raise explain(error, f"copying {source} to {target}") from error
 
 
@@ -316,7 +333,7 @@ def download_tree(
     paths = [folder / key[len(prefix) :] for key in keys]
     for path in paths:
         if folder.resolve() not in path.resolve().parents:
-            raise StorageError(f"s3://{uri.bucket}/{path}: key escapes {folder}; refusing")
+            raise PermanentStorageError(f"s3://{uri.bucket}/{path}: key escapes {folder}; refusing")
     parallel_map(
         lambda pair: download_file(client, S3Uri(uri.bucket, pair[0]), pair[1]),
         list(zip(keys, paths, strict=True)),
@@ -325,13 +342,21 @@ def download_tree(
 
 
 def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> int:
-    """Deletes objects in batches of S3's maximum of 1,000 per request."""
+    """Deletes objects in batches of S3's maximum of 1,000 per request. S3 answers a batch with
+    HTTP 200 and lists the keys it could not delete; any such key raises, naming the first."""
     for start in range(0, len(keys), 1000):
         batch = [{"Key": key} for key in keys[start : start + 1000]]
         try:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        except Exception as error:
+            answer = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except S3_ERRORS as error:
             raise explain(error, f"deleting objects in s3://{bucket}") from error
+        refused = answer.get("Errors", [])
+        if refused:
+            first = refused[0]
+            raise StorageError(
+                f"s3://{bucket}/{first.get('Key')}: not deleted ({first.get('Code')}: "
+                f"{first.get('Message', '')}); {len(refused)} of {len(batch)} keys in the batch refused"
+            )
     return len(keys)
 
 

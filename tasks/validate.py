@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from tasks.config import PipelineConfig
+from tasks.errors import PermanentError
 from tasks.expectations import Outcome, Validator, table
 from tasks.layout import run_layout
 from tasks.storage import S3Client, put_csv, put_json, upload_tree
@@ -39,7 +40,7 @@ ROW_REASONS = {
 }
 
 
-class DataValidationError(ValueError):
+class DataValidationError(PermanentError, ValueError):
     """The data is not fit to train on; the message names the expectation and what was seen."""
 
 

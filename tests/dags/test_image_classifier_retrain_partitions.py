@@ -86,7 +86,7 @@ def test_a_failed_partition_is_retried_alone(retrain_dag, pristine_params, s3, b
     def flaky_get_bytes(client, uri):
         if uri.key == victim and not failures:
             failures.append(uri.key)
-            raise StorageError(f"{uri}: connection reset by peer", permanent=False)
+            raise StorageError(f"{uri}: connection reset by peer")
         return real_get_bytes(client, uri)
 
     monkeypatch.setattr(tasks.examples, "get_bytes", flaky_get_bytes)

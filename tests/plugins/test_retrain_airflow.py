@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from retrain_airflow import failing_fast, retrain_params, run_config, s3_client
-from tasks.storage import StorageError
+from tasks.errors import InvalidSettingsError
+from tasks.storage import PermanentStorageError, StorageError
 from tasks.validate import DataValidationError
 
 
@@ -24,16 +27,26 @@ def test_params_become_a_validated_config():
 
 @pytest.mark.parametrize(
     "error",
-    [DataValidationError("gate failed"), StorageError("no bucket", permanent=True), ValueError("bad")],
+    [DataValidationError("gate failed"), PermanentStorageError("no bucket"), InvalidSettingsError("bad")],
 )
 def test_permanent_problems_fail_without_retry(error):
     with pytest.raises(AirflowFailException, match=str(error)), failing_fast():
         raise error
 
 
-def test_transient_problems_stay_retryable():
-    with pytest.raises(StorageError), failing_fast():
-        raise StorageError("endpoint unreachable", permanent=False)
+@pytest.mark.parametrize(
+    "error",
+    [
+        StorageError("endpoint unreachable"),
+        json.JSONDecodeError("Expecting value", "{", 1),
+        ValueError("a plain bug"),
+        KeyError("version"),
+    ],
+)
+def test_transient_problems_and_bugs_keep_their_type_and_their_retries(error):
+    with pytest.raises(type(error)) as raised, failing_fast():
+        raise error
+    assert raised.value is error
 
 
 def probes(schema: dict) -> list:

@@ -3,10 +3,19 @@ changed since the production model, or when forced."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tasks import freshness
 from tasks.config import PipelineConfig
-from tasks.freshness import check_for_change, training_signature
+from tasks.freshness import (
+    TRAINER_SOURCES,
+    check_for_change,
+    code_shape,
+    trainer_code_version,
+    training_signature,
+)
 from tasks.layout import dataset_layout, model_layout
 from tasks.storage import put_json
 
@@ -64,3 +73,41 @@ def test_the_first_model_trains(s3, bucket, production):
     _, dataset_uri = production
     need = check_for_change(s3, PipelineConfig(bucket=bucket, model_name="none-yet"), dataset_uri)
     assert need.train and need.reason == "no production model yet: training"
+
+
+TRAINER_SNIPPET = '''
+"""Trains the model."""
+import logging
+
+log = logging.getLogger(__name__)
+DROPOUT = 0.5
+
+
+def fit(model):
+    """Fits the model."""
+    log.info("fitting with dropout %s", DROPOUT)  # progress for the task log
+    return model.fit(dropout=DROPOUT)
+'''
+
+
+def test_wording_of_the_trainer_code_keeps_its_shape():
+    reworded = (
+        TRAINER_SNIPPET.replace('"""Fits the model."""', '"""Fits the model on the training split."""')
+        .replace("# progress for the task log", "# shown in the task log")
+        .replace('"fitting with dropout %s"', '"training at dropout %s"')
+        .replace("\n\n\ndef", "\n\n\n\ndef")
+    )
+    assert reworded != TRAINER_SNIPPET
+    assert code_shape(reworded) == code_shape(TRAINER_SNIPPET)
+
+
+def test_a_changed_constant_or_statement_changes_the_shape():
+    original = code_shape(TRAINER_SNIPPET)
+    assert code_shape(TRAINER_SNIPPET.replace("DROPOUT = 0.5", "DROPOUT = 0.4")) != original
+    assert code_shape(TRAINER_SNIPPET.replace("fit(dropout", "fit(verbose=0, dropout")) != original
+
+
+def test_the_trainer_code_version_reads_every_trainer_source():
+    sources = [Path(freshness.__file__).parent / name for name in TRAINER_SOURCES]
+    assert all(source.is_file() for source in sources)
+    assert len(trainer_code_version()) == 16

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from tasks.errors import PermanentError
 from tasks.storage import (
     TRANSFER_THREADS,
+    PermanentStorageError,
     S3Uri,
     StorageError,
     WriteConflictError,
     client_config,
+    delete_keys,
     download_file,
     download_tree,
     ensure_bucket,
+    get_bytes,
     get_json,
     head_etag,
     iter_objects,
@@ -27,6 +34,7 @@ from tasks.storage import (
     put_bytes,
     put_json,
     put_json_if,
+    upload_file,
     upload_tree,
 )
 
@@ -119,3 +127,58 @@ def test_parallel_transfers_of_large_objects_fit_the_connection_pool(s3, bucket,
     paths = parallel_map(lambda key: download_file(s3, S3Uri(bucket, key), tmp_path / key), keys)
     assert [path.stat().st_size for path in paths] == [len(body)] * len(keys)
     assert not [record for record in caplog.records if "pool is full" in record.getMessage()]
+
+
+def test_errors_that_are_not_s3_answers_keep_their_type(s3, bucket, tmp_path):
+    """A local bug or a corrupt document is not relabelled as a (retryable) S3 problem."""
+    with pytest.raises(FileNotFoundError):
+        upload_file(s3, tmp_path / "not-written.bin", S3Uri(bucket, "x.bin"))
+    put_bytes(s3, S3Uri(bucket, "broken.json"), b"{not json")
+    with pytest.raises(json.JSONDecodeError) as raised:
+        get_json(s3, S3Uri(bucket, "broken.json"))
+    assert not isinstance(raised.value, PermanentError | StorageError)
+
+
+def test_refusals_are_permanent_and_outages_are_not(s3):
+    with pytest.raises(PermanentStorageError):
+        put_bytes(s3, S3Uri("no-such-bucket-here", "k"), b"x")
+    one_try = client_config().merge(Config(retries={"total_max_attempts": 1}))
+    client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", config=one_try)
+    with pytest.raises(StorageError) as raised:
+        get_bytes(client, S3Uri("any-bucket", "k"))
+    assert not isinstance(raised.value, PermanentError)
+
+
+class RefusingDeletes(BaseHTTPRequestHandler):
+    """An S3 endpoint whose DeleteObjects answers 200 and refuses one key, as S3 does for a key
+    the credentials may not delete."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult '
+            b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Deleted><Key>runs/a</Key></Deleted>'
+            b"<Error><Key>runs/b</Key><Code>AccessDenied</Code><Message>Access Denied</Message>"
+            b"</Error></DeleteResult>"
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_keys_s3_refuses_to_delete_raise(s3, bucket):
+    put_bytes(s3, S3Uri(bucket, "runs/a"), b"a")
+    assert delete_keys(s3, bucket, ["runs/a"]) == 1
+    server = HTTPServer(("127.0.0.1", 0), RefusingDeletes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = make_client(f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(StorageError, match=r"s3://b-1/runs/b: not deleted \(AccessDenied"):
+            delete_keys(client, "b-1", ["runs/a", "runs/b"])
+    finally:
+        server.shutdown()
