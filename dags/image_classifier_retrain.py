@@ -74,7 +74,7 @@ def collect(partition: dict[str, Any]) -> dict[str, Any]:
         return asdict(collect_partition(step.client, step.config, part, step.run_id))
 
 
-@task
+@task(**S3_RETRIES)
 def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merges the manifest parts and runs the data-quality gate once over the whole:
     quarantines bad objects, fails the run on unfit data; then splits the clean rows by
@@ -124,7 +124,7 @@ def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -
     return asdict(dataset)
 
 
-@task.branch
+@task.branch(**S3_RETRIES)
 def check_for_change(dataset: dict[str, Any]) -> str:
     """Trains only when the data, the training settings or the trainer code changed since
     the production model (or force_retrain is set)."""
@@ -176,7 +176,7 @@ def train(train_request: Any) -> TrainerOperator:
     )
 
 
-@task
+@task(**S3_RETRIES)
 def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> dict[str, Any]:
     """Scores the attempt's model, and the production model if comparable, on the same test
     split; writes evaluation.json and confusion_matrix.png beside the model."""
@@ -193,7 +193,7 @@ def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> 
     return asdict(evaluation)
 
 
-@task.branch
+@task.branch(**S3_RETRIES)
 def decide(evaluation: dict[str, Any]) -> str:
     """Blesses or not (blessing.json), then deploys, retrains or gives up."""
     from tasks.blessing import Verdict, bless_attempt
@@ -296,9 +296,8 @@ def attempt_group(
         "owner": "ml-platform",
         "retries": 1,
         "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": FailureAlert(level="task"),
     },
-    on_failure_callback=FailureAlert(level="run"),
+    on_failure_callback=FailureAlert(),
     tags=["ml", "retrain", "image-classifier"],
 )
 def image_classifier_retrain() -> None:

@@ -51,8 +51,11 @@ def score() -> dict[str, Any]:
     max_active_runs=1,
     doc_md=__doc__,
     params=PARAMS,
-    default_args={"owner": "ml-platform", "retries": 1, "on_failure_callback": FailureAlert(level="task")},
-    on_failure_callback=FailureAlert(level="run"),
+    default_args={"owner": "ml-platform", "retries": 1},
+    on_failure_callback=FailureAlert(),
+    # It only runs on a deployment's Asset event (or by hand): unpaused from the start, so the
+    # first deployment is scored without anyone unpausing it.
+    is_paused_upon_creation=False,
     tags=["ml", "inference"],
 )
 def score_incoming() -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Param, get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
+from retrain_alerts import recording_failure
 from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unknown_params
 from tasks.errors import InvalidSettingsError
 
@@ -83,7 +84,7 @@ def pipeline_step(
     resolved them) and S3 client, with the fail-fast rule applied to everything inside.
     `known_params`: the DAG's Param names, for a DAG other than the retrain DAG."""
     context = get_current_context()
-    with failing_fast():
+    with recording_failure(context), failing_fast():
         config = run_config(context, known_params)
         if class_names:
             config = config.with_classes(class_names)

@@ -3,12 +3,13 @@ failed run, naming the DAG, the run, the failed task, the one-line reason it fai
 link to the run in the UI. Posted as JSON to the webhook in RETRAIN_ALERT_WEBHOOK_URL (a
 Slack incoming webhook takes it as it is: its `text` field); off while that is unset.
 
-`FailureAlert(level="task")` is every task's `on_failure_callback`: a task's final failure is
-where the reason is known (the exception the task failed with). Only the run's first failed
-task sends: one that finds another task of the run already failed stays quiet, so mapped
-instances failing together do not page once each. `FailureAlert(level="run")` is the DAG's
-`on_failure_callback`: it sends only when the run failed without a failed task (a run
-timeout), which no task callback has reported.
+The decision is made once per run, by the DAG's `on_failure_callback` (`FailureAlert`), which
+Airflow calls once when a run fails: it reads the run's task states, names the first failed
+task in the DAG's order (the root cause: tasks downstream of it end `upstream_failed`, not
+`failed`) and counts the others, so tasks failing together, such as mapped instances, send
+one message, never two and never none. The reason is the line each failing task records as
+it fails (`recording_failure`, an XCom named FAILURE_REASON_KEY); a run that failed with no
+failed task (a run timeout) says so.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
 from tasks.config import DeploymentSettings
-
-# The reason Airflow gives a run's failure callback when a task failed it; the failed task's
-# own callback has reported that run already.
-TASK_FAILURE = "task_failure"
 
 log = logging.getLogger("retrain.alerts")
 
@@ -68,12 +68,38 @@ def run_url(dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
 
 
-def another_task_failed_first(task_states: dict[str, Any], own_key: str) -> str | None:
-    """The key of a task of the run that failed before this one (its callback has alerted)."""
-    for key, state in sorted(task_states.items()):
-        if key != own_key and state == "failed":
-            return key
-    return None
+FAILURE_REASON_KEY = "failure_reason"
+
+
+@contextmanager
+def recording_failure(context: Any) -> Iterator[None]:
+    """Records the one-line reason of an exception leaving a task body (as XCom
+    FAILURE_REASON_KEY, while the task still runs), for the run's alert; then re-raises it."""
+    try:
+        yield
+    except Exception as error:
+        try:
+            context["ti"].xcom_push(key=FAILURE_REASON_KEY, value=one_line(error))
+        except Exception:  # noqa: BLE001 - the task's own failure must surface, not this one
+            log.warning("could not record the failure reason for the run's alert", exc_info=True)
+        raise
+
+
+def failed_tasks(task_states: dict[str, Any], task_order: list[str]) -> list[tuple[str, int]]:
+    """The run's failed task instances as (task_id, map_index), in the DAG's task order then
+    map index. Keys as Airflow's task-state API gives them: mapped instances as task_id_N."""
+    position = {task_id: number for number, task_id in enumerate(task_order)}
+    failed = []
+    for key, state in task_states.items():
+        if state != "failed":
+            continue
+        task_id, map_index = key, -1
+        if key not in position:
+            base, _, index = key.rpartition("_")
+            if base in position and index.isdigit():
+                task_id, map_index = base, int(index)
+        failed.append((task_id, map_index))
+    return sorted(failed, key=lambda item: (position.get(item[0], len(position)), item[0], item[1]))
 
 
 def send(webhook_url: str, alert: Alert, timeout_s: float = 10.0) -> None:
@@ -93,52 +119,107 @@ def send(webhook_url: str, alert: Alert, timeout_s: float = 10.0) -> None:
 
 
 class FailureAlert(BaseNotifier):
-    """Posts one message per failed run to RETRAIN_ALERT_WEBHOOK_URL (see the module doc)."""
+    """Posts one message per failed run to RETRAIN_ALERT_WEBHOOK_URL (see the module doc). It is
+    the DAG's `on_failure_callback`; it has no template fields."""
 
-    def __init__(self, level: Literal["task", "run"]) -> None:
-        super().__init__()
-        self.level = level
+    template_fields = ()
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        # Nothing to render; Airflow's default needs the DAG's Jinja environment, which the
+        # serialized DAG that `airflow dags test` hands run callbacks does not have.
+        return None
 
     def notify(self, context: Any) -> None:
-        # Read when the alert is due, in whichever process runs the callback (worker, DAG
-        # processor), not when the DAG file was parsed.
+        # Read when the alert is due, in whichever process runs the callback (DAG processor,
+        # or the `dags test` process), not when the DAG file was parsed.
         webhook_url = DeploymentSettings().alert_webhook_url.strip()
-        if not webhook_url:
-            return
-        alert = self.task_alert(context) if self.level == "task" else self.run_alert(context)
-        if alert is not None:
-            send(webhook_url, alert)
+        if webhook_url:
+            send(webhook_url, self.run_alert(context))
 
     @staticmethod
-    def task_alert(context: Any) -> Alert | None:
-        ti = context["ti"]
-        own_key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        earlier = another_task_failed_first(states, own_key)
-        if earlier:
-            log.info("no failure alert from %s: %s failed first and has alerted", own_key, earlier)
-            return None
-        return Alert(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=ti.map_index,
-            reason=one_line(context.get("exception")),
-            url=run_url(ti.dag_id, ti.run_id),
-        )
-
-    @staticmethod
-    def run_alert(context: Any) -> Alert | None:
-        reason = context.get("reason") or ""
-        if reason == TASK_FAILURE:
-            return None
-        dag_id = context["dag"].dag_id
+    def run_alert(context: Any) -> Alert:
+        dag = context["dag"]
         run_id = context["run_id"]
+        run = RunRecords.of(context)
+        failed = failed_tasks(run.task_states(), list(dag.task_ids)) if run else []
+        if run is None or not failed:
+            reason = context.get("reason") or "no reason given"
+            return Alert(
+                dag_id=dag.dag_id,
+                run_id=run_id,
+                task_id=None,
+                map_index=None,
+                reason=f"the run failed ({reason}) with no task failed",
+                url=run_url(dag.dag_id, run_id),
+            )
+        task_id, map_index = failed[0]
+        recorded = run.failure_reason(task_id, map_index)
+        others = len(failed) - 1
         return Alert(
-            dag_id=dag_id,
+            dag_id=dag.dag_id,
             run_id=run_id,
-            task_id=None,
-            map_index=None,
-            reason=f"the run failed ({reason or 'no reason given'}) with no task failed",
-            url=run_url(dag_id, run_id),
+            task_id=task_id,
+            map_index=map_index,
+            reason=(one_line(recorded) if recorded else "see the task log")
+            + (f" (and {others} more failed task(s))" if others else ""),
+            url=run_url(dag.dag_id, run_id),
         )
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """The failed run's task states and recorded reasons. Read through the task SDK where the
+    callback runs under a supervisor (the DAG processor); `airflow dags test` and `dag.test()`
+    run it in their own process with the metadata database at hand, and it is read there."""
+
+    dag_id: str
+    run_id: str
+    ti: Any
+
+    @classmethod
+    def of(cls, context: Any) -> RunRecords | None:
+        ti = context.get("ti")
+        if ti is None and cls._supervised():
+            return None  # a supervised callback without a task instance has nothing to read with
+        return cls(context["dag"].dag_id, context["run_id"], ti)
+
+    @staticmethod
+    def _supervised() -> bool:
+        from airflow.sdk.execution_time import task_runner
+
+        return hasattr(task_runner, "SUPERVISOR_COMMS")
+
+    def task_states(self) -> dict[str, Any]:
+        if self.ti is not None and self._supervised():
+            return self.ti.get_task_states(dag_id=self.dag_id, run_ids=[self.run_id]).get(self.run_id, {})
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).filter(
+                TaskInstance.dag_id == self.dag_id, TaskInstance.run_id == self.run_id
+            )
+            return {
+                (task_id if map_index < 0 else f"{task_id}_{map_index}"): str(state) if state else None
+                for task_id, map_index, state in rows
+            }
+
+    def failure_reason(self, task_id: str, map_index: int) -> Any:
+        if self.ti is not None and self._supervised():
+            return self.ti.xcom_pull(task_ids=task_id, key=FAILURE_REASON_KEY, map_indexes=map_index)
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            value = (
+                session.query(XComModel.value)
+                .filter(
+                    XComModel.dag_id == self.dag_id,
+                    XComModel.run_id == self.run_id,
+                    XComModel.task_id == task_id,
+                    XComModel.map_index == map_index,
+                    XComModel.key == FAILURE_REASON_KEY,
+                )
+                .scalar()
+            )
+        return XComModel.deserialize_value(SimpleNamespace(value=value)) if value is not None else None

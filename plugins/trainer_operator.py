@@ -62,6 +62,12 @@ class TrainerOperator(DockerOperator):
 
     # Returns the train result (pushed to XCom) instead of DockerOperator's container logs.
     def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]
+        from retrain_alerts import recording_failure
+
+        with recording_failure(context):
+            return self._train(context)
+
+    def _train(self, context: Any) -> dict[str, Any]:
         from retrain_airflow import s3_client
         from tasks.layout import AttemptLayout
         from tasks.storage import get_json

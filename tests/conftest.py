@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -73,6 +74,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Small enough to train in seconds on two cores, large enough that every split holds every class.
 TEST_IMAGE_SIZE = 32
 TEST_IMAGE_COUNT = 600
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated SQLite metadata database for the run (DAG tests, run-level callbacks)."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run(
+        [str(airflow), "db", "migrate"],
+        env=os.environ,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,25 @@ def test_a_failed_partition_is_retried_alone(retrain_dag, pristine_params, s3, b
     assert (
         Partition(victim_partition, 4).label == instances["preprocess", victim_partition].rendered_map_index
     )
+
+
+def test_partitions_failing_together_send_one_alert(
+    retrain_dag, pristine_params, s3, bucket, monkeypatch, alert_sink
+):
+    """Four mapped collect instances fail in the same run: the run sends one alert, naming the
+    first failed instance in the DAG's order, its reason and how many others failed."""
+    import tasks.collect
+    from tasks.storage import PermanentStorageError
+
+    upload_digits(s3, bucket, "raw/", image_size=32, limit=120)
+
+    def refused(client, config, partition, run_id):
+        raise PermanentStorageError(f"s3://{config.bucket}/raw/: partition {partition.number} refused")
+
+    monkeypatch.setattr(tasks.collect, "collect_partition", refused)
+    dag_run, instances = data_plane_run(retrain_dag, pristine_params, bucket=bucket, partitions=4)
+    assert dag_run.state == "failed"
+    assert [index for (task_id, index), ti in instances.items() if ti.state == "failed"] == [0, 1, 2, 3]
+    (alert,) = alert_sink.messages
+    assert (alert["task_id"], alert["map_index"]) == ("collect", 0)
+    assert alert["reason"] == f"s3://{bucket}/raw/: partition 0 refused (and 3 more failed task(s))"

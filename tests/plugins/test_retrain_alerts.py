@@ -1,6 +1,6 @@
 """Failure alerts: what a message holds, when one is sent, and a webhook that refuses it.
-The task-level path (the gate failing a real run) is tested through the DAG in
-tests/dags/test_image_classifier_retrain.py."""
+Runs with failed tasks (the gate failing a real run; four mapped instances failing together)
+are tested through the DAG in tests/dags/."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import logging
 import pytest
 from alert_sink import WebhookSink
 
-from retrain_alerts import FailureAlert, another_task_failed_first, one_line
+from retrain_alerts import FailureAlert, failed_tasks, one_line
+
+# The run-level callback reads the run's task states from the metadata database here.
+pytestmark = pytest.mark.usefixtures("airflow_db")
 
 ALERT_WEBHOOK_ENV = "RETRAIN_ALERT_WEBHOOK_URL"
 RUN_ID = "scheduled__2026-11-29T02:00:00+00:00"
@@ -23,7 +26,7 @@ def run_context(reason: str) -> dict:
 
 
 def test_a_run_that_failed_without_a_failed_task_sends_one_alert(alert_sink):
-    FailureAlert(level="run")(run_context("timed_out"))
+    FailureAlert()(run_context("timed_out"))
     (alert,) = alert_sink.messages
     assert alert["task_id"] is None and alert["run_id"] == RUN_ID
     assert "timed_out" in alert["reason"]
@@ -32,15 +35,10 @@ def test_a_run_that_failed_without_a_failed_task_sends_one_alert(alert_sink):
     )
 
 
-def test_a_run_failed_by_a_task_is_left_to_that_task_s_alert(alert_sink):
-    FailureAlert(level="run")(run_context("task_failure"))
-    assert alert_sink.messages == []
-
-
 def test_alerts_are_off_while_no_webhook_is_set(monkeypatch):
     monkeypatch.delenv(ALERT_WEBHOOK_ENV, raising=False)
     with WebhookSink() as sink:
-        FailureAlert(level="run")(run_context("timed_out"))
+        FailureAlert()(run_context("timed_out"))
     assert sink.messages == []
 
 
@@ -48,7 +46,7 @@ def test_a_webhook_that_refuses_the_alert_is_logged_not_raised(monkeypatch, capl
     with WebhookSink(status=500) as sink:
         monkeypatch.setenv(ALERT_WEBHOOK_ENV, sink.url)
         with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
-            FailureAlert(level="run")(run_context("timed_out"))
+            FailureAlert()(run_context("timed_out"))
     assert len(sink.messages) == 1
     assert "NOT delivered to the webhook: HTTP Error 500" in caplog.text
 
@@ -58,7 +56,7 @@ def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch, caplog):
         url = sink.url
     monkeypatch.setenv(ALERT_WEBHOOK_ENV, url)  # the sink has stopped: nothing listens there
     with caplog.at_level(logging.ERROR, logger="retrain.alerts"):
-        FailureAlert(level="run")(run_context("timed_out"))
+        FailureAlert()(run_context("timed_out"))
     assert "NOT delivered to the webhook" in caplog.text
 
 
@@ -74,11 +72,22 @@ def test_the_reason_is_one_line(error, line):
     assert one_line(error) == line
 
 
-def test_only_the_first_failed_task_of_a_run_alerts():
+def test_the_failed_tasks_come_in_the_dag_s_order_then_map_index():
     # Keys as Airflow's task-state API gives them: mapped instances as task_id_mapindex.
-    states = {"plan_partitions": "success", "collect_0": "failed", "collect_1": "running"}
-    assert another_task_failed_first(states, own_key="collect_0") is None
-    states["collect_1"] = "failed"
-    assert another_task_failed_first(states, own_key="collect_1") == "collect_0"
-    assert another_task_failed_first({"validate": "failed"}, own_key="validate") is None
-    assert another_task_failed_first({"collect_0": "upstream_failed"}, own_key="validate") is None
+    order = ["plan_partitions", "collect", "validate", "attempt_1.train", "deploy"]
+    states = {
+        "plan_partitions": "success",
+        "deploy": "failed",
+        "collect_10": "failed",
+        "collect_2": "failed",
+        "collect_3": "running",
+        "validate": "upstream_failed",
+        "attempt_1.train": "failed",
+    }
+    assert failed_tasks(states, order) == [
+        ("collect", 2),
+        ("collect", 10),
+        ("attempt_1.train", -1),
+        ("deploy", -1),
+    ]
+    assert failed_tasks({"validate": "upstream_failed"}, order) == []
