@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
-from functools import cache
-from typing import Any, get_type_hints
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from tasks.errors import InvalidSettingsError
-from tasks.recipe import BATCH_SIZE, EPOCHS, KEEP_EPOCH_BY, LEARNING_RATE, LR_SCHEDULES, SEED, Recipe
+from tasks.recipe import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED, Recipe
+from tasks.settings import (
+    BLESSING,
+    DATA_GATE,
+    DATA_SOURCE,
+    EXECUTION,
+    SECTIONS,
+    TRAINING,
+    declared_problems,
+    json_schemas,
+    same_setting_as,
+    setting,
+    value_problems,
+)
 
-# The trigger form's sections, in the order the form shows them.
-DATA_SOURCE = "Data source"
-DATA_GATE = "Data-quality gate"
-TRAINING = "Training"
-BLESSING = "Blessing and retries"
-EXECUTION = "Execution"
-SECTIONS = (DATA_SOURCE, DATA_GATE, TRAINING, BLESSING, EXECUTION)
 # Settings held as tuples, given as lists in Params and JSON.
 LIST_SETTINGS = ("class_names", "ignore_patterns", "allowed_formats")
 
@@ -36,22 +40,6 @@ ATTEMPT_GROUPS = int(os.environ.get("RETRAIN_ATTEMPT_GROUPS", "3"))
 TRAINER_BACKENDS = ("docker", "local")
 PREFIX_PATTERN = r"^(?!/)(?!.*\.\.).*/$"
 CLASS_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-
-
-def setting(
-    default: Any = MISSING,
-    *,
-    description: str,
-    section: str | None = None,
-    default_factory: Any = MISSING,
-    **schema: Any,
-) -> Any:
-    """A config field with its JSON-schema bounds (`minimum`, `exclusiveMaximum`, `pattern`,
-    `enum`, `items`...) and its trigger-form section."""
-    metadata = {"description": description, "section": section, "schema": schema}
-    if default_factory is not MISSING:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 def _env(name: str, default: str) -> Any:
@@ -178,67 +166,16 @@ class PipelineConfig:
         section=TRAINING,
         minimum=0,
     )
-    augment_flip: bool = setting(
-        Recipe.augment_flip,
-        description="Augmentation: random left-right flips while training (off where mirror images "
-        "mean something else, such as text)",
-        section=TRAINING,
-    )
-    augment_shift: float = setting(
-        Recipe.augment_shift,
-        description="Augmentation: random shifts up to this fraction of the image side while training "
-        "(0: off)",
-        section=TRAINING,
-        minimum=0,
-        maximum=0.5,
-    )
-    average_flips: bool = setting(
-        Recipe.average_flips,
-        description="The published model predicts on each image and its left-right mirror and "
-        "averages the two (twice the inference compute; only with augment_flip)",
-        section=TRAINING,
-    )
-    dropout: float = setting(
-        Recipe.dropout,
-        description="Dropout rate before the classifier (0: none)",
-        section=TRAINING,
-        minimum=0,
-        maximum=0.9,
-    )
-    label_smoothing: float = setting(
-        Recipe.label_smoothing,
-        description="Label smoothing of the cross-entropy loss",
-        section=TRAINING,
-        minimum=0,
-        maximum=0.5,
-    )
-    weight_decay: float = setting(
-        Recipe.weight_decay,
-        description="Decoupled weight decay (AdamW); 0 trains with plain Adam",
-        section=TRAINING,
-        minimum=0,
-        maximum=0.5,
-    )
-    lr_schedule: str = setting(
-        Recipe.lr_schedule,
-        description="constant, or cosine decay of the learning rate to 0 over each attempt's epochs",
-        section=TRAINING,
-        enum=list(LR_SCHEDULES),
-    )
-    keep_epoch_by: str = setting(
-        Recipe.keep_epoch_by,
-        description="Publish the weights of the epoch best by this validation metric (last: the last "
-        "epoch's)",
-        section=TRAINING,
-        enum=list(KEEP_EPOCH_BY),
-    )
-    early_stopping_patience: int = setting(
-        Recipe.early_stopping_patience,
-        description="Stop an attempt after this many epochs without a better keep_epoch_by (0: train "
-        "every epoch)",
-        section=TRAINING,
-        minimum=0,
-    )
+    # The recipe's settings, declared in tasks/recipe.py.
+    augment_flip: bool = same_setting_as(Recipe, "augment_flip")
+    augment_shift: float = same_setting_as(Recipe, "augment_shift")
+    average_flips: bool = same_setting_as(Recipe, "average_flips")
+    dropout: float = same_setting_as(Recipe, "dropout")
+    label_smoothing: float = same_setting_as(Recipe, "label_smoothing")
+    weight_decay: float = same_setting_as(Recipe, "weight_decay")
+    lr_schedule: str = same_setting_as(Recipe, "lr_schedule")
+    keep_epoch_by: str = same_setting_as(Recipe, "keep_epoch_by")
+    early_stopping_patience: int = same_setting_as(Recipe, "early_stopping_patience")
     force_retrain: bool = setting(
         False,
         description="Train even when the data, the training settings and the trainer code are those "
@@ -331,8 +268,7 @@ class PipelineConfig:
             raise InvalidSettingsError("invalid pipeline config: " + "; ".join(problems))
 
     def _problems(self) -> Iterator[str]:
-        for declared in fields(self):
-            yield from field_problems(declared.name, getattr(self, declared.name))
+        yield from declared_problems(self)
         if len(self.class_names) == 1:
             yield "class_names needs at least two classes (or none, to use the raw folders)"
         if self.min_image_side > self.max_image_side:
@@ -411,91 +347,30 @@ class DeploymentSettings:
         return None if self.schedule.lower() == "none" else self.schedule
 
 
-_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
-
-
-def json_type(hint: Any) -> str | list[str]:
-    """The JSON-schema type of a field's annotation."""
-    args = getattr(hint, "__args__", ())
-    if type(None) in args:
-        return ["null", _JSON_TYPES[next(arg for arg in args if arg is not type(None))]]
-    if getattr(hint, "__origin__", None) is tuple:
-        return "array"
-    return _JSON_TYPES[hint]
-
-
-def _type_matches(value: Any, expected: str) -> bool:
-    if expected == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if expected == "boolean":
-        return isinstance(value, bool)
-    if expected == "string":
-        return isinstance(value, str)
-    return isinstance(value, tuple | list)
-
-
-@cache
-def declarations() -> dict[str, tuple[Field[Any], str | list[str]]]:
-    """Each setting's field and JSON type, read from the class once."""
-    hints = get_type_hints(PipelineConfig)
-    return {declared.name: (declared, json_type(hints[declared.name])) for declared in fields(PipelineConfig)}
-
-
 def field_problems(name: str, value: Any) -> Iterator[str]:
-    """What is wrong with one value against its declaration, as the Param schema would say."""
-    declared, expected = declarations()[name]
-    schema = declared.metadata["schema"]
-    types = expected if isinstance(expected, list) else [expected]
-    if value is None and "null" in types:
-        return
-    if not any(_type_matches(value, kind) for kind in types if kind != "null"):
-        yield f"{name} {value!r} is not of type {' or '.join(types)}"
-        return
-    bounds = (
-        ("minimum", lambda bound: value >= bound, ">="),
-        ("maximum", lambda bound: value <= bound, "<="),
-        ("exclusiveMinimum", lambda bound: value > bound, ">"),
-        ("exclusiveMaximum", lambda bound: value < bound, "<"),
-    )
-    for keyword, holds, sign in bounds:
-        if keyword in schema and not holds(schema[keyword]):
-            yield f"{name} {value!r} must be {sign} {schema[keyword]}"
-    if "pattern" in schema and not re.search(schema["pattern"], value):
-        yield f"{name} {value!r} does not match {schema['pattern']}"
-    if "enum" in schema and value not in schema["enum"]:
-        yield f"{name} {value!r} must be one of {schema['enum']}"
-    if "minLength" in schema and len(value) < schema["minLength"]:
-        yield f"{name} must not be empty"
-    if "minItems" in schema and len(value) < schema["minItems"]:
-        yield f"{name} needs at least {schema['minItems']} item(s)"
-    if schema.get("uniqueItems") and len(set(value)) != len(value):
-        yield f"{name} {list(value)} holds duplicates"
-    item_pattern = schema.get("items", {}).get("pattern")
-    for item in value if item_pattern else ():
-        if not re.search(item_pattern, item):
-            yield f"{name}: {item!r} does not match {item_pattern}"
+    """What is wrong with one value of a config setting, as its Param's schema would say."""
+    return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
 def param_schemas() -> dict[str, dict[str, Any]]:
     """Each Param's default and JSON schema (type, bounds, description, section), in form order.
     Defaults are read now, so environment defaults apply when the DAG file is parsed."""
     defaults = PipelineConfig()
-    schemas = {}
+    schemas = json_schemas(PipelineConfig)
+    declared = {option.name: option for option in fields(PipelineConfig)}
+    ordered = {}
     for section in SECTIONS:
-        for declared, json_schema_type in declarations().values():
-            if declared.metadata["section"] != section:
+        for name, schema in schemas.items():
+            if declared[name].metadata["section"] != section:
                 continue
-            default = getattr(defaults, declared.name)
-            schemas[declared.name] = {
+            default = getattr(defaults, name)
+            ordered[name] = {
                 "default": list(default) if isinstance(default, tuple) else default,
-                "type": json_schema_type,
-                "description": declared.metadata["description"],
+                "description": declared[name].metadata["description"],
                 "section": section,
-                **declared.metadata["schema"],
+                **schema,
             }
-    return schemas
+    return ordered
 
 
 def unknown_params(keys: list[str], known: list[str]) -> str | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tasks.errors import InvalidSettingsError
+from tasks.settings import TRAINING, declared_problems, setting
 
 LR_SCHEDULES = ("constant", "cosine")
 KEEP_EPOCH_BY = ("val_accuracy", "val_loss", "last")
@@ -26,31 +27,77 @@ LEARNING_RATE = 1e-3
 SEED = 42
 
 
-def _option(default: Any, help_text: str) -> Any:
-    return field(default=default, metadata={"help": help_text})
-
-
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
-    augment_flip: bool = _option(True, "random left-right flips while training")
-    augment_shift: float = _option(0.06, "random shifts up to this fraction of the side while training")
-    average_flips: bool = _option(
-        False, "the published model averages each image's prediction with its mirror's (with augment_flip)"
+    """The recipe's settings, each declared here once (the pipeline's config and the trainer's
+    CLI carry these declarations); checked against their bounds when made."""
+
+    augment_flip: bool = setting(
+        True,
+        description="Augmentation: random left-right flips while training (off where mirror images "
+        "mean something else, such as text)",
+        section=TRAINING,
     )
-    dropout: float = _option(0.5, "dropout rate between Dense 1024 and the classifier")
-    label_smoothing: float = _option(0.1, "label smoothing of the cross-entropy")
-    weight_decay: float = _option(0.0, "decoupled weight decay (AdamW); 0: plain Adam")
-    lr_schedule: str = _option("cosine", "constant, or cosine decay to 0 over the attempt's epochs")
-    keep_epoch_by: str = _option("val_accuracy", "publish the epoch best by this (or the last)")
-    early_stopping_patience: int = _option(0, "stop after this many epochs without a better one; 0: off")
+    augment_shift: float = setting(
+        0.06,
+        description="Augmentation: random shifts up to this fraction of the image side while training "
+        "(0: off)",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    average_flips: bool = setting(
+        False,
+        description="The published model predicts on each image and its left-right mirror and "
+        "averages the two (twice the inference compute; only with augment_flip)",
+        section=TRAINING,
+    )
+    dropout: float = setting(
+        0.5,
+        description="Dropout rate before the classifier (0: none)",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.9,
+    )
+    label_smoothing: float = setting(
+        0.1,
+        description="Label smoothing of the cross-entropy loss",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    weight_decay: float = setting(
+        0.0,
+        description="Decoupled weight decay (AdamW); 0 trains with plain Adam",
+        section=TRAINING,
+        minimum=0,
+        maximum=0.5,
+    )
+    lr_schedule: str = setting(
+        "cosine",
+        description="constant, or cosine decay of the learning rate to 0 over each attempt's epochs",
+        section=TRAINING,
+        enum=list(LR_SCHEDULES),
+    )
+    keep_epoch_by: str = setting(
+        "val_accuracy",
+        description="Publish the weights of the epoch best by this validation metric (last: the last "
+        "epoch's)",
+        section=TRAINING,
+        enum=list(KEEP_EPOCH_BY),
+    )
+    early_stopping_patience: int = setting(
+        0,
+        description="Stop an attempt after this many epochs without a better keep_epoch_by (0: train "
+        "every epoch)",
+        section=TRAINING,
+        minimum=0,
+    )
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InvalidSettingsError(f"lr_schedule must be one of {LR_SCHEDULES}, not {self.lr_schedule!r}")
-        if self.keep_epoch_by not in KEEP_EPOCH_BY:
-            raise InvalidSettingsError(
-                f"keep_epoch_by must be one of {KEEP_EPOCH_BY}, not {self.keep_epoch_by!r}"
-            )
+        problems = declared_problems(self)
+        if problems:
+            raise InvalidSettingsError("invalid training settings: " + "; ".join(problems))
 
     @classmethod
     def names(cls) -> list[str]:

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config import PipelineConfig
+from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
-from tasks.recipe import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED, Recipe, steps_per_epoch
+from tasks.recipe import Recipe, steps_per_epoch
+from tasks.settings import same_setting_as
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -44,10 +46,11 @@ class TrainRequest(Recipe):
 
     dataset_uri: str
     output_uri: str
-    epochs: int = EPOCHS
-    batch_size: int = BATCH_SIZE
-    learning_rate: float = LEARNING_RATE
-    seed: int = SEED
+    # Declared with the pipeline's settings; checked against the same bounds when made.
+    epochs: int = same_setting_as(PipelineConfig, "epochs")
+    batch_size: int = same_setting_as(PipelineConfig, "batch_size")
+    learning_rate: float = same_setting_as(PipelineConfig, "learning_rate")
+    seed: int = same_setting_as(PipelineConfig, "seed")
     warm_start_uri: str | None = None
 
     @property
@@ -312,32 +315,35 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
     cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")
-    # The request's own defaults, so the container's command line and a TrainRequest agree.
-    cli.add_argument("--epochs", type=int, default=TrainRequest.epochs)
-    cli.add_argument("--batch-size", type=int, default=TrainRequest.batch_size)
-    cli.add_argument("--learning-rate", type=float, default=TrainRequest.learning_rate)
-    cli.add_argument("--seed", type=int, default=TrainRequest.seed)
     cli.add_argument("--warm-start-uri", default=None, help="s3://.../model.keras to continue")
+    # The request's own declarations (defaults, descriptions), so the container's command line
+    # and a TrainRequest agree; making the request checks the values against their bounds.
+    recipe_names = Recipe.names()
+    hyperparameters = cli.add_argument_group("hyperparameters")
     recipe = cli.add_argument_group("recipe")
-    for option in fields(Recipe):
+    for option in fields(TrainRequest):
+        if "schema" not in option.metadata:
+            continue
+        group = recipe if option.name in recipe_names else hyperparameters
         flag = "--" + option.name.replace("_", "-")
+        description = option.metadata["description"]
         if isinstance(option.default, bool):
-            recipe.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=option.default,
-                help=option.metadata["help"],
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=option.default, help=description
             )
         else:
-            recipe.add_argument(
-                flag, type=type(option.default), default=option.default, help=option.metadata["help"]
-            )
+            group.add_argument(flag, type=type(option.default), default=option.default, help=description)
     return cli
 
 
 def parse_request(argv: list[str]) -> TrainRequest:
-    """The inverse of TrainRequest.to_cli_args: every backend goes through this parser."""
-    return TrainRequest(**vars(parser().parse_args(argv)))
+    """The inverse of TrainRequest.to_cli_args: every backend goes through this parser. Values
+    outside their bounds exit with one line naming each (status 2, as argparse does)."""
+    cli = parser()
+    try:
+        return TrainRequest(**vars(cli.parse_args(argv)))
+    except InvalidSettingsError as error:
+        cli.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:

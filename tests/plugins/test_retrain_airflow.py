@@ -49,8 +49,25 @@ def test_transient_problems_and_bugs_keep_their_type_and_their_retries(error):
     assert raised.value is error
 
 
+# Every JSON-schema keyword a setting may use, and so what `probes` must exercise.
+PROBED_KEYWORDS = {
+    "type",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "enum",
+    "minLength",
+    "items",
+    "minItems",
+    "uniqueItems",
+}
+
+
 def probes(schema: dict) -> list:
-    """Values on both sides of each bound of a schema, and of the wrong type."""
+    """Values on both sides of each bound of a schema, of the wrong type, and lists whose items
+    break the item schema."""
     values: list = [None, "text", 1, True, [], ["a", "b"]]
     for keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         if keyword in schema:
@@ -61,8 +78,11 @@ def probes(schema: dict) -> list:
         values += ["", "raw", "raw/", "/raw/", "../raw/", "Bad_Bucket", "my-bucket", "all", "2", "a/b"]
     if "enum" in schema:
         values += [*schema["enum"], "other"]
+    if "minLength" in schema:
+        values += ["", "x"]
     if schema["type"] == "array":
         values += [["only"], ["a", "a"], ["a/b", "c"], ["PNG"], ["cat", "dog", "owl"]]
+        values += [[""], [1], ["a", 1], [None], [["nested"]], ["*.txt", ""], ["PNG", "PNG"]]
     return values
 
 
@@ -75,7 +95,11 @@ def test_every_param_is_a_setting_and_both_refuse_the_same_values():
 
     params = retrain_params()
     assert set(params) == {declared.name for declared in fields(PipelineConfig)}
+    used = {keyword for param in params.values() for keyword in param.schema} - {"section", "default"}
+    item_keywords = {keyword for param in params.values() for keyword in param.schema.get("items", {})}
+    assert used | item_keywords <= PROBED_KEYWORDS, used | item_keywords - PROBED_KEYWORDS
     disagreements = []
+    refused_list_items = 0
     for name, param in params.items():
         for value in probes(param.schema):
             try:
@@ -87,7 +111,9 @@ def test_every_param_is_a_setting_and_both_refuse_the_same_values():
             config_accepts = not list(field_problems(name, as_config))
             if param_accepts != config_accepts:
                 disagreements.append((name, value, param_accepts, config_accepts))
+            refused_list_items += isinstance(value, list) and bool(value) and not config_accepts
     assert disagreements == []
+    assert refused_list_items >= 10  # the item probes reach the item schemas
 
 
 def test_params_are_grouped_in_the_forms_sections_and_described():

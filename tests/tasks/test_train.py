@@ -13,7 +13,7 @@ from steps import collect_and_build
 
 from tasks.config import PipelineConfig
 from tasks.storage import S3Uri, exists, get_json
-from tasks.train import TrainRequest, plan_attempt, run_training
+from tasks.train import TrainRequest, parse_request, plan_attempt, run_training
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,22 @@ def test_a_request_defaults_to_the_params_defaults():
     config = PipelineConfig()
     for name in shared:
         assert getattr(request, name) == getattr(config, name), name
+
+
+@pytest.mark.parametrize(
+    ("options", "refusal"),
+    [
+        (["--epochs", "0"], "epochs: 0 is less than the minimum of 1"),
+        (["--learning-rate", "1.5"], "learning_rate: 1.5 is greater than or equal to the maximum of 1"),
+        (["--dropout", "0.95"], "dropout: 0.95 is greater than the maximum of 0.9"),
+        (["--lr-schedule", "step"], "lr_schedule: 'step' is not one of ['constant', 'cosine']"),
+    ],
+)
+def test_the_trainer_cli_refuses_what_the_params_refuse(options, refusal, capsys):
+    with pytest.raises(SystemExit) as raised:
+        parse_request(["--dataset-uri", "s3://b/d.json", "--output-uri", "s3://b/out", *options])
+    assert raised.value.code == 2
+    assert refusal in capsys.readouterr().err
 
 
 def test_plan_attempt_changes_something_on_each_retry():
