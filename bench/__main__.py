@@ -24,15 +24,15 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import gate, memory, nights, partitions, training  # noqa: E402
-from tasks.collect import collect_manifest  # noqa: E402
-from tasks.config import PipelineConfig  # noqa: E402
-from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
-from tasks.demo.local_s3 import LocalS3  # noqa: E402
-from tasks.layout import catalog, raw_object, raw_root  # noqa: E402
-from tasks.preprocess import build_dataset  # noqa: E402
-from tasks.storage import S3Uri, delete_prefix, get_bytes, get_json, iter_objects, make_client  # noqa: E402
-from tasks.train import open_split  # noqa: E402
+from bench import gate, memory, nights, partitions, training
+from tasks.collect import collect_manifest
+from tasks.config import PipelineConfig
+from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
+from tasks.demo.local_s3 import LocalS3
+from tasks.layout import catalog, raw_object, raw_root
+from tasks.preprocess import build_dataset
+from tasks.storage import S3Uri, delete_prefix, get_bytes, get_json, iter_objects, make_client
+from tasks.train import open_split
 
 IMAGE_COUNT = 1797
 IMAGE_SIZE = 128

@@ -43,7 +43,11 @@ from trainer_operator import TrainerOperator
 
 log = logging.getLogger("retrain.dag")
 
-S3_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True}
+S3_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
 PRODUCTION_MODEL = production_asset()
 
 
@@ -270,7 +274,7 @@ def attempt_group(
     Returns its plan task, training output, evaluation, branch, accept and give-up tasks."""
 
     @task_group(group_id=f"attempt_{attempt}")
-    def group() -> tuple[Any, ...]:
+    def group() -> Any:
         planned = plan(dataset, attempt, previous)
         trained = train(planned).output
         evaluation = evaluate(dataset, trained, attempt)
@@ -281,7 +285,9 @@ def attempt_group(
         decision >> Label("attempts used up") >> gave_up
         return planned, trained, evaluation, decision, accepted, gave_up
 
-    return group()
+    # Calling a task group function returns what its body returned (typed as its node).
+    wired: tuple[Any, ...] = group()  # type: ignore[assignment]
+    return wired
 
 
 @dag(
@@ -308,7 +314,9 @@ def image_classifier_retrain() -> None:
     skipped = nothing_to_train()
     change >> Label("no change since production") >> skipped
     previous = previous_decision = None
-    accepted_per_attempt, evaluations, give_ups = [], [], []
+    accepted_per_attempt: list[Any] = []
+    evaluations: list[Any] = []
+    give_ups: list[Any] = []
     for attempt in range(1, ATTEMPT_GROUPS + 1):
         planned, trained, evaluation, decision, accepted, gave_up = attempt_group(
             attempt, dataset, previous, list(evaluations)

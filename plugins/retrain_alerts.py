@@ -80,7 +80,7 @@ def recording_failure(context: Any) -> Iterator[None]:
     except Exception as error:
         try:
             context["ti"].xcom_push(key=FAILURE_REASON_KEY, value=one_line(error))
-        except Exception:  # noqa: BLE001 - the task's own failure must surface, not this one
+        except Exception:
             log.warning("could not record the failure reason for the run's alert", exc_info=True)
         raise
 
@@ -105,14 +105,19 @@ def failed_tasks(task_states: dict[str, Any], task_order: list[str]) -> list[tup
 def send(webhook_url: str, alert: Alert, timeout_s: float = 10.0) -> None:
     """POSTs the alert as JSON; a webhook that refuses it is logged, not raised (the run's
     outcome must not depend on the alert channel)."""
-    request = urllib.request.Request(
+    if not webhook_url.startswith(("https://", "http://")):
+        log.error(
+            "failure alert for %s NOT sent: RETRAIN_ALERT_WEBHOOK_URL must be an http(s) URL", alert.run_id
+        )
+        return
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
         webhook_url,
         data=json.dumps(alert.payload()).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - as above
             log.info("failure alert sent for %s (HTTP %s)", alert.run_id, response.status)
     except OSError as error:  # URLError and HTTPError included
         log.error("failure alert for %s NOT delivered to the webhook: %s", alert.run_id, error)

@@ -160,7 +160,8 @@ class Validator:
             for result in validation.results:
                 details = result.result or {}
                 config = result.expectation_config
-                assert config is not None  # every result of a suite run carries its expectation
+                if config is None:  # every result of a suite run carries its expectation
+                    raise RuntimeError("a Great Expectations result without its expectation")
                 column = config.kwargs.get("column")
                 rows = [
                     row

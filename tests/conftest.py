@@ -131,7 +131,7 @@ def docker_client():
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as error:  # any failure to reach an engine means the same: no engine
+    except Exception as error:  # noqa: BLE001 - any failure to reach an engine means the same: no engine
         message = f"NO DOCKER ENGINE REACHABLE ({error}); run `make test` as root to start one"
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(f"{message}; CI must run the Docker tests")

@@ -73,7 +73,7 @@ def test_second_nights_against_a_real_champion(run_retrain, s3, digits_bucket, t
         "accuracy": pointer["metrics"]["accuracy"],
         "bucket": digits_bucket,
     }
-    model, card = registry.load()
+    model, _ = registry.load()
     images = np.random.default_rng(0).uniform(0, 1, (5, 32, 32, 3)).astype("float32")
     served = serving_predictions(s3, pointer["version_uri"], 1, images, tmp_path)
     assert served.shape == (5, len(DIGIT_CLASS_NAMES))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 from tasks.checkpoints import ResumableAttempt
 from tasks.layout import AttemptLayout
 from tasks.storage import S3Uri, get_json, iter_objects
@@ -35,6 +37,7 @@ def assert_resumed_without_repeating(s3, output_uri: str) -> None:
     assert not list(iter_objects(s3, S3Uri.parse(f"{output_uri}/checkpoints/")))
 
 
+@pytest.mark.slow
 def test_killed_cli_trainer_resumes_on_retry(s3, s3_endpoint, dataset):
     request = TrainRequest(dataset.dataset_uri, f"{dataset.dataset_uri}-crash-cli/attempt-1", epochs=EPOCHS)
     trainer = subprocess.Popen(
@@ -54,6 +57,7 @@ def test_killed_cli_trainer_resumes_on_retry(s3, s3_endpoint, dataset):
     assert_resumed_without_repeating(s3, request.output_uri)
 
 
+@pytest.mark.slow
 def test_killed_trainer_container_resumes_when_the_task_is_retried(s3, dataset, trainer_image, docker_client):
     from trainer_operator import TrainerOperator
 

@@ -39,7 +39,10 @@ def test_params_override_defaults_and_airflow_extras_are_ignored():
         ({"min_test_accuracy": 1.5}, "min_test_accuracy: 1.5 is greater than the maximum of 1"),
         ({"epochs": "3"}, "epochs: '3' is not of type 'integer'"),
         ({"min_image_side": 100, "max_image_side": 50}, "min_image_side 100 is above max_image_side 50"),
-        ({"trainer_backend": "kubernetes"}, "trainer_backend: 'kubernetes' is not one of ['docker', 'local']"),
+        (
+            {"trainer_backend": "kubernetes"},
+            "trainer_backend: 'kubernetes' is not one of ['docker', 'local']",
+        ),
     ],
 )
 def test_invalid_settings_are_rejected_with_the_reason(params, message):

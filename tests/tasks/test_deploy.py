@@ -89,7 +89,7 @@ def test_a_stale_pointer_write_loses_without_overwriting(
     config = PipelineConfig(bucket=bucket)
     publish_version(s3, config, candidate, run_id="run-1")
     writer_between_read_and_write(registry, {"version": 99, "written_by": "the other run"})
-    with pytest.raises(WriteConflictError, match="production.json: changed by another writer"):
+    with pytest.raises(WriteConflictError, match=r"production\.json: changed by another writer"):
         publish_version(s3, config, candidate, run_id="run-2")
     assert get_json(s3, model_layout(config).pointer)["written_by"] == "the other run"
 
@@ -99,7 +99,7 @@ def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidat
     publish_version(s3, config, candidate, run_id="run-1")
     before = get_bytes(s3, model_layout(config).pointer)
     broken = replace(candidate, attempt=2, attempt_uri=f"s3://{bucket}/runs/missing/attempt-2")
-    with pytest.raises(StorageError, match="runs/missing/attempt-2/model.keras"):
+    with pytest.raises(StorageError, match=r"runs/missing/attempt-2/model\.keras"):
         publish_version(s3, config, broken, run_id="run-2")
     assert get_bytes(s3, model_layout(config).pointer) == before
     assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None

@@ -33,6 +33,7 @@ def test_metrics_on_known_predictions():
     assert metrics["roc_auc_ovr"] == {"a": 1.0, "b": 1.0}  # probabilities rank every pair right
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket, image_size=32, model_name="eval-model")
     dataset = collect_and_build(s3, config, "eval")

@@ -34,7 +34,7 @@ def test_split_depends_only_on_content_and_follows_80_10_10():
     assert 0.08 < splits.count("test") / 5000 < 0.12
 
 
-@pytest.mark.parametrize("mode, color", [("L", 128), ("RGBA", (10, 20, 30, 40)), ("P", 3)])
+@pytest.mark.parametrize(("mode", "color"), [("L", 128), ("RGBA", (10, 20, 30, 40)), ("P", 3)])
 def test_any_mode_becomes_rgb_uint8_at_the_requested_size(mode, color):
     image = decode_rgb(png(mode, (50, 30), color), 24, "raw/x/1.png")
     assert image.shape == (24, 24, 3)

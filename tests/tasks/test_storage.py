@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tasks.errors import PermanentError
+from tasks.errors import InvalidSettingsError, PermanentError
 from tasks.storage import (
     TRANSFER_THREADS,
     PermanentStorageError,
@@ -43,7 +43,7 @@ def test_uri_round_trip_and_join():
     uri = S3Uri.parse("s3://bucket/runs/a")
     assert (uri.bucket, uri.key) == ("bucket", "runs/a")
     assert str(uri.join("b", "c.json")) == "s3://bucket/runs/a/b/c.json"
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidSettingsError, match="is not an s3:// URI"):
         S3Uri.parse("/local/path")
 
 

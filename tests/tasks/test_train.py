@@ -74,6 +74,7 @@ def test_plan_attempt_changes_something_on_each_retry():
     assert "fresh model, seed 45" in why_third
 
 
+@pytest.mark.slow
 def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket, dataset_128):
     output_uri = f"s3://{digits_bucket}/runs/train-128/attempt-1"
     request = TrainRequest(dataset_128.dataset_uri, output_uri, epochs=1, batch_size=32)
@@ -98,6 +99,7 @@ def test_cli_trains_the_reference_model_at_128_pixels(s3_endpoint, digits_bucket
     assert set(history["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
+@pytest.mark.slow
 def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
     dataset = collect_and_build(s3, config, "warm")
@@ -118,6 +120,7 @@ def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
     assert second.request["warm_start_uri"] == first.model_uri
 
 
+@pytest.mark.slow
 def test_the_published_model_is_the_kept_epoch(s3, digits_bucket, tmp_path):
     import keras
     import numpy as np
@@ -146,6 +149,7 @@ def test_the_published_model_is_the_kept_epoch(s3, digits_bucket, tmp_path):
     assert result.final_val_accuracy == accuracies[result.kept_epoch - 1]
 
 
+@pytest.mark.slow
 def test_patience_stops_an_attempt_that_stopped_improving(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
     dataset = collect_and_build(s3, config, "patience")

@@ -79,5 +79,5 @@ def test_ui_starts_with_a_login_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert exit_code == 0
     time.sleep(1)
     assert processes_using(home) == []
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2)
