@@ -119,7 +119,8 @@ bench: install
 	$(BIN)/python -m bench
 
 ## The reference result, measured: the whole DAG with default Params on two stratified
-## 11,000-image samples of Fashion-MNIST at 128x128 (about an hour on 2 CPU cores).
+## 11,000-image samples of Fashion-MNIST at 128x128 (about 90 minutes a sample, 3 hours for
+## both, on 2 CPU cores).
 ## ARGS passes options, e.g. ARGS='--samples 1 --conf {"epochs":3}'.
 bench-accuracy: install
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
