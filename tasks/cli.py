@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from tasks.config import PipelineConfig
@@ -12,6 +13,7 @@ from tasks.config import PipelineConfig
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # where it found credentials: noise
     cli = argparse.ArgumentParser(prog="retrain", description=__doc__)
     commands = cli.add_subparsers(dest="command", required=True)
 
@@ -35,8 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def add_model_options(command: argparse.ArgumentParser) -> None:
         defaults = PipelineConfig()
-        command.add_argument("--bucket", default=defaults.bucket)
-        command.add_argument("--model-name", default=defaults.model_name)
+        command.add_argument(
+            "--bucket", default=defaults.bucket, help=f"the registry's bucket (default: {defaults.bucket})"
+        )
+        command.add_argument(
+            "--model-name",
+            default=defaults.model_name,
+            help=f"the model under models/ (default: {defaults.model_name})",
+        )
         command.add_argument("--endpoint-url", default=None, help="default: AWS_ENDPOINT_URL or AWS")
 
     models = commands.add_parser("models", help="the published versions and the production pointer")
@@ -83,6 +91,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_registry_command(options: argparse.Namespace) -> int:
+    """Runs a `models` or `predict` command; a problem it can name (no such bucket, model or
+    version, refused credentials, an unreadable image) is one line on stderr and exit status 1."""
+    from tasks.errors import PermanentError
+    from tasks.storage import StorageError
+
+    try:
+        return registry_command(options)
+    except (PermanentError, StorageError, OSError) as error:
+        print(f"retrain: error: {one_line_error(error)}", file=sys.stderr)
+        return 1
+
+
+def one_line_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    if isinstance(error, OSError) and getattr(error, "filename", None):
+        return f"{error.filename}: {error.strerror or text[0]}"
+    return text[0] if text else type(error).__name__
+
+
+def registry_command(options: argparse.Namespace) -> int:
+    from tasks.errors import PermanentError
     from tasks.registry import Registry, predict
     from tasks.storage import make_client
 
@@ -96,7 +125,13 @@ def run_registry_command(options: argparse.Namespace) -> int:
             print(f"{path}\t{name}\t{probability:.4f}")
         return 0
     if options.models_command == "list":
-        for info in registry.versions():
+        versions = registry.versions()
+        if not versions:
+            raise PermanentError(
+                f"s3://{options.bucket}/models/{options.model_name}/: no versions of model "
+                f"{options.model_name!r}; check --model-name and --bucket"
+            )
+        for info in versions:
             accuracy = f"{info.accuracy:.4f}" if info.accuracy is not None else "-"
             state = "complete" if info.complete else "INCOMPLETE"
             marker = "*" if info.in_production else " "

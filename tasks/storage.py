@@ -141,7 +141,8 @@ def explain(error: Exception, what: str) -> StorageError:
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         hints = {
-            "NoSuchBucket": "the bucket does not exist; create it or fix the 'bucket' Param",
+            "NoSuchBucket": "the bucket does not exist; create it or fix its name (the 'bucket' Param, "
+            "or --bucket)",
             "NoSuchKey": "the object does not exist",
             "404": "the object does not exist",
             "InvalidAccessKeyId": "the access key is not known to S3; check the connection",
@@ -162,7 +163,8 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
     except ClientError as error:
         if error.response["Error"]["Code"] in ("404", "NoSuchBucket"):
             raise PermanentStorageError(
-                f"s3://{bucket}: the bucket does not exist; create it or fix the 'bucket' Param"
+                f"s3://{bucket}: the bucket does not exist; create it or fix its name (the 'bucket' "
+                "Param, or --bucket)"
             ) from error
         raise explain(error, f"s3://{bucket}") from error
     except S3_ERRORS as error:

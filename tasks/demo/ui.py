@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from tasks.config import PipelineConfig
-from tasks.demo.local_s3 import LocalS3
+from tasks.demo.local_s3 import DUMMY_CREDENTIALS, LocalS3
 from tasks.demo.run import airflow_command, exit_on_sigterm, upload_demo_data
 
 STARTUP_TIMEOUT_SECONDS = 180
@@ -88,6 +88,10 @@ def run_ui(airflow_home: Path, port: int) -> int:
                 "CPU; a quick run:\n"
                 "  image_size 32, epochs 2 in the Training section.\n"
                 f"  S3 endpoint: {s3.endpoint_url} (in memory: its data is gone after Ctrl-C)\n"
+                "  From another shell (retrain models list, retrain predict IMAGE):\n"
+                f"    export AWS_ENDPOINT_URL={s3.endpoint_url} "
+                + " ".join(f"{name}={value}" for name, value in DUMMY_CREDENTIALS.items())
+                + "\n"
                 "Ctrl-C stops Airflow and the S3 endpoint.",
                 flush=True,
             )

@@ -62,3 +62,22 @@ def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_pat
     assert predicted.returncode == 0, predicted.stderr
     path, class_name, probability = predicted.stdout.strip().split("\t")
     assert path == str(image) and class_name in DIGIT_CLASS_NAMES and 0 <= float(probability) <= 1
+
+
+def test_registry_problems_are_one_line_with_the_fix(s3, s3_endpoint, bucket):
+    unknown_model = retrain(
+        "models", "list", "--bucket", bucket, "--model-name", "nope", endpoint=s3_endpoint
+    )
+    assert unknown_model.returncode == 1
+    assert unknown_model.stderr.strip() == (
+        f"retrain: error: s3://{bucket}/models/nope/: no versions of model 'nope'; "
+        "check --model-name and --bucket"
+    )
+    no_bucket = retrain("models", "list", "--bucket", "no-such-bucket-x", endpoint=s3_endpoint)
+    assert no_bucket.returncode == 1
+    assert "Traceback" not in no_bucket.stderr and len(no_bucket.stderr.strip().splitlines()) == 1
+    assert "the bucket does not exist" in no_bucket.stderr and "--bucket" in no_bucket.stderr
+    missing_version = retrain("models", "rollback", "9", "--bucket", bucket, endpoint=s3_endpoint)
+    assert missing_version.returncode == 1
+    assert missing_version.stderr.strip().startswith("retrain: error: ")
+    assert "Traceback" not in missing_version.stderr
