@@ -128,7 +128,7 @@ def registry_command(options: argparse.Namespace) -> int:
         versions = registry.versions()
         if not versions:
             raise PermanentError(
-                f"s3://{options.bucket}/models/{options.model_name}/: no versions of model "
+                f"{registry.layout.root}/: no versions of model "
                 f"{options.model_name!r}; check --model-name and --bucket"
             )
         for info in versions:
