@@ -31,7 +31,8 @@ from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
 from tasks.demo.local_s3 import LocalS3
 from tasks.layout import catalog, raw_object, raw_root
 from tasks.preprocess import build_dataset
-from tasks.storage import S3Uri, delete_prefix, get_bytes, get_json, iter_objects, make_client
+from tasks.records import DatasetRecord
+from tasks.storage import delete_prefix, get_bytes, iter_objects, make_client
 from tasks.train import open_split
 
 IMAGE_COUNT = 1797
@@ -58,8 +59,8 @@ def bench_shards(client, dataset_uri: str) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    dataset = get_json(client, S3Uri.parse(dataset_uri))
-    count = dataset["split_counts"]["train"]
+    dataset = DatasetRecord.read(client, dataset_uri)
+    count = dataset.split_counts["train"]
     with tempfile.TemporaryDirectory() as scratch:
         pipeline = open_split(client, dataset, "train", Path(scratch), 32, shuffle_seed=1)
         arrays = [(images.numpy(), labels.numpy()) for images, labels in pipeline]

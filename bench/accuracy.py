@@ -36,6 +36,7 @@ from tasks.demo.local_s3 import LocalS3
 from tasks.demo.run import DAG_ID, airflow_command
 from tasks.layout import AttemptLayout, raw_image
 from tasks.recipe import Recipe
+from tasks.records import DatasetRecord
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -122,7 +123,9 @@ def keep_reports(client: S3Client, attempt: S3Uri, folder: Path) -> None:
         (folder / name).write_bytes(get_bytes(client, attempt.join(name)))
 
 
-def single_view_accuracy(client: S3Client, attempt: S3Uri, trained: dict, dataset: dict) -> float | None:
+def single_view_accuracy(
+    client: S3Client, attempt: S3Uri, trained: dict, dataset: DatasetRecord
+) -> float | None:
     """Test accuracy of the attempt's published model on each image alone, without its mirror
     (the evaluated accuracy minus this is what `average_flips` adds); None for a model
     published without flip averaging."""
@@ -156,8 +159,8 @@ def run_outcome(client: S3Client, bucket: str, reports: Path) -> dict:
         if item["Key"].endswith("/evaluation.json"):
             folder = S3Uri(bucket, item["Key"].rsplit("/", 1)[0])
             evaluation = get_json(client, folder.join("evaluation.json"))
-            dataset = get_json(client, S3Uri.parse(evaluation["dataset_uri"]))
-            split_counts = dataset["split_counts"]
+            dataset = DatasetRecord.read(client, evaluation["dataset_uri"])
+            split_counts = dataset.split_counts
             trained = get_json(client, folder.join("train_result.json"))
             keep_reports(client, folder, reports / folder.key.rsplit("/", 1)[-1])
             attempts.append(

@@ -21,7 +21,6 @@ tasks; the logic lives in the `tasks` package, the Airflow glue in `plugins/`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -75,7 +74,7 @@ def collect(partition: dict[str, Any]) -> dict[str, Any]:
 
     with pipeline_step(partition["class_names"]) as step:
         part = mapped_partition(step.context, partition)
-        return asdict(collect_partition(step.client, step.config, part, step.run_id))
+        return collect_partition(step.client, step.config, part, step.run_id).to_json()
 
 
 @task(**S3_RETRIES)
@@ -84,7 +83,7 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
     quarantines bad objects, fails the run on unfit data; then splits the clean rows by
     content into as many partitions for preprocess, each carrying the classes and the clean
     manifest."""
-    from tasks.collect import merge_manifest
+    from tasks.collect import PartCollected, merge_manifest
     from tasks.preprocess import plan_preprocessing
     from tasks.validate import gate_raw_manifest
 
@@ -93,7 +92,7 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
             step.client,
             step.config,
             step.run_id,
-            list(parts),
+            [PartCollected.from_json(part) for part in parts],
             planned[0]["class_names_from"],
             planned[0]["skipped"],
         )
@@ -113,19 +112,20 @@ def preprocess(partition: dict[str, Any]) -> dict[str, Any]:
 
     with pipeline_step(partition["class_names"]) as step:
         part = mapped_partition(step.context, partition)
-        return asdict(preprocess_partition(step.client, step.config, part, step.run_id))
+        return preprocess_partition(step.client, step.config, part, step.run_id).to_json()
 
 
 @task(**S3_RETRIES)
 def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Checks the dataset as a whole (split fractions, labels per split) from the partitions'
     statistics and writes it, unless one with the same content exists."""
-    from tasks.preprocess import finish_dataset
+    from tasks.preprocess import PartProcessed, finish_dataset
 
     clean_manifest_uri = gated[0]["clean_manifest_uri"]
+    processed = [PartProcessed.from_json(part) for part in parts]
     with pipeline_step(gated[0]["class_names"]) as step:
-        dataset = finish_dataset(step.client, step.config, clean_manifest_uri, list(parts), step.run_id)
-    return asdict(dataset)
+        dataset = finish_dataset(step.client, step.config, clean_manifest_uri, processed, step.run_id)
+    return dataset.to_json()
 
 
 @task.branch(**S3_RETRIES)
@@ -133,9 +133,11 @@ def check_for_change(dataset: dict[str, Any]) -> str:
     """Trains only when the data, the training settings or the trainer code changed since
     the production model (or force_retrain is set)."""
     from tasks.freshness import check_for_change as compare_with_production
+    from tasks.preprocess import PreprocessResult
 
     with pipeline_step() as step:
-        need = compare_with_production(step.client, step.config, dataset["dataset_uri"])
+        dataset_uri = PreprocessResult.from_json(dataset).dataset_uri
+        need = compare_with_production(step.client, step.config, dataset_uri)
     log.info(need.reason)
     return "attempt_1.plan" if need.train else "nothing_to_train"
 
@@ -149,18 +151,19 @@ def nothing_to_train() -> None:
 def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Decides what this attempt trains (and what it changes from the last one)."""
     from tasks.layout import run_layout
+    from tasks.preprocess import PreprocessResult
     from tasks.train import plan_attempt
 
     with pipeline_step() as step:
         request, change = plan_attempt(
             step.config,
-            dataset_uri=dataset["dataset_uri"],
+            dataset_uri=PreprocessResult.from_json(dataset).dataset_uri,
             attempt_uri=str(run_layout(step.config, step.run_id).attempt(attempt).root),
             attempt=attempt,
             previous_model_uri=previous["model_uri"] if previous else None,
         )
     log.info(change)
-    return asdict(request)
+    return request.to_json()
 
 
 def train(train_request: Any) -> TrainerOperator:
@@ -185,26 +188,30 @@ def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> 
     """Scores the attempt's model, and the production model if comparable, on the same test
     split; writes evaluation.json and confusion_matrix.png beside the model."""
     from tasks.evaluate import evaluate_attempt
+    from tasks.preprocess import PreprocessResult
+    from tasks.train import TrainRequest
 
     with pipeline_step() as step:
         evaluation = evaluate_attempt(
             step.client,
             step.config,
-            dataset_uri=dataset["dataset_uri"],
+            dataset_uri=PreprocessResult.from_json(dataset).dataset_uri,
             attempt=attempt,
-            attempt_uri=trained["request"]["output_uri"],
+            attempt_uri=TrainRequest.from_json(trained["request"]).output_uri,
         )
-    return asdict(evaluation)
+    return evaluation.to_json()
 
 
 @task.branch(**S3_RETRIES)
 def decide(evaluation: dict[str, Any]) -> str:
     """Blesses or not (blessing.json), then deploys, retrains or gives up."""
     from tasks.blessing import Verdict, bless_attempt
+    from tasks.records import Evaluation
 
+    evaluated = Evaluation.from_json(evaluation)
     with pipeline_step() as step:
-        decision = bless_attempt(step.client, step.config, evaluation)
-    attempt = evaluation["attempt"]
+        decision = bless_attempt(step.client, step.config, evaluated)
+    attempt = evaluated.attempt
     return {
         Verdict.DEPLOY: f"attempt_{attempt}.accept",
         Verdict.RETRAIN: f"attempt_{attempt + 1}.plan",
@@ -215,20 +222,23 @@ def decide(evaluation: dict[str, Any]) -> str:
 @task
 def accept(evaluation: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
     """Hands this attempt's evaluation, and the data it was trained on, to deploy."""
-    return {
-        **evaluation,
-        "dataset_fingerprint": dataset["fingerprint"],
-        "dataset_uri": dataset["dataset_uri"],
-    }
+    from tasks.preprocess import PreprocessResult
+    from tasks.records import Candidate, Evaluation
+
+    trained_on = PreprocessResult.from_json(dataset)
+    return Candidate.accepted(
+        Evaluation.from_json(evaluation), trained_on.dataset_uri, trained_on.fingerprint
+    ).to_json()
 
 
 @task
 def give_up(evaluations: list[dict[str, Any]]) -> None:
     """No attempt was blessed: production stays; the run fails unless configured not to."""
     from tasks.blessing import give_up_reason
+    from tasks.records import Evaluation
 
     with pipeline_step() as step:
-        reason = give_up_reason(evaluations, step.config)
+        reason = give_up_reason([Evaluation.from_json(each) for each in evaluations], step.config)
         if step.config.fail_on_give_up:
             raise AirflowFailException(reason)
     log.warning(reason)
@@ -238,12 +248,13 @@ def give_up(evaluations: list[dict[str, Any]]) -> None:
 def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Publishes the accepted attempt as a new version, then moves production.json.
     Its only upstreams are the accept tasks, so it runs exactly when one attempt passed."""
-    from tasks.deploy import Candidate, publish_version
+    from tasks.deploy import publish_version
+    from tasks.records import Candidate
 
     accepted = [candidate for candidate in candidates if candidate]
     if len(accepted) != 1:
         raise AirflowFailException(f"expected one accepted attempt, found {len(accepted)}")
-    candidate = Candidate(**{name: accepted[0][name] for name in Candidate.__dataclass_fields__})
+    candidate = Candidate.from_json(accepted[0])
     with pipeline_step() as step:
         publication = publish_version(step.client, step.config, candidate, run_id=step.run_id)
     step.context["outlet_events"][PRODUCTION_MODEL].extra = {
@@ -252,7 +263,7 @@ def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
         "accuracy": publication.accuracy,
         "bucket": step.config.bucket,
     }
-    return asdict(publication)
+    return publication.to_json()
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
@@ -264,7 +275,7 @@ def cleanup() -> dict[str, Any]:
         report = remove_old_runs(
             step.client, step.config.bucket, current_run_id=step.run_id, keep_runs=step.config.keep_runs
         )
-    return asdict(report)
+    return report.to_json()
 
 
 def attempt_group(

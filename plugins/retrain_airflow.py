@@ -99,7 +99,11 @@ def failing_fast() -> Iterator[None]:
 
     try:
         yield
-    except PermanentError as error:  # unfit data, invalid settings, refused S3 access
+    except InvalidSettingsError as error:
+        # The reason is the whole story: the frames of the check that refused the value
+        # would only lengthen the log Airflow prints under it.
+        raise AirflowFailException(str(error)) from None
+    except PermanentError as error:  # unfit data, refused S3 access: keep the cause for debugging
         raise AirflowFailException(str(error)) from error
 
 

@@ -73,7 +73,7 @@ class TrainerOperator(DockerOperator):
         from tasks.storage import get_json
         from tasks.train import TrainRequest, parse_request, run_training
 
-        request = TrainRequest(**self.train_request)
+        request = TrainRequest.from_json(self.train_request)
         cli_args = request.to_cli_args()
         if self.backend == "local":
             self.log.info("trainer_backend=local: training in this worker's process, no container")

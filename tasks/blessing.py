@@ -8,13 +8,14 @@ check and a one-line reason recorded in the attempt's `blessing.json`.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from tasks.config import ATTEMPT_GROUPS, PipelineConfig
 from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
+from tasks.records import Evaluation, JsonRecord
 from tasks.storage import S3Client, get_json, put_json
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,12 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Blessing:
+class Blessing(JsonRecord):
     blessed: bool
     reason: str
     candidate: dict[str, Any]
     baseline: dict[str, Any] | None
     checks: list[Check] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> d
     from tasks.train import TrainRequest, describe_attempt
 
     result = get_json(client, attempt.train_result)
-    request = TrainRequest(**result["request"])
+    request = TrainRequest.from_json(result["request"])
     return {
         "attempt": describe_attempt(request, number),
         "epochs_trained": result["epochs_trained"],
@@ -135,39 +133,44 @@ def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> d
     }
 
 
-def blessing_of(evaluation: dict[str, Any], config: PipelineConfig) -> Blessing:
-    """The run's thresholds applied to an evaluated attempt (an `Evaluation` as a dict)."""
+def blessing_of(evaluation: Evaluation, config: PipelineConfig) -> Blessing:
+    """The run's thresholds applied to an evaluated attempt."""
     return bless(
-        {key: evaluation[key] for key in ("attempt", "model_uri", "accuracy", "macro_f1")},
-        evaluation["champion"],
+        {
+            "attempt": evaluation.attempt,
+            "model_uri": evaluation.model_uri,
+            "accuracy": evaluation.accuracy,
+            "macro_f1": evaluation.macro_f1,
+        },
+        evaluation.champion.to_json() if evaluation.champion else None,
         min_accuracy=config.min_test_accuracy,
         min_macro_f1=config.min_macro_f1,
         max_regression=config.max_regression,
     )
 
 
-def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: dict[str, Any]) -> Decision:
+def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: Evaluation) -> Decision:
     """Blesses an evaluated attempt, writes its blessing.json, and says what the run does next."""
     blessing = blessing_of(evaluation, config)
-    attempt_layout = AttemptLayout.at(evaluation["attempt_uri"])
+    attempt_layout = AttemptLayout.at(evaluation.attempt_uri)
     blessing_uri = attempt_layout.blessing
     put_json(
         client,
         blessing_uri,
-        blessing.to_json() | {"training": training_summary(client, attempt_layout, evaluation["attempt"])},
+        blessing.to_json() | {"training": training_summary(client, attempt_layout, evaluation.attempt)},
     )
     attempts = min(config.max_attempts, ATTEMPT_GROUPS)
-    decision = next_step(blessing.blessed, blessing.reason, evaluation["attempt"], attempts)
+    decision = next_step(blessing.blessed, blessing.reason, evaluation.attempt, attempts)
     log.info("%s (%s)", decision.reason, blessing_uri)
     return Decision(decision.verdict, decision.reason, str(blessing_uri))
 
 
-def give_up_reason(evaluations: list[dict[str, Any]], config: PipelineConfig) -> str:
+def give_up_reason(evaluations: list[Evaluation], config: PipelineConfig) -> str:
     """One line for on-call: the best attempt and each rule that refused it (a value threshold,
     or the comparison with the champion), as its blessing.json says."""
-    best = max(evaluations, key=lambda evaluation: evaluation["accuracy"])
+    best = max(evaluations, key=lambda evaluation: evaluation.accuracy)
     refused = blessing_of(best, config).reason
     return (
-        f"no attempt was blessed: the best, attempt {best['attempt']} of {len(evaluations)}, "
+        f"no attempt was blessed: the best, attempt {best.attempt} of {len(evaluations)}, "
         f"was refused on {refused}; production model left unchanged"
     )

@@ -90,7 +90,7 @@ class ResumableAttempt:
         attempt = self
 
         class _MirrorToS3(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 attempt.record_epoch(epoch, logs or {}, self.model)
                 if attempt.patience_ran_out():
                     log.info(
@@ -104,7 +104,7 @@ class ResumableAttempt:
             _MirrorToS3(),
         ]
 
-    def record_epoch(self, epoch: int, logs: dict, model: Any) -> None:
+    def record_epoch(self, epoch: int, logs: dict[str, Any], model: Any) -> None:
         previous_best = self.kept_epoch()
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         improved = self.keep_epoch_by != "last" and self.kept_epoch() == epoch + 1

@@ -141,7 +141,11 @@ def registry_command(options: argparse.Namespace) -> int:
         print(json.dumps(registry.card(options.version), indent=2))
         return 0
     pointer = registry.rollback(options.version)
-    print(f"production is now version {pointer['version']} ({pointer['version_uri']})")
+    print(f"production is now version {pointer.version} ({pointer.version_uri})")
+    print(
+        "consumers scheduled on the production Asset were not told: trigger the "
+        "rollback_production DAG instead to emit its event"
+    )
     return 0
 
 

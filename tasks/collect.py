@@ -45,6 +45,7 @@ from tasks.partitions import (
     write_parts,
     write_slots,
 )
+from tasks.records import JsonRecord
 from tasks.storage import (
     PermanentStorageError,
     S3Client,
@@ -125,7 +126,9 @@ class CollectionPlan:
 
 
 @dataclass(frozen=True)
-class PartCollected:
+class PartCollected(JsonRecord):
+    """One collect partition's result: its manifest part and what it read."""
+
     manifest_part_uri: str
     objects: int
     objects_read: int
@@ -193,7 +196,7 @@ def collect_partition(
     )
     done = 0
 
-    def examine(pair: tuple[dict, dict | None]) -> dict:
+    def examine(pair: tuple[dict[str, Any], dict[str, Any] | None]) -> dict[str, Any]:
         nonlocal done
         summary, cached = pair
         if cached is not None:
@@ -238,14 +241,14 @@ def merge_manifest(
     client: S3Client,
     config: PipelineConfig,
     run_id: str,
-    parts: list[dict[str, Any]],
+    parts: list[PartCollected],
     class_names_from: str,
     skipped: dict[str, int] | None = None,
 ) -> CollectResult:
     """Merges the partitions' manifest parts into the run's manifest, in key order (so it is
     the same whatever the partition count), and writes the run's manifest.json.
     `config.class_names` are the run's resolved classes."""
-    collected = [PartCollected(**part) for part in parts]
+    collected = parts
     frames = [read_manifest(client, part.manifest_part_uri) for part in collected]
     manifest = pd.concat(frames, ignore_index=True).sort_values("key", ignore_index=True)
     layout = run_layout(config, run_id)
@@ -295,27 +298,27 @@ def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> C
     plan = plan_collection(client, config, run_id)
     resolved = config.with_classes(plan.class_names)
     parts = [
-        asdict(collect_partition(client, resolved, Partition.from_xcom(partition), run_id))
+        collect_partition(client, resolved, Partition.from_xcom(partition), run_id)
         for partition in plan.partitions
     ]
     return merge_manifest(client, resolved, run_id, parts, plan.class_names_from, plan.skipped)
 
 
-def facts_of(sha256: str | None, facts: ImageFacts) -> dict:
+def facts_of(sha256: str | None, facts: ImageFacts) -> dict[str, Any]:
     """The manifest's columns for what reading one object found."""
     found = asdict(facts)
     reason = found.pop("problem")
     return {"sha256": sha256, "decodable": reason is None, **found, "reason": reason}
 
 
-def still_current(cached: dict | None, listed: dict) -> dict | None:
+def still_current(cached: dict[str, Any] | None, listed: dict[str, Any]) -> dict[str, Any] | None:
     """The catalog row if it still describes the listed object (same ETag and size)."""
     if cached is None or cached["etag"] != listed["etag"]:
         return None
     return cached if int(cached["bytes"]) == int(listed["bytes"]) else None
 
 
-def read_catalog(client: S3Client, config: PipelineConfig, slots: list[int]) -> dict[str, dict]:
+def read_catalog(client: S3Client, config: PipelineConfig, slots: list[int]) -> dict[str, dict[str, Any]]:
     """key -> what was last read of it, for the keys of `slots`; empty without a catalog."""
     rows = read_slots(client, partial(catalog_slot, config), slots, parse_manifest)
     if rows.empty:

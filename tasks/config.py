@@ -279,7 +279,11 @@ class PipelineConfig:
         """Builds the config from Airflow Params or CLI options; keys that are not settings
         are ignored here (see `unknown_params` to refuse them), missing ones take defaults."""
         known = {f.name for f in fields(cls)}
-        values = {key: value for key, value in params.items() if key in known}
+        values = {
+            key: value
+            for key, value in params.items()
+            if key in known and not (value is None and form_optional(key))
+        }
         for name in LIST_SETTINGS:
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
@@ -347,8 +351,18 @@ class DeploymentSettings:
         return None if self.schedule.lower() == "none" else self.schedule
 
 
+def form_optional(name: str) -> bool:
+    """Lists and switches: their Params also take null, meaning the default. Airflow's trigger
+    form marks every Param whose type excludes null as required (*), which would ask for a
+    value where an empty list or an unset switch is the point."""
+    return json_schemas(PipelineConfig)[name]["type"] in ("array", "boolean")
+
+
 def field_problems(name: str, value: Any) -> Iterator[str]:
-    """What is wrong with one value of a config setting, as its Param's schema would say."""
+    """What is wrong with one value of a config setting, as its Param's schema would say
+    (null stands for the default of a list or a switch, see `form_optional`)."""
+    if value is None and form_optional(name):
+        return iter(())
     return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
@@ -366,11 +380,25 @@ def param_schemas() -> dict[str, dict[str, Any]]:
             default = getattr(defaults, name)
             ordered[name] = {
                 "default": list(default) if isinstance(default, tuple) else default,
-                "description": declared[name].metadata["description"],
+                "description": declared[name].metadata["description"] + bounds_note(schema),
                 "section": section,
                 **schema,
             }
+            if form_optional(name):
+                ordered[name]["type"] = ["null", schema["type"]]
     return ordered
+
+
+def bounds_note(schema: dict[str, Any]) -> str:
+    """The allowed range of a number, for the form's help text: the form's number fields clamp
+    an out-of-range entry to the nearest bound when the field loses focus, so the range is
+    said where the value is typed."""
+    lower = [f">= {schema['minimum']}"] if "minimum" in schema else []
+    lower += [f"> {schema['exclusiveMinimum']}"] if "exclusiveMinimum" in schema else []
+    upper = [f"<= {schema['maximum']}"] if "maximum" in schema else []
+    upper += [f"< {schema['exclusiveMaximum']}"] if "exclusiveMaximum" in schema else []
+    bounds = lower + upper
+    return f" (allowed: {', '.join(bounds)})" if bounds else ""
 
 
 def unknown_params(keys: list[str], known: list[str]) -> str | None:

@@ -9,12 +9,12 @@ last. Only then does the registry move production.json to it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from tasks.config import PipelineConfig
 from tasks.freshness import training_signature
 from tasks.layout import AttemptLayout
 from tasks.model_card import build_card, card_markdown
+from tasks.records import Candidate, DatasetRecord, Publication
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, copy_object, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
@@ -34,32 +34,11 @@ def export_for_serving(client: S3Client, model_uri: S3Uri, target: S3Uri) -> Non
     from tasks.storage import download_file, upload_tree
 
     with tempfile.TemporaryDirectory(prefix="serving-") as scratch:
-        model = keras.models.load_model(download_file(client, model_uri, Path(scratch) / "model.keras"))
+        model = keras.models.load_model(
+            download_file(client, model_uri, Path(scratch) / "model.keras"), compile=False
+        )
         model.export(str(Path(scratch) / "saved_model"), format="tf_saved_model", verbose=False)
         upload_tree(client, Path(scratch) / "saved_model", target)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What a blessed attempt hands to deploy: its outputs and the data it was trained on."""
-
-    attempt: int
-    attempt_uri: str
-    model_uri: str
-    evaluation_uri: str
-    accuracy: float
-    macro_f1: float
-    dataset_uri: str
-    dataset_fingerprint: str
-
-
-@dataclass(frozen=True)
-class Publication:
-    model_name: str
-    version: int
-    version_uri: str
-    pointer_uri: str
-    accuracy: float
 
 
 def publish_version(
@@ -67,8 +46,8 @@ def publish_version(
 ) -> Publication:
     """Claims a version, copies the candidate into it, marks it complete, then promotes it."""
     registry = Registry(client, config.bucket, config.model_name)
-    dataset = get_json(client, S3Uri.parse(candidate.dataset_uri))
-    signature = training_signature(config, dataset["dataset_id"])
+    dataset = DatasetRecord.read(client, candidate.dataset_uri)
+    signature = training_signature(config, dataset.dataset_id)
     deployment = {
         "run_id": run_id,
         "attempt": candidate.attempt,
@@ -82,7 +61,7 @@ def publish_version(
     attempt = AttemptLayout.at(candidate.attempt_uri)
     for name in AttemptLayout.PUBLISHED_FILES:
         copy_object(client, attempt.file(name), version.file(name))
-    put_json(client, version.labels, dataset["class_names"])
+    put_json(client, version.labels, dataset.class_names)
     card = build_card(
         model_name=config.model_name,
         version=version.version,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +14,13 @@ import numpy as np
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
 from tasks.plots import confusion_matrix_png, training_curves_png
+from tasks.records import ChampionScore, DatasetRecord, Evaluation
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
 from tasks.train import open_split
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    attempt: int
-    attempt_uri: str
-    model_uri: str
-    evaluation_uri: str
-    test_images: int
-    accuracy: float
-    macro_f1: float
-    champion: dict[str, Any] | None  # version, model_uri, accuracy, macro_f1 of production
 
 
 def classification_metrics(
@@ -86,19 +74,19 @@ def evaluate_attempt(
     load_tensorflow()
     import keras
 
-    dataset = get_json(client, S3Uri.parse(dataset_uri))
-    class_names = dataset["class_names"]
+    dataset = DatasetRecord.read(client, dataset_uri)
+    class_names = dataset.class_names
     output = AttemptLayout.at(attempt_uri)
     model_uri = str(output.model)
-    champion = Registry(client, config.bucket, config.model_name).champion(class_names, dataset["image_size"])
+    champion = Registry(client, config.bucket, config.model_name).champion(class_names, dataset.image_size)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         folder = Path(scratch)
         test_data = open_split(client, dataset, "test", folder, batch_size=64)
         scored = {}
-        for role, uri in (("candidate", model_uri), ("champion", champion and champion["model_uri"])):
+        for role, uri in (("candidate", model_uri), ("champion", champion and champion.model_uri)):
             if uri:
                 local_model = download_file(client, S3Uri.parse(uri), folder / f"{role}.keras")
-                model = keras.models.load_model(local_model)
+                model = keras.models.load_model(local_model, compile=False)
                 scored[role] = predict_test_split(model, test_data)
     true_labels, probabilities = scored["candidate"]
     metrics = classification_metrics(true_labels, probabilities, class_names)
@@ -106,8 +94,8 @@ def evaluate_attempt(
     if champion is not None and "champion" in scored:
         champion_metrics = classification_metrics(*scored["champion"], class_names)
         champion_summary = {
-            "version": champion["version"],
-            "model_uri": champion["model_uri"],
+            "version": champion.version,
+            "model_uri": champion.model_uri,
             "accuracy": champion_metrics["accuracy"],
             "macro_f1": champion_metrics["macro_f1"],
             "metrics": champion_metrics,
@@ -154,5 +142,5 @@ def evaluate_attempt(
         len(true_labels),
         metrics["accuracy"],
         metrics["macro_f1"],
-        {k: v for k, v in champion_summary.items() if k != "metrics"} if champion_summary else None,
+        ChampionScore.from_json(champion_summary) if champion_summary else None,
     )

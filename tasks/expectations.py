@@ -78,7 +78,7 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _observed(result: dict, key_column: str | None = None) -> str:
+def _observed(result: dict[str, Any], key_column: str | None = None) -> str:
     if "unexpected_count" in result:
         rows = result.get("unexpected_index_list") or []
         if key_column and rows:

@@ -14,12 +14,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tasks.config import PipelineConfig
 from tasks.recipe import Recipe
+from tasks.records import DatasetRecord
 from tasks.registry import Registry
-from tasks.storage import S3Client, S3Uri, get_json
+from tasks.storage import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,14 @@ class TrainingNeed:
 
 def check_for_change(client: S3Client, config: PipelineConfig, dataset_uri: str) -> TrainingNeed:
     """Compares this run's training signature with the production model's."""
-    dataset: dict[str, Any] = get_json(client, S3Uri.parse(dataset_uri))
-    signature = training_signature(config, dataset["dataset_id"])
+    dataset = DatasetRecord.read(client, dataset_uri)
+    signature = training_signature(config, dataset.dataset_id)
     pointer = Registry(client, config.bucket, config.model_name).pointer()
     if pointer is None:
         return TrainingNeed(True, "no production model yet: training", signature)
-    version = pointer.get("version")
-    if pointer.get("training_signature") != signature:
-        same_data = pointer.get("dataset_fingerprint") == dataset["fingerprint"]
+    version = pointer.version
+    if pointer.training_signature != signature:
+        same_data = pointer.dataset_fingerprint == dataset.fingerprint
         what = "settings or trainer code changed" if same_data else "the data changed"
         return TrainingNeed(True, f"{what} since version {version}: training", signature)
     if config.force_retrain:
@@ -114,7 +114,7 @@ def check_for_change(client: S3Client, config: PipelineConfig, dataset_uri: str)
         )
     return TrainingNeed(
         False,
-        f"no change since version {version} (dataset {dataset['fingerprint'][:12]}..., same settings "
+        f"no change since version {version} (dataset {dataset.fingerprint[:12]}..., same settings "
         "and trainer code): nothing to train",
         signature,
     )

@@ -6,7 +6,10 @@ from __future__ import annotations
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.records import DatasetRecord
 
 
 def code_version() -> str:
@@ -38,7 +41,7 @@ def build_card(
     run_id: str,
     attempt: int,
     params: dict[str, Any],
-    dataset: dict[str, Any],
+    dataset: DatasetRecord,
     train_result: dict[str, Any],
     evaluation: dict[str, Any],
     blessing: dict[str, Any],
@@ -50,12 +53,12 @@ def build_card(
         "attempt": attempt,
         "code_version": code_version(),
         "dataset": {
-            "fingerprint": dataset["fingerprint"],
-            "dataset_id": dataset.get("dataset_id"),
-            "manifest_uri": dataset["manifest_uri"],
-            "split_counts": dataset["split_counts"],
-            "class_names": dataset["class_names"],
-            "image_size": dataset["image_size"],
+            "fingerprint": dataset.fingerprint,
+            "dataset_id": dataset.dataset_id,
+            "manifest_uri": dataset.manifest_uri,
+            "split_counts": dataset.split_counts,
+            "class_names": dataset.class_names,
+            "image_size": dataset.image_size,
         },
         "params": params,
         "training": {

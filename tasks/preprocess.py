@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from tasks.examples import (
 from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
 from tasks.partitions import Partition, content_slot, write_parts
+from tasks.records import DatasetRecord, JsonRecord
 from tasks.shards import SPLITS
 from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
 from tasks.validate import DataValidationError
@@ -55,7 +56,9 @@ MIN_EXPECTED_PER_SPLIT = 5
 
 
 @dataclass(frozen=True)
-class PreprocessResult:
+class PreprocessResult(JsonRecord):
+    """What assemble_dataset hands on: the dataset record's URI and what it holds."""
+
     dataset_uri: str  # the dataset's dataset.json
     dataset_id: str
     fingerprint: str
@@ -186,7 +189,7 @@ def checked_and_reported(
 
 
 @dataclass(frozen=True)
-class PartProcessed:
+class PartProcessed(JsonRecord):
     uri: str  # the partition's processed/<part>.json: packs, counts, failures
     images: int
     images_decoded: int
@@ -254,11 +257,11 @@ def preprocess_partition(
 
 
 def finish_dataset(
-    client: S3Client, config: PipelineConfig, manifest_uri: str, parts: list[dict[str, Any]], run_id: str
+    client: S3Client, config: PipelineConfig, manifest_uri: str, parts: list[PartProcessed], run_id: str
 ) -> PreprocessResult:
     """Checks the dataset as a whole from the partitions' statistics and writes it (labels.csv,
     then dataset.json) unless one with the same content exists."""
-    processed = [PartProcessed(**part) for part in parts]
+    processed = parts
     reports = parallel_map(lambda part: get_json(client, S3Uri.parse(part.uri)), processed)
     counts = pd.DataFrame([row for report in reports for row in report["counts"]])
     if counts.empty:
@@ -285,23 +288,19 @@ def finish_dataset(
         packs = {
             split: sorted({uri for report in reports for uri in report["packs"][split]}) for split in SPLITS
         }
-        put_json(
-            client,
-            dataset.record,
-            {
-                "dataset_id": dataset_id,
-                "fingerprint": fingerprint,
-                "image_size": config.image_size,
-                "class_names": list(config.class_names),
-                "split_counts": split_counts,
-                "packs": packs,
-                "labels_uri": str(dataset.labels),
-                "preprocessing_version": PREPROCESSING_VERSION,
-                "manifest_uri": manifest_uri,
-                "created_by_run": run_id,
-                "pixel_format": "uint8 RGB, scaled to [0, 1] float32 on read",
-            },
+        record = DatasetRecord(
+            dataset_id=dataset_id,
+            fingerprint=fingerprint,
+            image_size=config.image_size,
+            class_names=list(config.class_names),
+            split_counts=split_counts,
+            packs=packs,
+            labels_uri=str(dataset.labels),
+            preprocessing_version=PREPROCESSING_VERSION,
+            manifest_uri=manifest_uri,
+            created_by_run=run_id,
         )
+        put_json(client, dataset.record, record.to_json())
     put_json(
         client,
         run_layout(config, run_id).dataset_ref,
@@ -329,7 +328,6 @@ def build_dataset(
     functions as separate (mapped) tasks."""
     planned = plan_preprocessing(client, config, manifest_uri, run_id, partitions)
     parts = [
-        asdict(preprocess_partition(client, config, Partition.from_xcom(partition), run_id))
-        for partition in planned
+        preprocess_partition(client, config, Partition.from_xcom(partition), run_id) for partition in planned
     ]
     return finish_dataset(client, config, manifest_uri, parts, run_id)

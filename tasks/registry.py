@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tasks.layout import ModelLayout, VersionLayout
+from tasks.records import Pointer
 from tasks.storage import (
     PermanentStorageError,
     S3Client,
@@ -42,26 +43,25 @@ class VersionInfo:
     in_production: bool
 
 
-def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at: str) -> dict[str, Any]:
+def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at: str) -> Pointer:
     """production.json, derived from a version's model card (so publish and rollback agree)."""
-    return {
-        "model_name": card["model_name"],
-        "version": card["version"],
-        "version_uri": str(version.root),
-        "model_uri": str(version.model),
-        "evaluation_uri": str(version.evaluation),
-        "serving_uri": str(version.serving_base),
-        "class_names": card["dataset"]["class_names"],
-        "image_size": card["dataset"]["image_size"],
-        "metrics": {key: card["metrics"][key] for key in ("accuracy", "macro_f1")},
-        "run_id": card["run_id"],
-        "attempt": card["attempt"],
-        "dataset_fingerprint": card["dataset"]["fingerprint"],
-        "dataset_id": card["dataset"].get("dataset_id"),
-        # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
-        "training_signature": card.get("training_signature"),
-        "published_at": published_at,
-    }
+    return Pointer(
+        model_name=card["model_name"],
+        version=card["version"],
+        version_uri=str(version.root),
+        model_uri=str(version.model),
+        evaluation_uri=str(version.evaluation),
+        serving_uri=str(version.serving_base),
+        class_names=card["dataset"]["class_names"],
+        image_size=card["dataset"]["image_size"],
+        metrics={key: card["metrics"][key] for key in ("accuracy", "macro_f1")},
+        run_id=card["run_id"],
+        attempt=card["attempt"],
+        dataset_fingerprint=card["dataset"]["fingerprint"],
+        dataset_id=card["dataset"].get("dataset_id"),
+        training_signature=card.get("training_signature"),
+        published_at=published_at,
+    )
 
 
 class Registry:
@@ -72,8 +72,11 @@ class Registry:
         self.layout = ModelLayout.of(bucket, model_name)
         self.pointer_uri = self.layout.pointer
 
-    def pointer(self) -> dict[str, Any] | None:
-        return get_json(self.client, self.pointer_uri) if exists(self.client, self.pointer_uri) else None
+    def pointer(self) -> Pointer | None:
+        """The production pointer, or None before the first publication."""
+        if not exists(self.client, self.pointer_uri):
+            return None
+        return Pointer.read(self.client, self.pointer_uri)
 
     def version_numbers(self) -> list[int]:
         """Every version number ever claimed, complete or not, ascending."""
@@ -92,7 +95,7 @@ class Registry:
                     complete,
                     card.get("metrics", {}).get("accuracy"),
                     card.get("run_id"),
-                    bool(pointer and pointer["version"] == number),
+                    bool(pointer and pointer.version == number),
                 )
             )
         return found
@@ -106,7 +109,7 @@ class Registry:
             pointer = self.pointer()
             if pointer is None:
                 raise PermanentStorageError(f"{self.pointer_uri}: no production model yet")
-            version = int(pointer["version"])
+            version = pointer.version
         layout = self.layout.version(version)
         if not exists(self.client, layout.marker):
             raise PermanentStorageError(
@@ -125,18 +128,18 @@ class Registry:
         card = get_json(self.client, layout.model_card)
         with tempfile.TemporaryDirectory(prefix="registry-") as scratch:
             local = download_file(self.client, layout.model, Path(scratch) / "model.keras")
-            return keras.models.load_model(local), card
+            return keras.models.load_model(local, compile=False), card
 
-    def champion(self, class_names: list[str], image_size: int) -> dict[str, Any] | None:
+    def champion(self, class_names: list[str], image_size: int) -> Pointer | None:
         """The production pointer, if a candidate with these classes (in this order) and this
         input size can be compared with it."""
         pointer = self.pointer()
         if pointer is None:
             return None
-        if pointer.get("class_names") != list(class_names) or pointer.get("image_size") != image_size:
+        if pointer.class_names != list(class_names) or pointer.image_size != image_size:
             log.warning(
                 "production v%s has other classes or input size; comparing with value thresholds only",
-                pointer.get("version"),
+                pointer.version,
             )
             return None
         return pointer
@@ -162,16 +165,18 @@ class Registry:
             except WriteConflictError:
                 number += 1
 
-    def promote(self, version: int) -> dict[str, Any]:
+    def promote(self, version: int) -> Pointer:
         """Points production at a complete version (a new one, or an earlier one to roll back);
         fails if another writer moved the pointer meanwhile (nothing is overwritten then)."""
         layout = self.complete_version(version)
         card = get_json(self.client, layout.model_card)
         pointer = pointer_from_card(card, layout, datetime.now(UTC).isoformat())
-        put_json_if(self.client, self.pointer_uri, pointer, head_etag(self.client, self.pointer_uri))
+        put_json_if(
+            self.client, self.pointer_uri, pointer.to_json(), head_etag(self.client, self.pointer_uri)
+        )
         return pointer
 
-    def rollback(self, version: int) -> dict[str, Any]:
+    def rollback(self, version: int) -> Pointer:
         """Points production back at an earlier complete version."""
         return self.promote(version)
 

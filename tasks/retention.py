@@ -28,6 +28,7 @@ from tasks.layout import (
     runs_root,
 )
 from tasks.partitions import content_slot
+from tasks.records import DatasetRecord, JsonRecord
 from tasks.registry import Registry
 from tasks.storage import (
     S3Client,
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RetentionReport:
+class RetentionReport(JsonRecord):
     runs_kept: int
     runs_removed: int
     datasets_removed: int
@@ -102,7 +103,7 @@ def remove_old_runs(client: S3Client, bucket: str, *, current_run_id: str, keep_
         dataset = dataset_layout(bucket, dataset_id)
         if dataset_id in kept_datasets:
             if exists(client, dataset.record):
-                for uris in get_json(client, dataset.record)["packs"].values():
+                for uris in DatasetRecord.read(client, dataset.record).packs.values():
                     referenced_packs.update(uris)
             continue
         deleted += delete_prefix(client, dataset.root.folder())

@@ -1,8 +1,9 @@
-"""Loads TensorFlow with its start-up lines in the log at INFO rather than on stderr.
+"""Loads TensorFlow with its start-up lines in the log at DEBUG rather than on stderr.
 
 TensorFlow's C++ runtime writes notices (oneDNN, CPU features, CUDA probing) to file
 descriptor 2 while it loads, before its own log settings apply, so `TF_CPP_MIN_LOG_LEVEL`
-does not silence them, and Airflow shows whatever a task writes to stderr as errors. Every
+does not silence them, and Airflow shows whatever a task writes to stderr as errors. They
+are kept at DEBUG: at the usual INFO level neither task logs nor the `retrain` CLI show them. Every
 step that needs TensorFlow calls `load_tensorflow()` first; later imports find it loaded.
 """
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def load_tensorflow() -> ModuleType:
-    """Imports TensorFlow once, logging what it wrote to stderr while loading at INFO."""
+    """Imports TensorFlow once, logging what it wrote to stderr while loading at DEBUG."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     sys.stderr.flush()
@@ -34,5 +35,5 @@ def load_tensorflow() -> ModuleType:
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines():
                 if line.strip():
-                    log.info("tensorflow: %s", line.strip())
+                    log.debug("tensorflow: %s", line.strip())
     return tensorflow

@@ -23,13 +23,13 @@ from tasks.config import PipelineConfig
 from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
 from tasks.recipe import Recipe, steps_per_epoch
+from tasks.records import DatasetRecord, JsonRecord
 from tasks.settings import same_setting_as
 from tasks.storage import (
     S3Client,
     S3Uri,
     download_file,
     get_bytes,
-    get_json,
     make_client,
     parallel_map,
     put_json,
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainRequest(Recipe):
+class TrainRequest(Recipe, JsonRecord):
     """One attempt: its data and output, its hyperparameters and (inherited) its recipe."""
 
     dataset_uri: str
@@ -73,7 +73,7 @@ class TrainRequest(Recipe):
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(JsonRecord):
     model_uri: str
     history_uri: str
     epochs_trained: int
@@ -136,10 +136,10 @@ class EpochLogger:
         import keras
 
         class _EpochLogger(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 self.started = time.perf_counter()
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 logs = logs or {}
                 seconds = time.perf_counter() - self.started
                 log.info(
@@ -167,15 +167,15 @@ def download_packs(client: S3Client, uris: list[str], folder: Path) -> list[Path
     return paths
 
 
-def read_labels(client: S3Client, dataset: dict[str, Any], split: str) -> dict[str, int]:
+def read_labels(client: S3Client, dataset: DatasetRecord, split: str) -> dict[str, int]:
     """sha256 -> label of the dataset's images in one split (labels.csv: sha256,label,split)."""
-    rows = csv.DictReader(io.StringIO(get_bytes(client, S3Uri.parse(dataset["labels_uri"])).decode()))
+    rows = csv.DictReader(io.StringIO(get_bytes(client, S3Uri.parse(dataset.labels_uri)).decode()))
     return {row["sha256"]: int(row["label"]) for row in rows if row["split"] == split}
 
 
 def open_split(
     client: S3Client,
-    dataset: dict[str, Any],
+    dataset: DatasetRecord,
     split: str,
     folder: Path,
     batch_size: int,
@@ -185,13 +185,13 @@ def open_split(
     from tasks.shards import read_split
 
     return read_split(
-        download_packs(client, dataset["packs"][split], folder),
+        download_packs(client, dataset.packs[split], folder),
         read_labels(client, dataset, split),
-        dataset["image_size"],
-        len(dataset["class_names"]),
+        dataset.image_size,
+        len(dataset.class_names),
         batch_size,
         shuffle_seed=shuffle_seed,
-        image_count=dataset["split_counts"][split],
+        image_count=dataset.split_counts[split],
     )
 
 
@@ -209,7 +209,7 @@ def training_strategy() -> tuple[Any, str]:
     return tf.distribute.get_strategy(), "CPU, float32"
 
 
-def build_model(client: S3Client, request: TrainRequest, dataset: dict[str, Any], folder: Path) -> Any:
+def build_model(client: S3Client, request: TrainRequest, dataset: DatasetRecord, folder: Path) -> Any:
     """The reference CNN with the request's recipe; on a warm start, with the weights of the
     model at `warm_start_uri` (its training-only layers may differ from this recipe's)."""
     import keras
@@ -217,11 +217,11 @@ def build_model(client: S3Client, request: TrainRequest, dataset: dict[str, Any]
     from tasks.model import build_reference_cnn, copy_weights
 
     model = build_reference_cnn(
-        dataset["image_size"],
-        len(dataset["class_names"]),
+        dataset.image_size,
+        len(dataset.class_names),
         request.learning_rate,
         recipe=request.recipe,
-        total_steps=request.epochs * steps_per_epoch(dataset["split_counts"]["train"], request.batch_size),
+        total_steps=request.epochs * steps_per_epoch(dataset.split_counts["train"], request.batch_size),
     )
     if request.warm_start_uri:
         local_start = download_file(client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras")
@@ -239,9 +239,9 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
     from tasks.checkpoints import ResumableAttempt
     from tasks.model import inference_model
 
-    dataset = get_json(client, S3Uri.parse(request.dataset_uri))
-    image_size = dataset["image_size"]
-    counts = dataset["split_counts"]
+    dataset = DatasetRecord.read(client, request.dataset_uri)
+    image_size = dataset.image_size
+    counts = dataset.split_counts
     output = AttemptLayout.at(request.output_uri)
     keras.utils.set_random_seed(request.seed)
     strategy, device = training_strategy()

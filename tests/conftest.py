@@ -173,7 +173,7 @@ def tiny_model_bytes(tmp_path_factory) -> bytes:
 @pytest.fixture
 def candidate(s3, bucket, tiny_model_bytes):
     """An attempt's outputs as train, evaluate and decide leave them (a tiny real model)."""
-    from tasks.deploy import Candidate
+    from tasks.records import Candidate, DatasetRecord
     from tasks.storage import S3Uri, put_bytes, put_json
     from tasks.train import TrainRequest, TrainResult
 
@@ -227,14 +227,18 @@ def candidate(s3, bucket, tiny_model_bytes):
     put_json(
         s3,
         S3Uri(bucket, "runs/r1/dataset/dataset.json"),
-        {
-            "fingerprint": "fp",
-            "manifest_uri": f"s3://{bucket}/runs/r1/clean_manifest.csv",
-            "dataset_id": "ds1",
-            "split_counts": {"train": 1, "validation": 1, "test": 1},
-            "class_names": list(DIGIT_CLASS_NAMES),
-            "image_size": 24,
-        },
+        DatasetRecord(
+            dataset_id="ds1",
+            fingerprint="fp",
+            image_size=24,
+            class_names=list(DIGIT_CLASS_NAMES),
+            split_counts={"train": 1, "validation": 1, "test": 1},
+            packs={"train": [], "validation": [], "test": []},
+            labels_uri=f"s3://{bucket}/runs/r1/dataset/labels.csv",
+            preprocessing_version="p1",
+            manifest_uri=f"s3://{bucket}/runs/r1/clean_manifest.csv",
+            created_by_run="r1",
+        ).to_json(),
     )
     return Candidate(
         attempt=1,

@@ -50,7 +50,7 @@ class LocalS3:
         # With auth on, moto checks access keys like S3 does and refuses unknown ones.
         self.require_auth = require_auth
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalS3:
         for name, value in DUMMY_CREDENTIALS.items():

@@ -16,12 +16,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS, upload_digits
 from tasks.demo.local_s3 import LocalS3
 from tasks.layout import model_layout, output_prefixes
-from tasks.storage import download_tree, get_json, make_client
+from tasks.records import Pointer
+from tasks.storage import download_tree, make_client
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +81,13 @@ def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
     )
 
 
-def demo_params(conf: dict) -> dict:
+def demo_params(conf: dict[str, Any]) -> dict[str, Any]:
     """The run's Params: the digits' (label order, no mirror flips) and the demo's epochs,
     under whatever the person passed with --conf."""
     return {**DIGIT_PARAMS, "epochs": DEMO_EPOCHS, **conf}
 
 
-def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
+def run_demo(output_folder: Path, airflow_home: Path, conf: dict[str, Any]) -> int:
     exit_on_sigterm()
     conf = demo_params(conf)
     config = PipelineConfig.from_params(conf)
@@ -103,18 +105,18 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict) -> int:
                 client, prefix, output_folder / prefix.key.rstrip("/"), skip_suffixes=(".tfrecord",)
             )
         pointer_uri = model_layout(config).pointer
-        pointer = get_json(client, pointer_uri) if dag_run.returncode == 0 else None
+        pointer = Pointer.read(client, pointer_uri) if dag_run.returncode == 0 else None
     minutes = (time.perf_counter() - started) / 60
     if pointer is None:
         print(f"demo run FAILED after {minutes:.1f} min; outputs so far in {output_folder}/")
         return 1
     print(
         f"\ndemo finished in {minutes:.1f} min\n"
-        f"  deployed: {pointer['model_name']} version {pointer['version']}\n"
-        f"  test accuracy: {pointer['metrics']['accuracy']:.4f} "
-        f"(macro F1 {pointer['metrics']['macro_f1']:.4f})\n"
-        f"  in S3: {pointer['version_uri']} (pointer: {pointer_uri})\n"
-        f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer['version']}/, "
+        f"  deployed: {pointer.model_name} version {pointer.version}\n"
+        f"  test accuracy: {pointer.metrics['accuracy']:.4f} "
+        f"(macro F1 {pointer.metrics['macro_f1']:.4f})\n"
+        f"  in S3: {pointer.version_uri} (pointer: {pointer_uri})\n"
+        f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer.version}/, "
         f"{output_folder}/runs/ and the Data Docs in {output_folder}/reports/*/data_docs/*/index.html"
     )
     return 0

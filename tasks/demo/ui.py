@@ -26,7 +26,7 @@ from tasks.demo.run import airflow_command, exit_on_sigterm, upload_demo_data
 STARTUP_TIMEOUT_SECONDS = 180
 
 
-def wait_for_health(url: str, process: subprocess.Popen, timeout: float) -> bool:
+def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -43,7 +43,7 @@ def admin_password(airflow_home: Path) -> str:
     return json.loads(generated.read_text()).get("admin", "?") if generated.exists() else "?"
 
 
-def stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """standalone starts the scheduler, API server and others as its children: SIGINT lets it
     stop them; whatever is left of its process group is killed after a grace period."""
     if process.poll() is None:

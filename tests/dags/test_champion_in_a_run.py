@@ -69,13 +69,13 @@ def test_second_nights_against_a_real_champion(run_retrain, s3, digits_bucket, t
     pointer = registry.pointer()
     assert asset_event_extra(first.run_id) == {
         "version": 1,
-        "version_uri": pointer["version_uri"],
-        "accuracy": pointer["metrics"]["accuracy"],
+        "version_uri": pointer.version_uri,
+        "accuracy": pointer.metrics["accuracy"],
         "bucket": digits_bucket,
     }
     model, _ = registry.load()
     images = np.random.default_rng(0).uniform(0, 1, (5, 32, 32, 3)).astype("float32")
-    served = serving_predictions(s3, pointer["version_uri"], 1, images, tmp_path)
+    served = serving_predictions(s3, pointer.version_uri, 1, images, tmp_path)
     assert served.shape == (5, len(DIGIT_CLASS_NAMES))
     np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)
 
@@ -89,14 +89,14 @@ def test_second_nights_against_a_real_champion(run_retrain, s3, digits_bucket, t
     assert evaluation["champion"]["version"] == 1
     blessing = attempt_file(s3, digits_bucket, refused.run_id, "blessing.json")
     assert not blessing["blessed"] and "champion minus margin" in blessing["reason"], blessing["reason"]
-    assert registry.pointer()["version"] == 1
+    assert registry.pointer().version == 1
 
     # As long a training as v1's, within a 0.2 margin of it: deployed as v2 over a real comparison.
     passed, states = run_retrain(**{**conf, "force_retrain": True, "max_regression": 0.2})
     assert passed.state == "success" and states["deploy"] == "success", states
     blessing = attempt_file(s3, digits_bucket, passed.run_id, "blessing.json")
     assert blessing["blessed"] and blessing["baseline"]["version"] == 1, blessing
-    assert registry.pointer()["version"] == 2
+    assert registry.pointer().version == 2
 
     # Another input size: the champion cannot score these images, so only the thresholds apply.
     # The reference recipe passes 0.5 in 2 epochs at 24 px; augmentation needs more epochs.
@@ -108,4 +108,4 @@ def test_second_nights_against_a_real_champion(run_retrain, s3, digits_bucket, t
     blessing = attempt_file(s3, digits_bucket, other_size.run_id, "blessing.json")
     assert "no champion" in blessing["reason"], blessing["reason"]
     assert "production v2 has other classes or input size" in caplog.text
-    assert (registry.pointer()["version"], registry.pointer()["image_size"]) == (3, 24)
+    assert (registry.pointer().version, registry.pointer().image_size) == (3, 24)

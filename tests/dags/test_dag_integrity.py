@@ -88,7 +88,7 @@ def test_params_have_types_and_defaults(retrain_dag):
         "bucket": "string",
         "raw_prefix": "string",
         "model_name": "string",
-        "class_names": "array",
+        "class_names": ["null", "array"],  # optional in the form: empty means every folder
         "image_size": "integer",
         "epochs": "integer",
         "batch_size": "integer",
@@ -98,7 +98,7 @@ def test_params_have_types_and_defaults(retrain_dag):
         "max_regression": ["null", "number"],
         "max_attempts": "integer",
         "min_images": "integer",
-        "fail_on_give_up": "boolean",
+        "fail_on_give_up": ["null", "boolean"],
         "trainer_backend": "string",
         "gpus": "string",
         "trainer_image": "string",

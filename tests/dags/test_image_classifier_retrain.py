@@ -8,6 +8,7 @@ from dataclasses import asdict
 from urllib.parse import quote
 
 import pytest
+from pointers import production_pointer
 
 from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS
@@ -59,7 +60,7 @@ def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
 def test_unreachable_threshold_retrains_gives_up_and_keeps_production(run_retrain, s3, digits_bucket):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
     config = PipelineConfig(bucket=digits_bucket, model_name=model_name)
-    put_json(s3, model_layout(config).pointer, {"version": 7, "note": "the production model before this run"})
+    put_json(s3, model_layout(config).pointer, production_pointer(digits_bucket, model_name, 7).to_json())
     before = get_bytes(s3, model_layout(config).pointer)
     dag_run, states = run_retrain(
         bucket=digits_bucket,
@@ -123,7 +124,7 @@ def test_docker_backend_deploys_and_no_secret_leaks(run_retrain, s3, digits_buck
 def production_before(s3, bucket):
     """An existing production pointer that a failing run must leave byte for byte."""
     config = PipelineConfig(bucket=bucket, model_name="guarded")
-    put_json(s3, model_layout(config).pointer, {"version": 3, "note": "production before the run"})
+    put_json(s3, model_layout(config).pointer, production_pointer(bucket, "guarded", 3).to_json())
     return get_bytes(s3, model_layout(config).pointer)
 
 
@@ -188,7 +189,10 @@ def test_too_many_bad_objects_fail_the_gate_and_keep_production(
 def test_a_misspelt_param_is_refused_before_any_work(run_retrain, s3, digits_bucket, capfd):
     dag_run, states = run_retrain(bucket=digits_bucket, imagesize=32, **FAST)
     assert (dag_run.state, failed_task(states)) == ("failed", "plan_partitions")
-    assert "unknown Param imagesize; did you mean image_size?" in "".join(capfd.readouterr())
+    log = "".join(capfd.readouterr())
+    assert "unknown Param imagesize; did you mean image_size?" in log
+    # Airflow's own traceback of the failure, once, without the frames of the check that refused.
+    assert (log.count("Traceback"), log.count("InvalidSettingsError")) == (1, 0)
 
 
 def test_a_missing_bucket_fails_at_collection(run_retrain, s3, capfd):

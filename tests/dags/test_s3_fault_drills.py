@@ -97,9 +97,9 @@ class ConsumerWatch(threading.Thread):
         while not self.stop.is_set():
             pointer = self.registry.pointer()
             if pointer is not None and not exists(
-                self.registry.client, S3Uri.parse(pointer["version_uri"]).join("_COMPLETE")
+                self.registry.client, S3Uri.parse(pointer.version_uri).join("_COMPLETE")
             ):
-                self.violations.append(f"pointer names incomplete version {pointer['version']}")
+                self.violations.append(f"pointer names incomplete version {pointer.version}")
             self.reads += 1
             self.stop.wait(0.02)
 

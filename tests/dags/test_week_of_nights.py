@@ -165,8 +165,8 @@ def test_a_week_of_changing_nights(run_retrain, s3):
         versions = registry.versions()
         assert [(v.version, v.complete) for v in versions] == [(n, True) for n in range(1, deployed + 1)]
         pointer = registry.pointer()
-        assert pointer["version"] == deployed
-        assert exists(s3, S3Uri.parse(pointer["version_uri"]).join("_COMPLETE"))
+        assert pointer.version == deployed
+        assert exists(s3, S3Uri.parse(pointer.version_uri).join("_COMPLETE"))
         check_tidy(s3, bucket, deployed)
         sizes.append(pipeline_bytes(s3, bucket))
 

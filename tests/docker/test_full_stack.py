@@ -169,7 +169,7 @@ def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_mini
     assert api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["total_entries"] == 1
 
     pointer = Registry(s3, bucket, model_name).pointer()
-    assert pointer is not None and pointer["version"] == 1
+    assert pointer is not None and pointer.version == 1
 
     # The worker reached the engine only through the proxy, and the trainer container ran there.
     proxy_log = stack["run"]("logs", "--no-log-prefix", "docker-socket-proxy", check=False).stdout

@@ -69,10 +69,11 @@ def probes(schema: dict) -> list:
     """Values on both sides of each bound of a schema, of the wrong type, and lists whose items
     break the item schema."""
     values: list = [None, "text", 1, True, [], ["a", "b"]]
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     for keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         if keyword in schema:
             bound = schema[keyword]
-            steps = (-1, 0, 1) if schema["type"] == "integer" else (-1, -0.001, 0, 0.001, 1)
+            steps = (-1, 0, 1) if "integer" in types else (-1, -0.001, 0, 0.001, 1)
             values += [bound + step for step in steps]
     if "pattern" in schema:
         values += ["", "raw", "raw/", "/raw/", "../raw/", "Bad_Bucket", "my-bucket", "all", "2", "a/b"]
@@ -80,7 +81,7 @@ def probes(schema: dict) -> list:
         values += [*schema["enum"], "other"]
     if "minLength" in schema:
         values += ["", "x"]
-    if schema["type"] == "array":
+    if "array" in types:
         values += [["only"], ["a", "a"], ["a/b", "c"], ["PNG"], ["cat", "dog", "owl"]]
         values += [[""], [1], ["a", 1], [None], [["nested"]], ["*.txt", ""], ["PNG", "PNG"]]
     return values
@@ -114,6 +115,27 @@ def test_every_param_is_a_setting_and_both_refuse_the_same_values():
             refused_list_items += isinstance(value, list) and bool(value) and not config_accepts
     assert disagreements == []
     assert refused_list_items >= 10  # the item probes reach the item schemas
+
+
+def marked_required(schema: dict) -> bool:
+    """The trigger form's rule for the required mark (*): a type that excludes null."""
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    return "null" not in types
+
+
+def test_lists_and_switches_are_optional_in_the_form_and_null_means_their_default():
+    from tasks.config import PipelineConfig, form_optional
+
+    params = retrain_params()
+    optional = {name for name, param in params.items() if not marked_required(param.schema)}
+    lists_and_switches = {"class_names", "ignore_patterns", "allowed_formats", "force_retrain"}
+    assert lists_and_switches | {"augment_flip"} <= optional
+    assert params["epochs"].schema["type"] == "integer"  # numbers keep their mark and bounds
+    # The form clamps an out-of-range number when the field loses focus: the help text says the range.
+    assert params["image_size"].description.endswith("(allowed: >= 22, <= 512)")
+    # Unlike the optional thresholds, where null means "off", a list's or a switch's null is its default.
+    from_form = PipelineConfig.from_params({name: None for name in optional if form_optional(name)})
+    assert from_form == PipelineConfig()
 
 
 def test_params_are_grouped_in_the_forms_sections_and_described():

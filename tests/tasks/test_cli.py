@@ -56,10 +56,12 @@ def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_pat
     assert '"run_id": "run-1"' in shown.stdout
     rolled = retrain("models", "rollback", "1", *where, endpoint=s3_endpoint)
     assert rolled.stdout.startswith("production is now version 1")
+    assert "trigger the rollback_production DAG" in rolled.stdout
     image = tmp_path / "digit.png"
     image.write_bytes(encode(digit_like(4)))
     predicted = retrain("predict", str(image), *where, endpoint=s3_endpoint)
     assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stderr == ""  # TensorFlow's start-up notices and Keras' warnings stay out
     path, class_name, probability = predicted.stdout.strip().split("\t")
     assert path == str(image) and class_name in DIGIT_CLASS_NAMES and 0 <= float(probability) <= 1
 

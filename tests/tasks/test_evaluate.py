@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 import pytest
 from PIL import Image
+from pointers import production_pointer
 from steps import collect_and_build
 
 from tasks.config import PipelineConfig
@@ -54,8 +55,11 @@ def test_evaluate_scores_the_test_split_and_writes_evaluation_json(s3, digits_bu
 
     # The production model is the champion when its classes and input size match.
     classes = get_json(s3, S3Uri.parse(dataset.dataset_uri))["class_names"]
-    pointer = {"version": 7, "model_uri": trained.model_uri, "class_names": classes, "image_size": 32}
-    put_json(s3, model_layout(config).pointer, pointer)
+    pointer = production_pointer(
+        digits_bucket, config.model_name, 7, model_uri=trained.model_uri, class_names=classes, image_size=32
+    )
+    put_json(s3, model_layout(config).pointer, pointer.to_json())
     against_itself = score(attempt_uri=attempt_uri)
-    assert against_itself.champion["accuracy"] == against_itself.accuracy
-    assert against_itself.champion["version"] == 7
+    assert against_itself.champion is not None
+    assert against_itself.champion.accuracy == against_itself.accuracy
+    assert against_itself.champion.version == 7

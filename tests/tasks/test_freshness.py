@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pointers import production_pointer
 
 from tasks import freshness
 from tasks.config import PipelineConfig
@@ -17,7 +18,24 @@ from tasks.freshness import (
     training_signature,
 )
 from tasks.layout import dataset_layout, model_layout
+from tasks.records import DatasetRecord
 from tasks.storage import put_json
+
+
+def dataset_record(dataset_id: str, fingerprint: str) -> dict:
+    """A dataset.json as preprocess writes it."""
+    return DatasetRecord(
+        dataset_id=dataset_id,
+        fingerprint=fingerprint,
+        image_size=32,
+        class_names=["cat", "dog"],
+        split_counts={"train": 8, "validation": 1, "test": 1},
+        packs={"train": [], "validation": [], "test": []},
+        labels_uri=f"s3://b/datasets/{dataset_id}/labels.csv",
+        preprocessing_version="p1",
+        manifest_uri="s3://b/runs/r/manifest.csv",
+        created_by_run="r",
+    ).to_json()
 
 
 @pytest.fixture
@@ -25,16 +43,17 @@ def production(s3, bucket):
     """A dataset and a production model trained on it with the default settings."""
     config = PipelineConfig(bucket=bucket, model_name="fresh")
     dataset = dataset_layout(bucket, "ds-1")
-    put_json(s3, dataset.record, {"dataset_id": "ds-1", "fingerprint": "9f1c" + "0" * 60})
-    put_json(
-        s3,
-        model_layout(config).pointer,
-        {
-            "version": 7,
-            "dataset_fingerprint": "9f1c" + "0" * 60,
-            "training_signature": training_signature(config, "ds-1"),
-        },
+    put_json(s3, dataset.record, dataset_record("ds-1", "9f1c" + "0" * 60))
+    pointer = production_pointer(
+        bucket,
+        "fresh",
+        7,
+        class_names=["cat", "dog"],
+        dataset_fingerprint="9f1c" + "0" * 60,
+        dataset_id="ds-1",
+        training_signature=training_signature(config, "ds-1"),
     )
+    put_json(s3, model_layout(config).pointer, pointer.to_json())
     return config, str(dataset.record)
 
 
@@ -63,7 +82,7 @@ def test_other_settings_or_data_train(s3, bucket, production):
         "settings or trainer code changed"
     )
     other = dataset_layout(bucket, "ds-2")
-    put_json(s3, other.record, {"dataset_id": "ds-2", "fingerprint": "ab" * 32})
+    put_json(s3, other.record, dataset_record("ds-2", "ab" * 32))
     assert (
         check_for_change(s3, config, str(other.record)).reason == "the data changed since version 7: training"
     )

@@ -108,7 +108,7 @@ def test_preprocess_killed_then_retried_stores_each_image_once_and_the_same_data
     assert not exists(s3, run_layout(config, run_id).dataset_ref)
 
     retried = preprocess_partition(s3, config, Partition.from_xcom(partition), run_id)
-    result = finish_dataset(s3, config, collected.manifest_uri, [asdict(retried)], run_id)
+    result = finish_dataset(s3, config, collected.manifest_uri, [retried], run_id)
     assert result.fingerprint == clean_fingerprint
 
     store = example_store(bucket, IMAGE_SIZE, PREPROCESSING_VERSION)
@@ -142,7 +142,8 @@ DEPLOY_IN_CHILD = """
 import json
 from kill_switch import kill_on_call
 from tasks.config import PipelineConfig
-from tasks.deploy import Candidate, publish_version
+from tasks.deploy import publish_version
+from tasks.records import Candidate
 from tasks.registry import Registry
 from tasks.storage import make_client
 
@@ -164,8 +165,8 @@ def test_deploy_killed_then_retried_publishes_one_complete_version(s3, bucket, c
     spec = {"bucket": bucket, "after": after_pointer, "candidate": asdict(candidate)}
     run_killed(DEPLOY_IN_CHILD.replace("{spec}", repr(json.dumps(spec))))
     pointer = registry.pointer()
-    assert pointer is not None and pointer["version"] == (2 if after_pointer else 1)
-    assert exists(s3, S3Uri.parse(pointer["version_uri"]).join("_COMPLETE"))
+    assert pointer is not None and pointer.version == (2 if after_pointer else 1)
+    assert exists(s3, S3Uri.parse(pointer.version_uri).join("_COMPLETE"))
     assert registry.version_numbers() == [1, 2]
 
     retried = publish_version(s3, config, candidate, run_id="run-2")

@@ -6,6 +6,7 @@ import pytest
 
 from tasks.blessing import Verdict, give_up_reason, next_step
 from tasks.config import PipelineConfig
+from tasks.records import ChampionScore, Evaluation
 
 
 @pytest.mark.parametrize(
@@ -23,14 +24,18 @@ def test_verdicts(blessed, attempt, max_attempts, verdict):
     assert next_step(blessed, "reason", attempt, max_attempts).verdict is verdict
 
 
-def evaluated(attempt: int, accuracy: float, macro_f1: float, champion: dict | None = None) -> dict:
-    return {
-        "attempt": attempt,
-        "model_uri": f"s3://b/runs/r/attempt-{attempt}/model.keras",
-        "accuracy": accuracy,
-        "macro_f1": macro_f1,
-        "champion": champion,
-    }
+def evaluated(attempt: int, accuracy: float, macro_f1: float, champion: dict | None = None) -> Evaluation:
+    attempt_uri = f"s3://b/runs/r/attempt-{attempt}"
+    return Evaluation(
+        attempt=attempt,
+        attempt_uri=attempt_uri,
+        model_uri=f"{attempt_uri}/model.keras",
+        evaluation_uri=f"{attempt_uri}/evaluation.json",
+        test_images=100,
+        accuracy=accuracy,
+        macro_f1=macro_f1,
+        champion=ChampionScore.from_json(champion) if champion else None,
+    )
 
 
 def test_give_up_names_the_best_attempt_the_threshold_and_production():
@@ -42,7 +47,12 @@ def test_give_up_names_the_best_attempt_the_threshold_and_production():
 
 
 def test_give_up_names_the_rule_that_refused_when_it_is_not_accuracy():
-    champion = {"version": 4, "accuracy": 0.95, "macro_f1": 0.95}
+    champion = {
+        "version": 4,
+        "model_uri": "s3://b/models/m/4/model.keras",
+        "accuracy": 0.95,
+        "macro_f1": 0.95,
+    }
     refused_by_f1 = give_up_reason([evaluated(1, 0.93, 0.84)], PipelineConfig(min_macro_f1=0.85))
     assert "was refused on macro_f1 0.8400 < 0.8500;" in refused_by_f1
     assert "accuracy" not in refused_by_f1.split("refused on")[1]

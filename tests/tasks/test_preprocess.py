@@ -16,7 +16,8 @@ from tasks.config import PipelineConfig
 from tasks.examples import pixel_facts
 from tasks.images import ImageDecodeError, decode_rgb
 from tasks.preprocess import split_of
-from tasks.storage import S3Uri, get_json
+from tasks.records import DatasetRecord
+from tasks.storage import S3Uri
 from tasks.train import open_split
 
 
@@ -53,9 +54,9 @@ def test_undecodable_bytes_name_the_object():
 def test_packs_hold_every_image_scaled_to_unit_range(s3, digits_bucket, tmp_path: Path):
     config = PipelineConfig(bucket=digits_bucket, image_size=32)
     result = collect_and_build(s3, config, "run-p")
-    dataset = get_json(s3, S3Uri.parse(result.dataset_uri))
-    assert sum(dataset["split_counts"].values()) == 600
-    assert dataset["split_counts"] == result.split_counts
+    dataset = DatasetRecord.read(s3, result.dataset_uri)
+    assert sum(dataset.split_counts.values()) == 600
+    assert dataset.split_counts == result.split_counts
     assert result.split_counts["train"] > result.split_counts["test"] > 0
     images, labels = [], []
     for batch_images, batch_labels in open_split(s3, dataset, "test", tmp_path, batch_size=64):

@@ -12,6 +12,7 @@ import pytest
 from steps import collect_and_build
 
 from tasks.config import PipelineConfig
+from tasks.records import DatasetRecord
 from tasks.storage import S3Uri, exists, get_json
 from tasks.train import TrainRequest, parse_request, plan_attempt, run_training
 
@@ -141,9 +142,7 @@ def test_the_published_model_is_the_kept_epoch(s3, digits_bucket, tmp_path):
     assert result.kept_epoch == history["kept_epoch"] == 1 + int(np.argmax(accuracies))
     local = download_file(s3, S3Uri.parse(result.model_uri), tmp_path / "kept.keras")
     model = keras.models.load_model(local)
-    validation = open_split(
-        s3, get_json(s3, S3Uri.parse(dataset.dataset_uri)), "validation", local.parent, 64
-    )
+    validation = open_split(s3, DatasetRecord.read(s3, dataset.dataset_uri), "validation", local.parent, 64)
     _, accuracy = model.evaluate(validation, verbose=0)
     assert accuracy == pytest.approx(accuracies[result.kept_epoch - 1], abs=1e-6)
     assert result.final_val_accuracy == accuracies[result.kept_epoch - 1]

@@ -1,0 +1,176 @@
+"""The typed records that cross task boundaries and live in S3 documents.
+
+Each is a frozen dataclass that writes itself as JSON (`to_json`) and reads itself back
+(`from_json`, nested records included), so a step's output and the next step's input are one
+contract: the DAG passes `to_json()` through XCom and the receiving task calls `from_json`.
+Keys a record does not declare are ignored on reading (documents may grow); a key it needs
+and does not find is a `RecordError` naming the record, the keys and where it came from.
+
+This module holds the records several steps share (the dataset record is read by train,
+evaluate, deploy, freshness and retention); a step's own result sits beside its step.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
+from typing import Any, Self, get_type_hints
+
+from tasks.errors import PermanentError
+from tasks.storage import S3Client, S3Uri, get_json
+
+
+class RecordError(PermanentError, ValueError):
+    """A document that is not the record it should be (written by another version, or damaged)."""
+
+
+@cache
+def _nested_records(cls: type) -> dict[str, type]:
+    """The fields of `cls` that hold a record (or None), by name: they are read back as records."""
+    nested = {}
+    for name, hint in get_type_hints(cls).items():
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for option in options:
+            if isinstance(option, type) and issubclass(option, JsonRecord):
+                nested[name] = option
+    return nested
+
+
+class JsonRecord:
+    """Mixin for frozen dataclasses: `to_json` and `from_json`."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any], source: str = "") -> Self:
+        declared = fields(cls)  # type: ignore[arg-type]
+        missing = [
+            option.name
+            for option in declared
+            if option.name not in document and option.default is MISSING and option.default_factory is MISSING
+        ]
+        if missing:
+            where = f"{source}: " if source else ""
+            raise RecordError(f"{where}not a {cls.__name__} record: no {', '.join(missing)}")
+        owner: Any = cls
+        nested = _nested_records(owner)
+        values = {}
+        for option in declared:
+            if option.name not in document:
+                continue
+            value = document[option.name]
+            if option.name in nested and isinstance(value, Mapping):
+                value = nested[option.name].from_json(value, source)  # type: ignore[attr-defined]
+            values[option.name] = value
+        return cls(**values)
+
+    @classmethod
+    def read(cls, client: S3Client, uri: str | S3Uri) -> Self:
+        """The record stored as JSON at `uri`."""
+        location = S3Uri.parse(uri) if isinstance(uri, str) else uri
+        return cls.from_json(get_json(client, location), str(location))
+
+
+@dataclass(frozen=True)
+class DatasetRecord(JsonRecord):
+    """`datasets/<dataset_id>/dataset.json`: one preprocessed dataset, immutable once written."""
+
+    dataset_id: str
+    fingerprint: str  # the labelled content, independent of object names
+    image_size: int
+    class_names: list[str]
+    split_counts: dict[str, int]
+    packs: dict[str, list[str]]  # TFRecord pack URIs per split
+    labels_uri: str
+    preprocessing_version: str
+    manifest_uri: str
+    created_by_run: str
+    pixel_format: str = "uint8 RGB, scaled to [0, 1] float32 on read"
+
+
+@dataclass(frozen=True)
+class ChampionScore(JsonRecord):
+    """The production model scored on a candidate's test split."""
+
+    version: int
+    model_uri: str
+    accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Evaluation(JsonRecord):
+    """One attempt scored on the test split (evaluation.json holds the full metrics)."""
+
+    attempt: int
+    attempt_uri: str
+    model_uri: str
+    evaluation_uri: str
+    test_images: int
+    accuracy: float
+    macro_f1: float
+    champion: ChampionScore | None  # None: no production model with these classes and input size
+
+
+@dataclass(frozen=True)
+class Candidate(JsonRecord):
+    """What a blessed attempt hands to deploy: its outputs and the data it was trained on."""
+
+    attempt: int
+    attempt_uri: str
+    model_uri: str
+    evaluation_uri: str
+    accuracy: float
+    macro_f1: float
+    dataset_uri: str
+    dataset_fingerprint: str
+
+    @classmethod
+    def accepted(cls, evaluation: Evaluation, dataset_uri: str, dataset_fingerprint: str) -> Candidate:
+        return cls(
+            attempt=evaluation.attempt,
+            attempt_uri=evaluation.attempt_uri,
+            model_uri=evaluation.model_uri,
+            evaluation_uri=evaluation.evaluation_uri,
+            accuracy=evaluation.accuracy,
+            macro_f1=evaluation.macro_f1,
+            dataset_uri=dataset_uri,
+            dataset_fingerprint=dataset_fingerprint,
+        )
+
+
+@dataclass(frozen=True)
+class Publication(JsonRecord):
+    """A published version, as deploy reports it."""
+
+    model_name: str
+    version: int
+    version_uri: str
+    pointer_uri: str
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class Pointer(JsonRecord):
+    """`models/<name>/production.json`: the version consumers load, derived from its model card."""
+
+    model_name: str
+    version: int
+    version_uri: str
+    model_uri: str
+    evaluation_uri: str
+    serving_uri: str
+    class_names: list[str]
+    image_size: int
+    metrics: dict[str, float]  # accuracy and macro_f1 on the version's test split
+    run_id: str
+    attempt: int
+    dataset_fingerprint: str
+    published_at: str
+    dataset_id: str | None = None
+    # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
+    training_signature: str | None = None
