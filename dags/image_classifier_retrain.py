@@ -25,16 +25,19 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Label, TriggerRule, dag, task, task_group
+from airflow.sdk import Label, TriggerRule, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
 from retrain_airflow import (
     DEPLOYMENT,
     PARTITION_LABEL,
+    failing_fast,
     mapped_partition,
+    mapped_results,
     pipeline_step,
     production_asset,
     retrain_params,
+    s3_client,
 )
 from retrain_alerts import FailureAlert
 from tasks.config import ATTEMPT_GROUPS
@@ -48,6 +51,7 @@ S3_RETRIES: dict[str, Any] = {
     "retry_exponential_backoff": True,
 }
 PRODUCTION_MODEL = production_asset()
+ACCEPT_TASKS = [f"attempt_{attempt}.accept" for attempt in range(1, ATTEMPT_GROUPS + 1)]
 
 
 @task(**S3_RETRIES)
@@ -92,7 +96,7 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
             step.client,
             step.config,
             step.run_id,
-            [PartCollected.from_json(part) for part in parts],
+            [PartCollected.from_json(part) for part in mapped_results(parts)],
             planned[0]["class_names_from"],
             planned[0]["skipped"],
         )
@@ -122,7 +126,7 @@ def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -
     from tasks.preprocess import PartProcessed, finish_dataset
 
     clean_manifest_uri = gated[0]["clean_manifest_uri"]
-    processed = [PartProcessed.from_json(part) for part in parts]
+    processed = [PartProcessed.from_json(part) for part in mapped_results(parts)]
     with pipeline_step(gated[0]["class_names"]) as step:
         dataset = finish_dataset(step.client, step.config, clean_manifest_uri, processed, step.run_id)
     return dataset.to_json()
@@ -245,17 +249,21 @@ def give_up(evaluations: list[dict[str, Any]]) -> None:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[PRODUCTION_MODEL], **S3_RETRIES)
-def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
+def deploy() -> dict[str, Any]:
     """Publishes the accepted attempt as a new version, then moves production.json.
-    Its only upstreams are the accept tasks, so it runs exactly when one attempt passed."""
+    Its only upstreams are the accept tasks, so it runs exactly when one attempt passed. It
+    reads the result of the accept task that ran, found by the run's task states: pulling the
+    skipped ones' results too would log Airflow's `XCom not found` error for each."""
     from tasks.deploy import publish_version
     from tasks.records import Candidate
 
-    accepted = [candidate for candidate in candidates if candidate]
-    if len(accepted) != 1:
-        raise AirflowFailException(f"expected one accepted attempt, found {len(accepted)}")
-    candidate = Candidate.from_json(accepted[0])
     with pipeline_step() as step:
+        ti = step.context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=ACCEPT_TASKS, run_ids=[step.run_id])
+        ran = [task_id for task_id, state in states[step.run_id].items() if state == "success"]
+        if len(ran) != 1:
+            raise AirflowFailException(f"expected one accepted attempt, found {len(ran)}")
+        candidate = Candidate.from_json(ti.xcom_pull(task_ids=ran[0]))
         publication = publish_version(step.client, step.config, candidate, run_id=step.run_id)
     step.context["outlet_events"][PRODUCTION_MODEL].extra = {
         "version": publication.version,
@@ -264,6 +272,31 @@ def deploy(candidates: list[dict[str, Any] | None]) -> dict[str, Any]:
         "bucket": step.config.bucket,
     }
     return publication.to_json()
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, **S3_RETRIES)
+def night_report() -> str:
+    """Writes the night report (reports/<run>/night_report.html), whatever the night's end:
+    deployed, nothing to train, gave up or failed. The UI shows it on each run."""
+    from retrain_alerts import RunRecords, failed_tasks, recording_failure
+    from tasks.config import PipelineConfig
+    from tasks.night_report import outcome_of, write_night_report
+    from tasks.records import Publication
+
+    context = get_current_context()
+    ti, run_id = context["ti"], context["run_id"]
+    records = RunRecords(ti.dag_id, run_id, ti)
+    states = records.task_states()
+    failed = failed_tasks(states, list(context["dag"].task_ids))
+    version = None
+    if states.get("deploy") == "success":
+        version = Publication.from_json(ti.xcom_pull(task_ids="deploy")).version
+    outcome = outcome_of(states, failed, records.failure_reason, version)
+    with recording_failure(context), failing_fast():
+        # The run's own Params, leniently: a night refused for a misspelt key gets its report too.
+        config = PipelineConfig.from_params(dict(context["params"]))
+        uri = write_night_report(s3_client(), config, run_id, outcome)
+    return str(uri)
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
@@ -350,7 +383,12 @@ def image_classifier_retrain() -> None:
         previous, previous_decision = trained, decision
         give_ups.append(gave_up)
     # A failed give_up fails cleanup too (upstream_failed), so the run still ends failed.
-    [deploy(accepted_per_attempt), skipped, *give_ups] >> cleanup()
+    deployed = deploy()
+    accepted_per_attempt >> deployed
+    [deployed, skipped, *give_ups] >> cleanup()
+    # Not upstream of cleanup: the run's state still comes from cleanup (a leaf that fails
+    # with the night), while the report, which always succeeds, is written on every end.
+    [deployed, skipped, *give_ups] >> night_report()
 
 
 image_classifier_retrain()

@@ -133,6 +133,8 @@ class PartCollected(JsonRecord):
     objects: int
     objects_read: int
     objects_unchanged: int
+    objects_new: int = 0  # of objects_read: not in the catalog before (the rest changed)
+    objects_removed: int = 0  # in the catalog, no longer listed
 
 
 def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> CollectionPlan:
@@ -232,9 +234,11 @@ def collect_partition(
     changed = {
         key_slot(row["key"]) for row, cached in zip(summaries, unchanged, strict=True) if cached is None
     }
-    changed |= {key_slot(key) for key in known if key not in listed}
+    removed = [key for key in known if key not in listed]
+    changed |= {key_slot(key) for key in removed}
     write_slots(client, partial(catalog_slot, config), manifest, manifest["key"].map(key_slot), changed)
-    return PartCollected(str(uri), len(manifest), to_read, len(manifest) - to_read)
+    new = sum(1 for key in listed if key not in known)
+    return PartCollected(str(uri), len(manifest), to_read, len(manifest) - to_read, new, len(removed))
 
 
 def merge_manifest(
@@ -263,6 +267,9 @@ def merge_manifest(
             "manifest_uri": str(layout.manifest),
             "objects": len(manifest),
             "objects_read": objects_read,
+            "objects_new": sum(part.objects_new for part in collected),
+            "objects_changed": objects_read - sum(part.objects_new for part in collected),
+            "objects_removed": sum(part.objects_removed for part in collected),
             "partitions": len(collected),
             "class_names": list(config.class_names),
             "class_names_from": class_names_from,

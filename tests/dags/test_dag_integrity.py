@@ -121,6 +121,7 @@ def test_tasks_and_edges(retrain_dag):
         "nothing_to_train",
         "deploy",
         "cleanup",
+        "night_report",
     } | {f"{group}.{step}" for group in attempts for step in steps}
     assert set(retrain_dag.task_ids) == expected
 
@@ -143,6 +144,10 @@ def test_tasks_and_edges(retrain_dag):
     cleanup = retrain_dag.get_task("cleanup")
     assert cleanup.upstream_task_ids == {"deploy", "nothing_to_train"} | {f"{g}.give_up" for g in attempts}
     assert cleanup.trigger_rule == "none_failed_min_one_success"
+    # The report is written on every end of the night, beside cleanup (which decides the run's state).
+    report = retrain_dag.get_task("night_report")
+    assert report.upstream_task_ids == cleanup.upstream_task_ids and report.trigger_rule == "all_done"
+    assert {task.task_id for task in retrain_dag.leaves} == {"cleanup", "night_report"}
     assert downstream("attempt_1.decide") == {"attempt_1.accept", "attempt_1.give_up", "attempt_2.plan"}
     assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_2.plan")["label"].startswith("not blessed")
     assert retrain_dag.get_edge_info("attempt_1.decide", "attempt_1.accept")["label"] == "blessed"

@@ -13,7 +13,7 @@ from pointers import production_pointer
 from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS
 from tasks.layout import MARKER_FILE as MARKER
-from tasks.layout import model_layout
+from tasks.layout import model_layout, run_segment
 from tasks.recipe import REFERENCE_RECIPE
 from tasks.storage import S3Uri, exists, get_bytes, get_json, iter_objects, put_bytes, put_json
 
@@ -30,12 +30,17 @@ FAST = {
 BARE_RECIPE = asdict(REFERENCE_RECIPE)
 
 
-def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket):
+def test_nightly_run_deploys_a_complete_version(run_retrain, s3, digits_bucket, capfd):
     model_name = f"e2e-{uuid.uuid4().hex[:6]}"
     dag_run, states = run_retrain(
         bucket=digits_bucket, model_name=model_name, min_test_accuracy=0.5, max_attempts=2, **FAST
     )
     assert dag_run.state == "success", states
+    # deploy reads only the accept task that ran: no error lines for the skipped attempts'.
+    assert "XCom not found" not in "".join(capfd.readouterr())
+    assert states["night_report"] == "success"
+    report = get_bytes(s3, S3Uri(digits_bucket, f"reports/{run_segment(dag_run.run_id)}/night_report.html"))
+    assert b"Deployed version 1" in report and b"attempt-1/confusion_matrix.png" in report
     assert states["deploy"] == "success"
     assert states["attempt_1.accept"] == "success"
     assert states["attempt_2.plan"] == states["attempt_2.train"] == "skipped"
@@ -157,6 +162,9 @@ def test_a_class_without_images_fails_the_gate_and_keeps_production(
     assert (dag_run.state, failed_task(states)) == ("failed", "validate")
     assert states["preprocess"] == "upstream_failed"
     reason = "class two: 0 images < min_images_per_class 5"
+    assert states["night_report"] == "success"  # the report is written, the run still fails
+    report = get_bytes(s3, S3Uri(bucket, f"reports/{run_segment(dag_run.run_id)}/night_report.html"))
+    assert b"Failed at validate" in report
     assert reason in "".join(capfd.readouterr())
     assert guarded_pointer(s3, bucket) == production_before
 

@@ -1,0 +1,85 @@
+"""A real Airflow API server (with this project's plugins) for the artifact-server tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tasks.demo.local_s3 import free_port
+
+HERE = Path(__file__).resolve().parent
+PASSWORDS = {"admin": "admin-" + secrets.token_hex(4), "outsider": "outsider-" + secrets.token_hex(4)}
+
+
+@pytest.fixture(scope="session")
+def api_server(airflow_db, s3_endpoint, tmp_path_factory):
+    """`airflow api-server` on a free port, sharing the tests' metadata database and S3
+    endpoint; users admin (Admin) and outsider (no DAG access). Yields its base URL."""
+    passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "AIRFLOW__CORE__AUTH_MANAGER": "outsider_auth_manager.OutsiderAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+    }
+    log = tmp_path_factory.mktemp("api-server") / "api-server.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "airflow"),
+                "api-server",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"the API server did not answer within 180 s: {log.read_text()[-3000:]}")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def login(base_url: str, username: str) -> str:
+    """An API token for one of the server's users, as the UI's login gets it."""
+    request = urllib.request.Request(
+        f"{base_url}/auth/token",
+        data=json.dumps({"username": username, "password": PASSWORDS[username]}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.load(response)["access_token"])

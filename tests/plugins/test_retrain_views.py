@@ -1,0 +1,112 @@
+"""The artifact server in a real Airflow API server, against the moto S3 server: a finished
+run's night report and pictures for a user who may read the DAG, and a refusal for everyone
+and everything else."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from conftest import login
+
+from tasks.config import PipelineConfig
+from tasks.layout import run_layout
+from tasks.storage import put_bytes
+
+pytestmark = pytest.mark.slow
+
+# The gate refuses this bucket's one class, so the night ends at validate, quickly.
+REFUSED_CONF = {"image_size": 32, "epochs": 1, "class_names": ["zero", "one"], "min_images_per_class": 5}
+
+
+@pytest.fixture(scope="module")
+def finished_run(retrain_dag, pristine_params, s3_endpoint):
+    """One failed night (the gate refuses it) with its night report, plus a PNG next to it."""
+    import uuid
+
+    from images_factory import digit_like, encode
+
+    from tasks.storage import S3Uri, create_bucket, make_client
+
+    client = make_client(s3_endpoint)
+    bucket = f"views-{uuid.uuid4().hex[:8]}"
+    create_bucket(client, bucket)
+    for index in range(12):
+        put_bytes(client, S3Uri(bucket, f"raw/zero/{index}.png"), encode(digit_like(0)))
+    try:
+        dag_run = retrain_dag.test(run_conf={**pristine_params, **REFUSED_CONF, "bucket": bucket})
+    finally:
+        for name, value in pristine_params.items():
+            retrain_dag.params[name] = value
+    reports = run_layout(PipelineConfig(bucket=bucket), dag_run.run_id).reports
+    put_bytes(client, reports.join("attempt-1", "confusion_matrix.png"), encode(digit_like(3)), "image/png")
+    return dag_run.run_id, bucket
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, errors included; redirects are followed."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def run_url(api_server: str, run_id: str, tail: str) -> str:
+    return f"{api_server}/retrain/runs/image_classifier_retrain/{urllib.parse.quote(run_id, safe='')}/{tail}"
+
+
+def test_a_reader_gets_the_night_report_and_its_pictures(api_server, finished_run):
+    run_id, _ = finished_run
+    token = login(api_server, "admin")
+    status, kind, body = get(run_url(api_server, run_id, "report"), token)
+    assert (status, kind) == (200, "text/html; charset=utf-8"), body[:300]
+    assert b"Failed at validate" in body and b"class one: 0 images" in body
+    segment = run_layout(PipelineConfig(), run_id).reports.key
+    status, kind, body = get(
+        run_url(api_server, run_id, f"files/{segment}/attempt-1/confusion_matrix.png"), token
+    )
+    assert (status, kind) == (200, "image/png") and body.startswith(b"\x89PNG")
+    status, kind, _ = get(run_url(api_server, run_id, f"files/{segment}/data_docs/raw/index.html"), token)
+    assert (status, kind) == (200, "text/html; charset=utf-8")
+
+
+def test_no_token_is_401_and_a_user_without_access_to_the_dag_is_403(api_server, finished_run):
+    run_id, _ = finished_run
+    assert get(run_url(api_server, run_id, "report"))[0] == 401
+    assert get(f"{api_server}/retrain/models")[0] == 401
+    outsider = login(api_server, "outsider")
+    assert get(run_url(api_server, run_id, "report"), outsider)[0] == 403
+    assert get(f"{api_server}/retrain/models", outsider)[0] == 403
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [
+        ("files/reports/{segment}/../../models/x/production.json", 400),  # sent as is, not normalized
+        ("files/reports/{segment}/%2e%2e/%2e%2e/raw/zero/0.png", 400),
+        ("files/reports/{segment}/%2E%2E%2Fother", 400),
+        ("files//etc/passwd", 400),
+        ("files/reports/another-run/night_report.html", 403),
+        ("files/raw/zero/0.png", 403),
+        ("files/s3:/another-bucket/reports/{segment}/night_report.html", 403),
+        ("files/models/another-model/production.json", 403),
+        ("files/reports/{segment}/no-such-file.html", 404),
+    ],
+)
+def test_paths_outside_the_runs_reports_and_model_are_refused(api_server, finished_run, tail, status):
+    run_id, _ = finished_run
+    segment = run_layout(PipelineConfig(), run_id).reports.key.removeprefix("reports/")
+    url = run_url(api_server, run_id, tail.format(segment=segment))
+    answered, kind, body = get(url, login(api_server, "admin"))
+    assert answered == status, body[:300]
+    assert kind.startswith("application/json") and b"\n" not in body.strip()  # one-line detail
+
+
+def test_another_dags_runs_and_unknown_runs_are_404(api_server, finished_run):
+    token = login(api_server, "admin")
+    assert get(f"{api_server}/retrain/runs/score_incoming/any/report", token)[0] == 404
+    assert get(run_url(api_server, "no-such-run", "report"), token)[0] == 404
