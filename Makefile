@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install lock demo ui test check lint types bench bench-accuracy clean trainer-image engine-start engine-stop env up down \
+.PHONY: install lock demo ui test check lint types browser bench bench-accuracy clean trainer-image engine-start engine-stop env up down \
 	down-volumes logs ps standin-images
 
 LOCK := requirements.lock
@@ -42,7 +42,7 @@ ui: install
 ## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped
 ## again at the end). Images that rebuilds left untagged are pruned at the end, so repeated
 ## runs do not fill the disk.
-test: install lint types
+test: install lint types browser
 	@docker/engine.sh start || exit 1; \
 	if docker info >/dev/null 2>&1; then \
 		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
@@ -50,6 +50,12 @@ test: install lint types
 	$(BIN)/python -m pytest; status=$$?; \
 	docker image prune --force >/dev/null 2>&1; \
 	docker/engine.sh stop; exit $$status
+
+## Debian's chromium for the tests that open the Airflow UI in a browser (Playwright drives
+## it through executable_path; it downloads no browser of its own). Needs root to install.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 ## The CPU trainer image, built without a registry (debootstrap base + host-downloaded wheels).
 trainer-image: install

@@ -56,12 +56,12 @@ def run_settings(dag_id: str, run_id: str) -> tuple[str, str]:
 
 @artifact_app.get("/runs/{dag_id}/{run_id}/report", dependencies=[Depends(requires_access_dag(method="GET"))])
 def night_report(dag_id: str, run_id: str) -> RedirectResponse:
-    from tasks.layout import REPORTS_PREFIX, run_segment
-    from tasks.night_report import REPORT_FILE
+    from tasks.layout import run_layout_of, run_segment
 
-    run_settings(dag_id, run_id)
-    key = f"{REPORTS_PREFIX}{run_segment(run_id)}/{REPORT_FILE}"
-    return RedirectResponse(f"files/{key}", status_code=307)
+    bucket, _ = run_settings(dag_id, run_id)
+    return RedirectResponse(
+        f"files/{run_layout_of(bucket, run_segment(run_id)).night_report.key}", status_code=307
+    )
 
 
 @artifact_app.get(
@@ -79,7 +79,7 @@ def run_file(dag_id: str, run_id: str, path: str) -> Response:
         raise HTTPException(refused.status, str(refused)) from None
     body = get_bytes_if_exists(s3_client(), S3Uri(bucket, key))
     if body is None:
-        raise HTTPException(404, f"s3://{bucket}/{key} does not exist (yet)")
+        raise HTTPException(404, f"{S3Uri(bucket, key)} does not exist (yet)")
     return Response(body, media_type=content_type(key), headers={"Cache-Control": "no-store"})
 
 

@@ -14,6 +14,7 @@
     examples/<version>-<size>px/<split>/<pack>.tfrecord   processed examples, content-addressed
     datasets/<dataset_id>/dataset.json, labels.csv  a dataset: its packs and labels (immutable)
     reports/<run>/data_docs/{raw,processed}/        the gate's Data Docs and results
+    reports/<run>/night_report.html, .json          the night report, its outcome and pictures
     reports/<run>/data_docs/processed/<part>/       the per-image checks of one preprocess partition
     models/<model_name>/<version>/                  an immutable published version
     models/<model_name>/production.json             the pointer consumers read
@@ -185,6 +186,23 @@ class RunLayout:
 
     def validation_results(self, stage: str) -> S3Uri:
         return self.data_docs(stage).join("validation_results.json")
+
+    def validation_pages(self, stage: str) -> S3Uri:
+        """The folder of a gate stage's Data Docs pages, one per validation run."""
+        return self.data_docs(stage).join("validations/")
+
+    @property
+    def night_report(self) -> S3Uri:
+        return self.reports.join("night_report.html")
+
+    @property
+    def night_outcome(self) -> S3Uri:
+        """How the night ended, as the report says it (night_report.json)."""
+        return self.reports.join("night_report.json")
+
+    def report_file(self, relative: str) -> S3Uri:
+        """A file next to the night report (a picture it shows), by its path from there."""
+        return self.reports.join(relative)
 
     def attempt(self, number: int) -> AttemptLayout:
         return AttemptLayout(self.root.join(f"attempt-{number}"))

@@ -27,11 +27,19 @@ from tasks.layout import (
     run_layout,
 )
 from tasks.records import DatasetRecord, JsonRecord
-from tasks.storage import S3Client, S3Uri, copy_object, exists, get_bytes_if_exists, json_bytes, put_bytes
+from tasks.storage import (
+    S3Client,
+    S3Uri,
+    copy_object,
+    exists,
+    get_bytes_if_exists,
+    iter_objects,
+    json_bytes,
+    put_bytes,
+)
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "night_report.html"
 PICTURES = (("Training curves", TRAINING_CURVES_FILE), ("Confusion matrix", CONFUSION_MATRIX_FILE))
 QUARANTINE_ROWS_SHOWN = 200
 
@@ -66,6 +74,7 @@ class NightFacts:
     collected: dict[str, Any] | None
     quarantine: dict[str, Any] | None
     gate: dict[str, bool | None]  # stage -> passed (None: not run)
+    result_pages: dict[str, str]  # stage -> its validation-results page, relative to the report
     dataset: DatasetRecord | None
     attempts: list[AttemptFacts]
     model_card_path: str | None  # relative to the report
@@ -81,10 +90,17 @@ def optional_json(client: S3Client, uri: S3Uri) -> Any:
 def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome: NightOutcome) -> NightFacts:
     """Reads the night's outputs and copies each attempt's pictures under the run's reports."""
     layout = run_layout(config, run_id)
-    gate = {}
+    gate, result_pages = {}, {}
     for stage in ("raw", "processed"):
         results = optional_json(client, layout.validation_results(stage))
         gate[stage] = None if results is None else bool(results.get("success"))
+        pages = [
+            item["Key"]
+            for item in iter_objects(client, layout.validation_pages(stage))
+            if item["Key"].endswith(".html")
+        ]
+        if pages:
+            result_pages[stage] = pages[0].removeprefix(layout.reports.key.rstrip("/") + "/")
     dataset_ref = optional_json(client, layout.dataset_ref)
     dataset = DatasetRecord.read(client, dataset_ref["dataset_uri"]) if dataset_ref else None
     attempts = [
@@ -102,6 +118,7 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
         collected=optional_json(client, layout.manifest_summary),
         quarantine=optional_json(client, layout.quarantine),
         gate=gate,
+        result_pages=result_pages,
         dataset=dataset,
         attempts=attempts,
         model_card_path=card_path,
@@ -118,7 +135,7 @@ def attempt_facts(client: S3Client, layout: RunLayout, number: int) -> AttemptFa
         source = attempt.file(name)
         if exists(client, source):
             relative = f"attempt-{number}/{name}"
-            copy_object(client, source, layout.reports.join(relative))
+            copy_object(client, source, layout.report_file(relative))
             pictures[title] = relative
     return AttemptFacts(number, evaluation, optional_json(client, attempt.blessing), pictures)
 
@@ -127,11 +144,12 @@ def write_night_report(client: S3Client, config: PipelineConfig, run_id: str, ou
     """Gathers the night's facts, renders the page and writes it (replacing a retry's)."""
     facts = gather_night(client, config, run_id, outcome)
     page = render_night_report(facts)
-    uri = run_layout(config, run_id).reports.join(REPORT_FILE)
+    layout = run_layout(config, run_id)
+    uri = layout.night_report
     put_bytes(client, uri, page.encode(), content_type="text/html; charset=utf-8")
     put_bytes(
         client,
-        run_layout(config, run_id).reports.join("night_report.json"),
+        layout.night_outcome,
         json_bytes(outcome.to_json()),
         content_type="application/json",
     )
@@ -233,6 +251,8 @@ def gate_section(facts: NightFacts) -> str:
     for stage, passed in facts.gate.items():
         state = "not run" if passed is None else ("passed" if passed else "FAILED")
         docs = f"<a href='data_docs/{stage}/index.html'>Data Docs ({stage})</a>"
+        if stage in facts.result_pages:
+            docs += f" &middot; <a href='{text(facts.result_pages[stage])}'>expectation results ({stage})</a>"
         link = docs if passed is not None else "-"
         rows.append([text(stage), f"<span class='{state.split()[0].lower()}'>{state}</span>", link])
     return "<section><h2>Data-quality gate</h2>" + table(["stage", "outcome", "details"], rows) + "</section>"

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "plugins"))
+
+from dag_runs import run_with_defaults_restored  # noqa: E402
 
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
@@ -342,16 +345,4 @@ def pristine_params(retrain_dag) -> dict:
 
 @pytest.fixture
 def run_retrain(retrain_dag, pristine_params):
-    """Runs the DAG with `conf` over the defaults, then puts the parsed defaults back, so no
-    other test (test_dag_integrity's included) sees one run's conf, whatever the order."""
-
-    def run(**conf):
-        try:
-            dag_run = retrain_dag.test(run_conf={**pristine_params, **conf})
-        finally:
-            for name, value in pristine_params.items():
-                retrain_dag.params[name] = value
-        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-        return dag_run, states
-
-    return run
+    return partial(run_with_defaults_restored, retrain_dag, pristine_params)

@@ -21,7 +21,7 @@ from typing import Any
 from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS, upload_digits
 from tasks.demo.local_s3 import LocalS3
-from tasks.layout import model_layout, output_prefixes
+from tasks.layout import model_layout, output_prefixes, run_segment
 from tasks.records import Pointer
 from tasks.storage import download_tree, make_client
 
@@ -117,6 +117,8 @@ def run_demo(output_folder: Path, airflow_home: Path, conf: dict[str, Any]) -> i
         f"(macro F1 {pointer.metrics['macro_f1']:.4f})\n"
         f"  in S3: {pointer.version_uri} (pointer: {pointer_uri})\n"
         f"  mirrored locally: {output_folder}/models/{config.model_name}/{pointer.version}/, "
-        f"{output_folder}/runs/ and the Data Docs in {output_folder}/reports/*/data_docs/*/index.html"
+        f"{output_folder}/runs/ and the Data Docs in {output_folder}/reports/*/data_docs/*/index.html\n"
+        f"  night report: {output_folder}/reports/{run_segment(pointer.run_id)}/night_report.html "
+        "(open it in a browser)"
     )
     return 0

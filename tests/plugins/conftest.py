@@ -20,9 +20,10 @@ PASSWORDS = {"admin": "admin-" + secrets.token_hex(4), "outsider": "outsider-" +
 
 
 @pytest.fixture(scope="session")
-def api_server(airflow_db, s3_endpoint, tmp_path_factory):
+def api_server(airflow_db, s3_endpoint, digits_bucket, tmp_path_factory):
     """`airflow api-server` on a free port, sharing the tests' metadata database and S3
-    endpoint; users admin (Admin) and outsider (no DAG access). Yields its base URL."""
+    endpoint (its model page shows the digits bucket); users admin (Admin) and outsider (no
+    DAG access). Yields its base URL."""
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     port = free_port()
@@ -36,6 +37,7 @@ def api_server(airflow_db, s3_endpoint, tmp_path_factory):
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__API__HOST": "127.0.0.1",
+        "RETRAIN_BUCKET": digits_bucket,
     }
     log = tmp_path_factory.mktemp("api-server") / "api-server.log"
     with log.open("w") as output:

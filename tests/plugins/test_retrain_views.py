@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 from conftest import login
+from dag_runs import run_with_defaults_restored
 
 from tasks.config import PipelineConfig
 from tasks.layout import run_layout
@@ -35,11 +36,7 @@ def finished_run(retrain_dag, pristine_params, s3_endpoint):
     create_bucket(client, bucket)
     for index in range(12):
         put_bytes(client, S3Uri(bucket, f"raw/zero/{index}.png"), encode(digit_like(0)))
-    try:
-        dag_run = retrain_dag.test(run_conf={**pristine_params, **REFUSED_CONF, "bucket": bucket})
-    finally:
-        for name, value in pristine_params.items():
-            retrain_dag.params[name] = value
+    dag_run, _ = run_with_defaults_restored(retrain_dag, pristine_params, **REFUSED_CONF, bucket=bucket)
     reports = run_layout(PipelineConfig(bucket=bucket), dag_run.run_id).reports
     put_bytes(client, reports.join("attempt-1", "confusion_matrix.png"), encode(digit_like(3)), "image/png")
     return dag_run.run_id, bucket

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,3 +52,11 @@ def test_demo_runs_the_dag_mirrors_outputs_and_reports_the_deployment(tmp_path):
     assert (run_folder / "manifest.csv").exists()
     assert (run_folder / "attempt-1" / "evaluation.json").exists()
     assert not list(run_folder.rglob("*.tfrecord"))
+    # The night report opens from the mirror as a file: every relative link it holds is there.
+    report = output / "reports" / run_folder.name / "night_report.html"
+    assert f"night report: {report}" in completed.stdout
+    page = report.read_text()
+    assert "Deployed version 1" in page
+    links = re.findall(r"(?:src|href)='([^']+)'", page)
+    assert len(links) >= 5
+    assert [link for link in links if not (report.parent / link).resolve().exists()] == []

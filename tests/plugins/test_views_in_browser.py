@@ -1,0 +1,87 @@
+"""The night report and the model page in a real browser (Debian's chromium driven by
+Playwright), inside the Airflow UI of a real API server, after a real night that deployed.
+Screenshots go to build/ (the README's pictures come from here)."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import login
+from dag_runs import run_with_defaults_restored
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FAST = {"image_size": 32, "epochs": 3, "min_test_accuracy": 0.5, "max_attempts": 1}
+
+
+@pytest.fixture(scope="module")
+def deployed_run(retrain_dag, pristine_params, digits_bucket):
+    model_name = f"ui-{uuid.uuid4().hex[:6]}"
+    conf = {"bucket": digits_bucket, "model_name": model_name, **FAST}
+    dag_run, states = run_with_defaults_restored(retrain_dag, pristine_params, **conf)
+    assert states["deploy"] == "success", states
+    return dag_run.run_id, model_name
+
+
+@pytest.fixture
+def page(api_server):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        host = urllib.parse.urlparse(api_server).hostname
+        # What the UI's login leaves: the API token in the `_token` cookie.
+        context.add_cookies(
+            [{"name": "_token", "value": login(api_server, "admin"), "domain": host, "path": "/"}]
+        )
+        yield context.new_page()
+        browser.close()
+
+
+def test_the_night_report_opens_in_the_runs_tab_with_its_pictures_and_data_docs(
+    api_server, deployed_run, page
+):
+    run_id, _ = deployed_run
+    BUILD.mkdir(exist_ok=True)
+    run = urllib.parse.quote(run_id, safe="")
+    page.goto(f"{api_server}/dags/image_classifier_retrain/runs/{run}/plugin/night-report")
+    report = page.frame_locator("iframe").first
+    decision = report.locator("#decision")
+    decision.wait_for(timeout=60_000)
+    assert decision.inner_text() == "Deployed version 1"
+    page.screenshot(path=str(BUILD / "night-report.png"))
+    accuracy = float(report.locator(".accuracy").first.inner_text())
+    assert 0.5 <= accuracy <= 1
+    matrix = report.locator("img[alt='Confusion matrix']")
+    matrix.scroll_into_view_if_needed()
+    assert matrix.evaluate("image => image.decode().then(() => image.naturalWidth)") > 0
+    page.screenshot(path=str(BUILD / "night-report-attempt.png"))
+    report.locator("a", has_text="expectation results (raw)").click()
+    expectations = report.locator("th", has_text="Observed Value").first
+    expectations.wait_for(timeout=60_000)
+    page.screenshot(path=str(BUILD / "data-docs.png"))
+
+
+def test_the_model_page_lists_the_version_with_its_report(api_server, deployed_run, page):
+    run_id, model_name = deployed_run
+    page.goto(f"{api_server}/plugin/retrain-models")
+    models = page.frame_locator("iframe").first
+    heading = models.locator("h2", has_text=model_name)
+    heading.wait_for(timeout=60_000)
+    production = models.locator("section", has=heading).locator("tr.production")
+    assert production.first.inner_text().startswith("★ 1")
+    assert models.locator("svg[aria-label='test accuracy over versions']").count() >= 1
+    heading.scroll_into_view_if_needed()
+    page.screenshot(path=str(BUILD / "models.png"))
+    models.locator("a", has_text=run_id).click()
+    models.locator("#decision").wait_for(timeout=60_000)
