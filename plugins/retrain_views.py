@@ -9,6 +9,9 @@ An `AirflowPlugin` that mounts a FastAPI app on the API server under `/retrain`:
   files (`models/<model_name>/...`), from the bucket and model the run's Params named. Paths
   mirror the bucket's keys, so the report's relative links work here, in S3 and in a local
   mirror alike;
+- `/retrain/runs/<dag_id>/<run_id>/go/<target>`: where a task's extra link leads (the raw
+  gate's Data Docs from `validate`, an attempt in the night report from `evaluate`, the
+  deployed version's model card from `deploy`);
 - `/retrain/models`: every model's versions and an accuracy chart, in the navigation bar.
 
 Airflow does not authenticate plugin apps: every route depends on `requires_access_dag`,
@@ -19,11 +22,14 @@ without access). What a path may reach is decided by `tasks.artifacts.artifact_k
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.parse
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -84,6 +90,64 @@ def run_file(dag_id: str, run_id: str, path: str) -> Response:
 
 
 @artifact_app.get(
+    "/runs/{dag_id}/{run_id}/go/{target}", dependencies=[Depends(requires_access_dag(method="GET"))]
+)
+def go(dag_id: str, run_id: str, target: str) -> RedirectResponse:
+    """Resolves an extra link: `data-docs`, `attempt-<n>` or `model-card`."""
+    from tasks.layout import ModelLayout, run_layout_of, run_segment
+    from tasks.night_report import NightOutcome
+    from tasks.storage import get_bytes_if_exists
+
+    bucket, model_name = run_settings(dag_id, run_id)
+    run = run_layout_of(bucket, run_segment(run_id))
+    if target == "data-docs":
+        return RedirectResponse(f"../files/{run.data_docs_index('raw').key}", status_code=307)
+    if target.startswith("attempt-") and target.removeprefix("attempt-").isdigit():
+        return RedirectResponse(f"../files/{run.night_report.key}#{target}", status_code=307)
+    if target == "model-card":
+        written = get_bytes_if_exists(s3_client(), run.night_outcome)
+        outcome = NightOutcome.from_json(json.loads(written)) if written else None
+        if outcome is None or outcome.version is None:
+            raise HTTPException(404, f"run {run_id} deployed no version (see its night report)")
+        card = ModelLayout.of(bucket, model_name).version(outcome.version).model_card
+        return RedirectResponse(f"../files/{card.key}", status_code=307)
+    raise HTTPException(404, f"no link {target}: data-docs, attempt-<n> or model-card")
+
+
+class RunArtifactLink(BaseOperatorLink):
+    """An extra link on the retrain DAG's tasks whose id ends in `task_suffix`, into the
+    artifact server (`go/<target>`; `{attempt}` becomes the task's attempt number). Other
+    tasks get no link."""
+
+    link_name: str = ""
+    task_suffix: str = ""
+    target: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.link_name
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if ti_key.dag_id != RETRAIN_DAG_ID or not operator.task_id.endswith(self.task_suffix):
+            return ""
+        attempt = operator.task_id.split(".")[0].removeprefix("attempt_")
+        run = urllib.parse.quote(ti_key.run_id, safe="")
+        return f"{URL_PREFIX}/runs/{ti_key.dag_id}/{run}/go/{self.target.format(attempt=attempt)}"
+
+
+class DataDocsLink(RunArtifactLink):
+    link_name, task_suffix, target = "Data Docs", "validate", "data-docs"
+
+
+class AttemptReportLink(RunArtifactLink):
+    link_name, task_suffix, target = "Curves and confusion matrix", ".evaluate", "attempt-{attempt}"
+
+
+class ModelCardLink(RunArtifactLink):
+    link_name, task_suffix, target = "Model card", "deploy", "model-card"
+
+
+@artifact_app.get(
     "/models", dependencies=[Depends(requires_access_dag(method="GET", param_dag_id=RETRAIN_DAG_ID))]
 )
 def models() -> HTMLResponse:
@@ -97,6 +161,11 @@ class RetrainViewsPlugin(AirflowPlugin):
     name = "nightly_retrain_views"
     fastapi_apps: list[Any] = [  # noqa: RUF012 - AirflowPlugin's declared class attributes
         {"app": artifact_app, "url_prefix": URL_PREFIX, "name": "Nightly Retrain artifacts"}
+    ]
+    global_operator_extra_links: list[Any] = [  # noqa: RUF012 - as above
+        DataDocsLink(),
+        AttemptReportLink(),
+        ModelCardLink(),
     ]
     external_views: list[Any] = [  # noqa: RUF012 - as above
         {

@@ -8,6 +8,8 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -85,3 +87,21 @@ def login(base_url: str, username: str) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return str(json.load(response)["access_token"])
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, errors included; redirects are followed."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def extra_links(api_server: str, run_id: str, task_id: str, token: str) -> dict:
+    run = urllib.parse.quote(run_id, safe="")
+    url = f"{api_server}/api/v2/dags/image_classifier_retrain/dagRuns/{run}/taskInstances/{task_id}/links"
+    status, _, body = get(url, token)
+    assert status == 200, body[:300]
+    return json.loads(body)["extra_links"]

@@ -4,12 +4,10 @@ and everything else."""
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import pytest
-from conftest import login
+from conftest import extra_links, get, login
 from dag_runs import run_with_defaults_restored
 
 from tasks.config import PipelineConfig
@@ -40,16 +38,6 @@ def finished_run(retrain_dag, pristine_params, s3_endpoint):
     reports = run_layout(PipelineConfig(bucket=bucket), dag_run.run_id).reports
     put_bytes(client, reports.join("attempt-1", "confusion_matrix.png"), encode(digit_like(3)), "image/png")
     return dag_run.run_id, bucket
-
-
-def get(url: str, token: str | None = None) -> tuple[int, str, bytes]:
-    """(status, content type, body) of a GET, errors included; redirects are followed."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers.get("Content-Type", ""), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Content-Type", ""), error.read()
 
 
 def run_url(api_server: str, run_id: str, tail: str) -> str:
@@ -107,3 +95,16 @@ def test_another_dags_runs_and_unknown_runs_are_404(api_server, finished_run):
     token = login(api_server, "admin")
     assert get(f"{api_server}/retrain/runs/score_incoming/any/report", token)[0] == 404
     assert get(run_url(api_server, "no-such-run", "report"), token)[0] == 404
+
+
+def test_validate_links_to_its_data_docs_and_other_tasks_get_no_link(api_server, finished_run):
+    run_id, _ = finished_run
+    token = login(api_server, "admin")
+    links = extra_links(api_server, run_id, "validate", token)
+    assert links["Data Docs"].endswith("/go/data-docs") and links["Model card"] is None
+    status, kind, body = get(f"{api_server}{links['Data Docs']}", token)
+    assert (status, kind) == (200, "text/html; charset=utf-8") and b"Data Docs" in body
+    assert set(extra_links(api_server, run_id, "plan_partitions", token).values()) == {None}
+    # This night deployed nothing: its model-card link says so in one line.
+    status, _, body = get(run_url(api_server, run_id, "go/model-card"), token)
+    assert status == 404 and b"deployed no version" in body

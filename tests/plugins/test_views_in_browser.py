@@ -4,13 +4,14 @@ Screenshots go to build/ (the README's pictures come from here)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import urllib.parse
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import login
+from conftest import extra_links, get, login
 from dag_runs import run_with_defaults_restored
 
 pytestmark = pytest.mark.slow
@@ -85,3 +86,15 @@ def test_the_model_page_lists_the_version_with_its_report(api_server, deployed_r
     page.screenshot(path=str(BUILD / "models.png"))
     models.locator("a", has_text=run_id).click()
     models.locator("#decision").wait_for(timeout=60_000)
+
+
+def test_deploy_and_evaluate_link_to_the_model_card_and_the_attempt(api_server, deployed_run):
+    run_id, model_name = deployed_run
+    token = login(api_server, "admin")
+    card_link = extra_links(api_server, run_id, "deploy", token)["Model card"]
+    status, kind, body = get(f"{api_server}{card_link}", token)
+    assert (status, kind) == (200, "application/json")
+    assert (json.loads(body)["model_name"], json.loads(body)["version"]) == (model_name, 1)
+    attempt_link = extra_links(api_server, run_id, "attempt_1.evaluate", token)["Curves and confusion matrix"]
+    status, kind, body = get(f"{api_server}{attempt_link}", token)
+    assert (status, kind) == (200, "text/html; charset=utf-8") and b"id='attempt-1'" in body
