@@ -9,6 +9,7 @@ the same run, on the same machine, against a local S3 server.
   nights    a night with no change, and one with 1% new images, vs the first night: wall time
             of collect + validate + preprocess, raw-object reads, images decoded, bucket growth
   memory    peak resident memory of preprocess and of training at N and 4N images
+  listing   keys/s listing raw/ on 10 paginators (folders and key ranges) vs one paginator
   partitions  the mapped data plane on a real Airflow (LocalExecutor, parallelism 2): wall time
             of collect + validate + preprocess at 4 partitions vs 1, and per-worker rates
 """
@@ -24,7 +25,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import gate, memory, nights, partitions, training
+from bench import gate, listing, memory, nights, partitions, training
 from tasks.collect import collect_manifest
 from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits
@@ -85,6 +86,7 @@ def main() -> None:
         in_memory, shards, fit = bench_shards(client, dataset.dataset_uri)
         night_rows = nights.measure(client, IMAGE_SIZE)
         memory_rows = memory.measure(s3.endpoint_url, client)
+        listing_rows = listing.measure(client)
     partition_rows = partitions.measure()
     rows = [
         ("collect: objects/s, 16 threads vs sequential GETs", parallel, sequential),
@@ -108,6 +110,7 @@ def main() -> None:
         *night_rows,
         *memory_rows,
         *partition_rows,
+        *listing_rows,
     ]
     print(f"{'benchmark':<72} {'measured':>10} {'baseline':>10} {'ratio':>7}")
     for name, measured, baseline in rows:

@@ -35,6 +35,7 @@ import pandas as pd
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
 from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
+from tasks.listing import iter_objects_parallel
 from tasks.noise import noise_kind
 from tasks.partitions import (
     Partition,
@@ -52,7 +53,6 @@ from tasks.storage import (
     S3Uri,
     ensure_bucket,
     get_bytes,
-    iter_objects,
     parallel_map,
     put_csv,
     put_json,
@@ -138,13 +138,14 @@ class PartCollected(JsonRecord):
 
 
 def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> CollectionPlan:
-    """Lists raw/ once, resolves the classes, chooses the partition count and writes each
-    partition's share of the listing (key, size, ETag, last modified) under the run."""
+    """Lists raw/ once (its class folders and key ranges concurrently), resolves the classes,
+    chooses the partition count and writes each partition's share of the listing (key, size,
+    ETag, last modified) under the run."""
     ensure_bucket(client, config.bucket)
     raw_uri = raw_root(config)
     listed: list[tuple[str, int, str, str]] = []
     skipped: Counter[str] = Counter()
-    for item in iter_objects(client, raw_uri):
+    for item in iter_objects_parallel(client, raw_uri):
         kind = noise_kind(item["Key"], config.raw_prefix, config.ignore_patterns)
         if kind:
             skipped[kind] += 1
