@@ -31,7 +31,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from retrain_airflow import (
     DEPLOYMENT,
     PARTITION_LABEL,
-    failing_fast,
     mapped_partition,
     mapped_results,
     pipeline_step,
@@ -280,6 +279,7 @@ def night_report() -> str:
     deployed, nothing to train, gave up or failed. The UI shows it on each run."""
     from retrain_alerts import RunRecords, failed_tasks, recording_failure
     from tasks.config import PipelineConfig
+    from tasks.errors import PermanentError
     from tasks.night_report import outcome_of, write_night_report
     from tasks.records import Publication
 
@@ -292,10 +292,16 @@ def night_report() -> str:
     if states.get("deploy") == "success":
         version = Publication.from_json(ti.xcom_pull(task_ids="deploy")).version
     outcome = outcome_of(states, failed, records.failure_reason, version)
-    with recording_failure(context), failing_fast():
-        # The run's own Params, leniently: a night refused for a misspelt key gets its report too.
-        config = PipelineConfig.from_params(dict(context["params"]))
-        uri = write_night_report(s3_client(), config, run_id, outcome)
+    # The run's own Params, leniently: a night refused for a misspelt key gets its report too.
+    config = PipelineConfig.from_params(dict(context["params"]))
+    with recording_failure(context):
+        try:
+            uri = write_night_report(s3_client(), config, run_id, outcome)
+        except PermanentError as error:
+            # A missing bucket or refused credentials already failed the night, which says so;
+            # a report that cannot be written must not add a second failure (or alert).
+            log.warning("night report not written: %s", error)
+            return ""
     return str(uri)
 
 
