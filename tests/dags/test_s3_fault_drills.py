@@ -141,11 +141,13 @@ def test_an_endpoint_gone_for_longer_than_the_retries_fails_in_one_line_and_a_la
 ):
     _, flaky_bucket = twin_buckets
     model_name = "drill-gone"
-    # Airflow retries the first task after 30 s, then longer: the drill keeps one quick retry.
-    first_task = retrain_dag.get_task("plan_partitions")
-    monkeypatch.setattr(first_task, "retries", 1)
-    monkeypatch.setattr(first_task, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setattr(first_task, "retry_exponential_backoff", False)
+    # Airflow retries the first task (and the night report, which finds the endpoint gone
+    # too) after 30 s, then longer: the drill keeps one quick retry each.
+    for task_id in ("plan_partitions", "night_report"):
+        task = retrain_dag.get_task(task_id)
+        monkeypatch.setattr(task, "retries", 1)
+        monkeypatch.setattr(task, "retry_delay", timedelta(seconds=1))
+        monkeypatch.setattr(task, "retry_exponential_backoff", False)
     proxy.stop_listening()
     failed, states = run_retrain(bucket=flaky_bucket, model_name=model_name, **CONF)
     logged = "".join(capfd.readouterr()) + caplog.text
