@@ -91,3 +91,30 @@ def test_the_failed_tasks_come_in_the_dag_s_order_then_map_index():
         ("deploy", -1),
     ]
     assert failed_tasks({"validate": "upstream_failed"}, order) == []
+
+
+@pytest.mark.slow
+def test_under_airflow_dags_test_a_failed_night_alerts_once_without_a_traceback(
+    airflow_db, s3_endpoint, alert_sink
+):
+    """`airflow dags test` runs the run-level callback in its own process, on the serialized
+    DAG: the alert must arrive, and the callback must not fail there."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = Path(sys.executable).parent / "airflow"
+    conf = {"bucket": "no-such-bucket-dags-test", "image_size": 32, "epochs": 1}
+    completed = subprocess.run(
+        [str(airflow), "dags", "test", "image_classifier_retrain", "--conf", json.dumps(conf)],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = completed.stdout + completed.stderr
+    assert [message["task_id"] for message in alert_sink.messages] == ["plan_partitions"], output[-3000:]
+    assert "the bucket does not exist" in alert_sink.messages[0]["reason"]
+    assert "get_template_env" not in output and "Error in the on_failure_callback" not in output
