@@ -288,9 +288,8 @@ def night_report() -> str:
     records = RunRecords(ti.dag_id, run_id, ti)
     states = records.task_states()
     failed = failed_tasks(states, list(context["dag"].task_ids))
-    version = None
-    if states.get("deploy") == "success":
-        version = Publication.from_json(ti.xcom_pull(task_ids="deploy")).version
+    published = ti.xcom_pull(task_ids="deploy") if states.get("deploy") == "success" else None
+    version = Publication.from_json(published).version if published else None
     outcome = outcome_of(states, failed, records.failure_reason, version)
     # The run's own Params, leniently: a night refused for a misspelt key gets its report too.
     config = PipelineConfig.from_params(dict(context["params"]))

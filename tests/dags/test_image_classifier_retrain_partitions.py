@@ -19,7 +19,7 @@ from tasks.storage import S3Uri, StorageError, create_bucket, get_bytes, get_jso
 pytestmark = pytest.mark.slow
 
 # Everything after the dataset is marked done without running: these tests are about the data.
-AFTER_THE_DATASET = r"attempt_\d+\..*|nothing_to_train|deploy|cleanup"
+AFTER_THE_DATASET = r"attempt_\d+\..*|nothing_to_train|deploy|cleanup|night_report"
 CONF = {"image_size": 32, "min_images": 100, "epochs": 1}
 
 

@@ -10,6 +10,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import asdict
@@ -170,6 +171,16 @@ def test_a_run_triggered_with_params_trains_in_a_container_and_publishes_to_mini
 
     pointer = Registry(s3, bucket, model_name).pointer()
     assert pointer is not None and pointer.version == 1
+
+    # The night report, through the API server's plugin and behind its login.
+    assert tasks["night_report"] == "success"
+    report_url = (
+        f"{api.base_url}/retrain/runs/{DAG_ID}/{urllib.parse.quote(run['dag_run_id'], safe='')}/report"
+    )
+    request = urllib.request.Request(report_url, headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert b"Deployed version 1" in response.read()
 
     # The worker reached the engine only through the proxy, and the trainer container ran there.
     proxy_log = stack["run"]("logs", "--no-log-prefix", "docker-socket-proxy", check=False).stdout
