@@ -44,12 +44,21 @@ WORKERS = 2
 class Api:
     """The Airflow REST API of the stack, logged in as the admin from .env."""
 
-    def __init__(self, base_url: str, username: str, password: str):
+    def __init__(self, base_url: str, username: str, password: str, login_timeout_s: float = 180):
         self.base_url = base_url
         self.token: str | None = None
-        self.token = self.call("POST", "/auth/token", {"username": username, "password": password})[
-            "access_token"
-        ]
+        # A healthy API server may still refuse the admin (401) for a while after start-up,
+        # until the login it checks against has the user airflow-init created.
+        deadline = time.monotonic() + login_timeout_s
+        while True:
+            try:
+                login = self.call("POST", "/auth/token", {"username": username, "password": password})
+                break
+            except urllib.error.HTTPError as error:
+                if error.code != 401 or time.monotonic() > deadline:
+                    raise
+                time.sleep(5)
+        self.token = login["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         request = urllib.request.Request(
