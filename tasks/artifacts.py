@@ -72,26 +72,29 @@ class VersionRow:
 
 
 def version_rows(registry: Registry) -> list[VersionRow]:
-    """Every complete version of a model with its card's figures, oldest first."""
+    """Every complete version of a model with its card's figures, oldest first: one HEAD of
+    its `_COMPLETE` marker (whether it is complete, and when) and one GET of its card each."""
+    from tasks.storage import get_json, head_object
+
     pointer = registry.pointer()
     rows = []
-    for info in registry.versions():
-        if not info.complete:
+    for number in registry.version_numbers():
+        version = registry.layout.version(number)
+        marker = head_object(registry.client, version.marker)
+        if marker is None:
             continue
-        card = registry.card(info.version)
-        marker = registry.layout.version(info.version).marker
-        completed = registry.client.head_object(Bucket=marker.bucket, Key=marker.key)["LastModified"]
+        card = get_json(registry.client, version.model_card)
         metrics = card.get("metrics", {})
         splits = card.get("dataset", {}).get("split_counts", {})
         rows.append(
             VersionRow(
-                version=info.version,
+                version=number,
                 accuracy=metrics.get("accuracy"),
                 macro_f1=metrics.get("macro_f1"),
                 images=sum(splits.values()) if splits else None,
-                published_at=completed.strftime("%Y-%m-%d %H:%M"),
+                published_at=marker["LastModified"].strftime("%Y-%m-%d %H:%M"),
                 run_id=card.get("run_id"),
-                production=pointer is not None and pointer.version == info.version,
+                production=pointer is not None and pointer.version == number,
             )
         )
     return rows

@@ -250,14 +250,20 @@ class WriteConflictError(PermanentStorageError):
     """A conditional write lost: somebody else wrote the object since we read it."""
 
 
-def head_etag(client: S3Client, uri: S3Uri) -> str | None:
-    """The object's ETag, or None when it does not exist."""
+def head_object(client: S3Client, uri: S3Uri) -> dict[str, Any] | None:
+    """The object's metadata (ETag, LastModified, ...), or None when it does not exist."""
     try:
-        return client.head_object(Bucket=uri.bucket, Key=uri.key)["ETag"]
+        return dict(client.head_object(Bucket=uri.bucket, Key=uri.key))
     except ClientError as error:
         if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return None
         raise explain(error, str(uri)) from error
+
+
+def head_etag(client: S3Client, uri: S3Uri) -> str | None:
+    """The object's ETag, or None when it does not exist."""
+    metadata = head_object(client, uri)
+    return None if metadata is None else str(metadata["ETag"])
 
 
 def put_json_if(client: S3Client, uri: S3Uri, document: Any, expected_etag: str | None) -> None:
