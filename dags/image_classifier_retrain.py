@@ -150,20 +150,27 @@ def nothing_to_train() -> None:
     """Production already holds what this run would train: it stays as it is."""
 
 
-@task
+@task(**S3_RETRIES)
 def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Decides what this attempt trains (and what it changes from the last one)."""
+    """Decides what this attempt trains (and what it changes from the last one); the first
+    attempt may continue from the production model (the warm_start Param)."""
     from tasks.layout import run_layout
     from tasks.preprocess import PreprocessResult
-    from tasks.train import plan_attempt
+    from tasks.train import TrainResult, plan_attempt
+    from tasks.warm_start import production_starting_point
 
+    dataset_uri = PreprocessResult.from_json(dataset).dataset_uri
     with pipeline_step() as step:
+        start = production_starting_point(step.client, step.config, dataset_uri) if attempt == 1 else None
+        if start is not None:
+            log.info(start.reason)
         request, change = plan_attempt(
             step.config,
-            dataset_uri=PreprocessResult.from_json(dataset).dataset_uri,
+            dataset_uri=dataset_uri,
             attempt_uri=str(run_layout(step.config, step.run_id).attempt(attempt).root),
             attempt=attempt,
-            previous_model_uri=previous["model_uri"] if previous else None,
+            start=start,
+            previous=TrainResult.from_json(previous) if previous else None,
         )
     log.info(change)
     return request.to_json()

@@ -16,7 +16,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from tasks.errors import InvalidSettingsError
-from tasks.recipe import BATCH_SIZE, EPOCHS, LEARNING_RATE, SEED, Recipe
+from tasks.recipe import (
+    BATCH_SIZE,
+    EPOCHS,
+    LEARNING_RATE,
+    SEED,
+    WARM_EPOCHS,
+    WARM_START_DEFAULT,
+    WARM_START_MODES,
+    Recipe,
+)
 from tasks.settings import (
     BLESSING,
     DATA_GATE,
@@ -176,6 +185,29 @@ class PipelineConfig:
     lr_schedule: str = same_setting_as(Recipe, "lr_schedule")
     keep_epoch_by: str = same_setting_as(Recipe, "keep_epoch_by")
     early_stopping_patience: int = same_setting_as(Recipe, "early_stopping_patience")
+    warm_start: str = setting(
+        WARM_START_DEFAULT,
+        description="auto: a changed night continues from the production model when its classes, "
+        "input size, training settings and trainer code are this night's and it is fewer than "
+        "full_retrain_every warm generations deep; never: every night trains from scratch; always: "
+        "continue whenever the classes and input size allow",
+        section=TRAINING,
+        enum=list(WARM_START_MODES),
+    )
+    warm_epochs: int = setting(
+        WARM_EPOCHS,
+        description="Epochs of a warm-started attempt (the learning rate re-warms over its first "
+        "epoch, then follows lr_schedule)",
+        section=TRAINING,
+        minimum=1,
+    )
+    full_retrain_every: int = setting(
+        7,
+        description="A production model this many warm generations deep is followed by a night "
+        "that trains from scratch",
+        section=TRAINING,
+        minimum=1,
+    )
     force_retrain: bool = setting(
         False,
         description="Train even when the data, the training settings and the trainer code are those "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from tasks.config import PipelineConfig
-from tasks.freshness import training_signature
+from tasks.freshness import settings_digest, trainer_code_version, training_signature
 from tasks.layout import AttemptLayout
 from tasks.model_card import build_card, card_markdown
 from tasks.records import Candidate, DatasetRecord, Publication
@@ -47,7 +47,14 @@ def publish_version(
     """Claims a version, copies the candidate into it, marks it complete, then promotes it."""
     registry = Registry(client, config.bucket, config.model_name)
     dataset = DatasetRecord.read(client, candidate.dataset_uri)
-    signature = training_signature(config, dataset.dataset_id)
+    trained = get_json(client, AttemptLayout.at(candidate.attempt_uri).train_result)
+    lineage = {
+        "training_signature": training_signature(config, dataset.dataset_id),
+        "trainer_code": trainer_code_version(),
+        "settings_digest": settings_digest(config),
+        "parent_version": trained["request"].get("parent_version"),
+        "warm_generation": trained["request"].get("warm_generation", 0),
+    }
     deployment = {
         "run_id": run_id,
         "attempt": candidate.attempt,
@@ -55,24 +62,27 @@ def publish_version(
         "source_uri": candidate.attempt_uri,
         "accuracy": candidate.accuracy,
         "macro_f1": candidate.macro_f1,
-        "training_signature": signature,
+        **lineage,
     }
     version = registry.claim_version(deployment)
     attempt = AttemptLayout.at(candidate.attempt_uri)
     for name in AttemptLayout.PUBLISHED_FILES:
         copy_object(client, attempt.file(name), version.file(name))
     put_json(client, version.labels, dataset.class_names)
-    card = build_card(
-        model_name=config.model_name,
-        version=version.version,
-        run_id=run_id,
-        attempt=candidate.attempt,
-        params=config.to_params(),
-        dataset=dataset,
-        train_result=get_json(client, attempt.train_result),
-        evaluation=get_json(client, attempt.evaluation),
-        blessing=get_json(client, attempt.blessing),
-    ) | {"training_signature": signature}
+    card = (
+        build_card(
+            model_name=config.model_name,
+            version=version.version,
+            run_id=run_id,
+            attempt=candidate.attempt,
+            params=config.to_params(),
+            dataset=dataset,
+            train_result=trained,
+            evaluation=get_json(client, attempt.evaluation),
+            blessing=get_json(client, attempt.blessing),
+        )
+        | lineage
+    )
     put_json(client, version.model_card, card)
     put_bytes(client, version.model_card_markdown, card_markdown(card).encode(), "text/markdown")
     export_for_serving(client, attempt.model, version.serving_export)

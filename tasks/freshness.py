@@ -33,6 +33,8 @@ TRAINING_SETTINGS = (
     "retry_warm_start",
     *Recipe.names(),
 )
+# warm_start, warm_epochs and full_retrain_every are not among them: they choose how a night
+# reaches a model of these settings, not which model the settings describe.
 # The code that decides what a trained model is: the model, the recipe and its input.
 TRAINER_SOURCES = ("model.py", "recipe.py", "train.py", "shards.py", "checkpoints.py")
 
@@ -79,6 +81,12 @@ def trainer_code_version() -> str:
         digest.update(name.encode() + b"\0")
         digest.update(code_shape((Path(__file__).resolve().parent / name).read_text()).encode())
     return digest.hexdigest()[:16]
+
+
+def settings_digest(config: PipelineConfig) -> str:
+    """A hash of the training settings alone (a warm start needs production's to be the same)."""
+    settings = {name: getattr(config, name) for name in TRAINING_SETTINGS}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def training_signature(config: PipelineConfig, dataset_id: str) -> str:

@@ -27,8 +27,10 @@ def build_reference_cnn(
     *,
     recipe: Recipe | None = None,
     total_steps: int = 1,
+    warmup_steps: int = 0,
 ) -> Any:
-    """Builds and compiles the model; `total_steps` sizes the learning-rate schedule."""
+    """Builds and compiles the model; `total_steps` sizes the learning-rate schedule, whose
+    first `warmup_steps` raise the rate linearly from 0 (a warm start's re-warming)."""
     import keras
     from keras import layers
 
@@ -52,7 +54,9 @@ def build_reference_cnn(
         name="reference_cnn",
     )
     model.compile(
-        optimizer=optimizer(recipe, learning_rate, total_steps), loss=loss(recipe), metrics=["accuracy"]
+        optimizer=optimizer(recipe, learning_rate, total_steps, warmup_steps),
+        loss=loss(recipe),
+        metrics=["accuracy"],
     )
     return model
 
@@ -62,6 +66,19 @@ def copy_weights(source: Any, target: Any) -> None:
     its training-only layers (another augmentation or dropout)."""
     for name in WEIGHTED_LAYERS:
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def shrink_and_perturb(source: Any, target: Any, shrink: float, perturb: float) -> None:
+    """Warm start from a converged model (Ash & Adams 2020): each weighted layer of `target`
+    becomes `shrink` times `source`'s values plus `perturb` times `target`'s own fresh
+    initialization, so training can move the weights again instead of staying in the old
+    model's minimum."""
+    for name in WEIGHTED_LAYERS:
+        fresh = target.get_layer(name).get_weights()
+        trained = source.get_layer(name).get_weights()
+        target.get_layer(name).set_weights(
+            [shrink * old + perturb * new for old, new in zip(trained, fresh, strict=True)]
+        )
 
 
 def inference_model(trained: Any, recipe: Recipe) -> Any:

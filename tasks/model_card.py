@@ -87,6 +87,14 @@ def build_card(
     }
 
 
+def started_from(card: dict[str, Any]) -> str:
+    """Where a version's training started, for people: its parent version or random weights."""
+    parent = card.get("parent_version")
+    if parent is None:
+        return "from scratch (random weights)"
+    return f"from version {parent}'s weights (warm generation {card.get('warm_generation', 1)})"
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     metrics = card["metrics"]
     champion = card["champion"]
@@ -108,6 +116,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"({card['training']['images_per_second']} images/s); published weights: epoch "
         f"{card['training']['kept_epoch']} "
         f"(validation accuracy {card['training']['final_val_accuracy']:.4f})",
+        f"- started {started_from(card)}",
         f"- recipe: {card['training']['recipe']}",
         f"- hyperparameters: {card['training']['hyperparameters']}",
         "",

@@ -25,6 +25,15 @@ EPOCHS = 40
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 SEED = 42
+# Warm-started nights (tasks/warm_start.py): how a changed night may start from production.
+WARM_START_MODES = ("auto", "never", "always")
+WARM_START_DEFAULT = "never"
+WARM_EPOCHS = 10
+# Shrink and perturb (Ash & Adams 2020) before a warm start: the production weights times
+# WARM_SHRINK plus a fresh initialization times WARM_PERTURB, which restores the plasticity
+# a converged model lost and closes most of the generalization gap of a plain warm start.
+WARM_SHRINK = 0.5
+WARM_PERTURB = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,14 +175,32 @@ def augmentation_layers(recipe: Recipe) -> list[Any]:
     return stack
 
 
-def optimizer(recipe: Recipe, learning_rate: float, total_steps: int) -> Any:
-    """Adam (AdamW when weight decay is set) at `learning_rate`, constant or cosine-decayed to 0
-    over `total_steps` (the attempt's epochs times its steps per epoch)."""
+def learning_rate_schedule(
+    recipe: Recipe, learning_rate: float, total_steps: int, warmup_steps: int = 0
+) -> Any:
+    """`learning_rate`, constant or cosine-decayed to 0 over `total_steps` (the attempt's epochs
+    times its steps per epoch); with `warmup_steps`, it first rises linearly from 0 to
+    `learning_rate` over those steps."""
     import keras
 
-    rate: Any = learning_rate
+    if warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps=max(1, total_steps - warmup_steps),
+            alpha=0.0 if recipe.lr_schedule == "cosine" else 1.0,  # 1.0: no decay after warming
+            warmup_target=learning_rate,
+            warmup_steps=warmup_steps,
+        )
     if recipe.lr_schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps))
+    return learning_rate
+
+
+def optimizer(recipe: Recipe, learning_rate: float, total_steps: int, warmup_steps: int = 0) -> Any:
+    """Adam (AdamW when weight decay is set) on `learning_rate_schedule`."""
+    import keras
+
+    rate = learning_rate_schedule(recipe, learning_rate, total_steps, warmup_steps)
     if recipe.weight_decay:
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=recipe.weight_decay)
     return keras.optimizers.Adam(learning_rate=rate)

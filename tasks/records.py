@@ -174,3 +174,9 @@ class Pointer(JsonRecord):
     dataset_id: str | None = None
     # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
     training_signature: str | None = None
+    # What a warm start needs to match (tasks/warm_start.py), and where this version came from:
+    # the version it continued from (None: trained from scratch) and how many warm nights deep.
+    trainer_code: str | None = None
+    settings_digest: str | None = None
+    parent_version: int | None = None
+    warm_generation: int = 0

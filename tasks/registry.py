@@ -60,6 +60,10 @@ def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at
         dataset_fingerprint=card["dataset"]["fingerprint"],
         dataset_id=card["dataset"].get("dataset_id"),
         training_signature=card.get("training_signature"),
+        trainer_code=card.get("trainer_code"),
+        settings_digest=card.get("settings_digest"),
+        parent_version=card.get("parent_version"),
+        warm_generation=card.get("warm_generation", 0),
         published_at=published_at,
     )
 

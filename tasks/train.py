@@ -22,7 +22,7 @@ from typing import Any
 from tasks.config import PipelineConfig
 from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
-from tasks.recipe import Recipe, steps_per_epoch
+from tasks.recipe import WARM_PERTURB, WARM_SHRINK, Recipe, steps_per_epoch
 from tasks.records import DatasetRecord, JsonRecord
 from tasks.settings import same_setting_as
 from tasks.storage import (
@@ -36,6 +36,7 @@ from tasks.storage import (
     upload_file,
 )
 from tasks.tensorflow_runtime import load_tensorflow
+from tasks.warm_start import StartingPoint
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class TrainRequest(Recipe, JsonRecord):
     learning_rate: float = same_setting_as(PipelineConfig, "learning_rate")
     seed: int = same_setting_as(PipelineConfig, "seed")
     warm_start_uri: str | None = None
+    # Set on a night's warm start from production (tasks/warm_start.py): the version continued
+    # and its depth; the trainer then shrinks and perturbs the weights and re-warms the rate.
+    parent_version: int | None = None
+    warm_generation: int = 0
 
     @property
     def recipe(self) -> Recipe:
@@ -91,13 +96,16 @@ def plan_attempt(
     dataset_uri: str,
     attempt_uri: str,
     attempt: int,
-    previous_model_uri: str | None,
+    start: StartingPoint | None = None,
+    previous: TrainResult | None = None,
 ) -> tuple[TrainRequest, str]:
-    """What attempt N trains, and why it may do better than attempt N-1. The schedule: each
-    retry multiplies the learning rate by `retry_learning_rate_factor` and, with
-    `retry_warm_start`, continues from the previous attempt's published weights (its best epoch,
-    not its last, which may already be memorizing) for `epochs` more epochs; without it, it
-    trains a fresh model with a different seed."""
+    """What attempt N trains, and why it may do better than attempt N-1. The first attempt
+    starts where `start` says: from production's weights for `warm_epochs` epochs, or from
+    scratch. A retry after a warm start trains from scratch (a fresh seed), never from the warm
+    model. Otherwise each retry multiplies the learning rate by `retry_learning_rate_factor`
+    and, with `retry_warm_start`, continues from the previous attempt's published weights (its
+    best epoch, not its last, which may already be memorizing) for `epochs` more epochs;
+    without it, it trains a fresh model with a different seed."""
     first = TrainRequest(
         dataset_uri=dataset_uri,
         output_uri=attempt_uri,
@@ -107,21 +115,36 @@ def plan_attempt(
         seed=config.seed,
         **asdict(Recipe.of(config)),
     )
-    if attempt == 1 or not previous_model_uri:
+    if attempt == 1 or previous is None:
+        if start is not None and start.warm:
+            first = replace(
+                first,
+                epochs=config.warm_epochs,
+                warm_start_uri=start.parent_model_uri,
+                parent_version=start.parent_version,
+                warm_generation=start.warm_generation,
+            )
         return first, describe_attempt(first, attempt)
+    if TrainRequest.from_json(previous.request).parent_version is not None:
+        fresh = replace(first, seed=config.seed + attempt)
+        return fresh, describe_attempt(fresh, attempt) + " (the warm start was not blessed)"
     lowered = config.learning_rate * config.retry_learning_rate_factor ** (attempt - 1)
-    warm_start_uri = previous_model_uri if config.retry_warm_start else None
+    warm_start_uri = previous.model_uri if config.retry_warm_start else None
     request = replace(first, learning_rate=lowered, seed=config.seed + attempt, warm_start_uri=warm_start_uri)
     return request, describe_attempt(request, attempt)
 
 
 def describe_attempt(request: TrainRequest, attempt: int) -> str:
     """One line on what an attempt trains: logged by plan and recorded in its blessing."""
-    start = (
-        f"warm start from the kept epoch of {request.warm_start_uri}"
-        if request.warm_start_uri
-        else f"fresh model, seed {request.seed}"
-    )
+    if request.parent_version is not None:
+        start = (
+            f"warm start from production version {request.parent_version} "
+            f"(warm generation {request.warm_generation}), shrunk and perturbed"
+        )
+    elif request.warm_start_uri:
+        start = f"warm start from the kept epoch of {request.warm_start_uri}"
+    else:
+        start = f"fresh model, seed {request.seed}"
     return (
         f"attempt {attempt}: {start}, {request.epochs} epochs, lr {request.learning_rate:g}; "
         f"{request.recipe.summary()}"
@@ -211,22 +234,40 @@ def training_strategy() -> tuple[Any, str]:
 
 def build_model(client: S3Client, request: TrainRequest, dataset: DatasetRecord, folder: Path) -> Any:
     """The reference CNN with the request's recipe; on a warm start, with the weights of the
-    model at `warm_start_uri` (its training-only layers may differ from this recipe's)."""
+    model at `warm_start_uri` (its training-only layers may differ from this recipe's). A warm
+    start from production shrinks and perturbs those weights and re-warms the learning rate
+    over the first epoch: continuing at a decayed model's sharp minimum generalizes worse."""
     import keras
 
-    from tasks.model import build_reference_cnn, copy_weights
+    from tasks.model import build_reference_cnn, copy_weights, shrink_and_perturb
 
+    from_production = request.parent_version is not None
+    steps = steps_per_epoch(dataset.split_counts["train"], request.batch_size)
     model = build_reference_cnn(
         dataset.image_size,
         len(dataset.class_names),
         request.learning_rate,
         recipe=request.recipe,
-        total_steps=request.epochs * steps_per_epoch(dataset.split_counts["train"], request.batch_size),
+        total_steps=request.epochs * steps,
+        warmup_steps=steps if from_production else 0,
     )
     if request.warm_start_uri:
         local_start = download_file(client, S3Uri.parse(request.warm_start_uri), folder / "warm_start.keras")
-        copy_weights(keras.models.load_model(local_start, compile=False), model)
-        log.info("warm start from %s", request.warm_start_uri)
+        source = keras.models.load_model(local_start, compile=False)
+        if from_production:
+            shrink_and_perturb(source, model, WARM_SHRINK, WARM_PERTURB)
+            log.info(
+                "warm start from production version %s (warm generation %d): %s, weights x%g plus "
+                "a fresh initialization x%g",
+                request.parent_version,
+                request.warm_generation,
+                request.warm_start_uri,
+                WARM_SHRINK,
+                WARM_PERTURB,
+            )
+        else:
+            copy_weights(source, model)
+            log.info("warm start from %s", request.warm_start_uri)
     return model
 
 
@@ -316,6 +357,13 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--dataset-uri", required=True, help="s3://.../dataset.json from preprocess")
     cli.add_argument("--output-uri", required=True, help="s3:// prefix for this attempt's outputs")
     cli.add_argument("--warm-start-uri", default=None, help="s3://.../model.keras to continue")
+    cli.add_argument(
+        "--parent-version",
+        type=int,
+        default=None,
+        help="the production version --warm-start-uri belongs to: shrink, perturb and re-warm",
+    )
+    cli.add_argument("--warm-generation", type=int, default=0, help="warm nights since the last from scratch")
     # The request's own declarations (defaults, descriptions), so the container's command line
     # and a TrainRequest agree; making the request checks the values against their bounds.
     recipe_names = Recipe.names()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tasks.model import build_reference_cnn, copy_weights, inference_model
 from tasks.recipe import REFERENCE_RECIPE, Recipe
@@ -108,3 +109,33 @@ def test_class_count_and_image_size_follow_the_config():
     model = build_reference_cnn(image_size=32, class_count=3)
     assert model.input_shape == (None, 32, 32, 3)
     assert model.output_shape == (None, 3)
+
+
+def test_shrink_and_perturb_mixes_the_old_weights_with_a_fresh_initialization():
+    from tasks.model import WEIGHTED_LAYERS, shrink_and_perturb
+
+    trained = build_reference_cnn(32, 3)
+    fresh = build_reference_cnn(32, 3)
+    before = {name: fresh.get_layer(name).get_weights() for name in WEIGHTED_LAYERS}
+    shrink_and_perturb(trained, fresh, 0.5, 0.1)
+    for name in WEIGHTED_LAYERS:
+        for mixed, old, new in zip(
+            fresh.get_layer(name).get_weights(),
+            trained.get_layer(name).get_weights(),
+            before[name],
+            strict=True,
+        ):
+            np.testing.assert_allclose(mixed, 0.5 * old + 0.1 * new, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_a_warm_start_rewarms_the_learning_rate_then_follows_the_schedule(schedule):
+    from tasks.recipe import learning_rate_schedule
+
+    rate = learning_rate_schedule(Recipe(lr_schedule=schedule), 1e-3, total_steps=110, warmup_steps=10)
+    at = {step: float(rate(step)) for step in (0, 5, 10, 60, 110)}
+    assert at[0] == 0.0 and at[5] == pytest.approx(5e-4) and at[10] == pytest.approx(1e-3)
+    if schedule == "cosine":
+        assert at[60] == pytest.approx(5e-4, rel=1e-3) and at[110] == pytest.approx(0.0, abs=1e-9)
+    else:
+        assert at[60] == pytest.approx(1e-3) and at[110] == pytest.approx(1e-3)

@@ -14,7 +14,8 @@ from steps import collect_and_build
 from tasks.config import PipelineConfig
 from tasks.records import DatasetRecord
 from tasks.storage import S3Uri, exists, get_json
-from tasks.train import TrainRequest, parse_request, plan_attempt, run_training
+from tasks.train import TrainRequest, TrainResult, parse_request, plan_attempt, run_training
+from tasks.warm_start import StartingPoint
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +57,27 @@ def test_the_trainer_cli_refuses_what_the_params_refuse(options, refusal, capsys
     assert refusal in capsys.readouterr().err
 
 
+def trained(request: TrainRequest, model_uri: str) -> TrainResult:
+    """What an attempt that ran `request` reports (only what planning a retry reads matters)."""
+    return TrainResult(
+        model_uri=model_uri,
+        history_uri=model_uri.replace("model.keras", "history.json"),
+        epochs_trained=request.epochs,
+        kept_epoch=request.epochs,
+        final_val_accuracy=0.5,
+        train_seconds=1.0,
+        images_per_second=1.0,
+        resumed_after_epoch=0,
+        request=request.to_json(),
+    )
+
+
 def test_plan_attempt_changes_something_on_each_retry():
     config = PipelineConfig(epochs=5)
     plan = partial(plan_attempt, dataset_uri="s3://b/d.json")
-    first, why_first = plan(config, attempt_uri="s3://b/a1", attempt=1, previous_model_uri=None)
+    first, why_first = plan(config, attempt_uri="s3://b/a1", attempt=1)
     second, why_second = plan(
-        config, attempt_uri="s3://b/a2", attempt=2, previous_model_uri="s3://b/a1/model.keras"
+        config, attempt_uri="s3://b/a2", attempt=2, previous=trained(first, "s3://b/a1/model.keras")
     )
     assert first.warm_start_uri is None and "fresh model" in why_first
     assert second.warm_start_uri == "s3://b/a1/model.keras"
@@ -69,10 +85,42 @@ def test_plan_attempt_changes_something_on_each_retry():
     assert "warm start from the kept epoch" in why_second and "lr 0.0005" in why_second
     colder = PipelineConfig(epochs=5, retry_learning_rate_factor=0.1, retry_warm_start=False)
     third, why_third = plan(
-        colder, attempt_uri="s3://b/a3", attempt=3, previous_model_uri="s3://b/a2/model.keras"
+        colder, attempt_uri="s3://b/a3", attempt=3, previous=trained(second, "s3://b/a2/model.keras")
     )
     assert third.warm_start_uri is None and third.learning_rate == pytest.approx(1e-5)
     assert "fresh model, seed 45" in why_third
+
+
+def test_a_warm_night_trains_warm_epochs_from_production_and_its_retry_from_scratch():
+    config = PipelineConfig(epochs=40, warm_epochs=8)
+    start = StartingPoint(
+        "warm start from version 3",
+        parent_version=3,
+        parent_model_uri="s3://b/v3/model.keras",
+        warm_generation=2,
+    )
+    plan = partial(plan_attempt, config, dataset_uri="s3://b/d.json")
+    warm, why_warm = plan(attempt_uri="s3://b/a1", attempt=1, start=start)
+    assert (warm.epochs, warm.warm_start_uri) == (8, "s3://b/v3/model.keras")
+    assert (warm.parent_version, warm.warm_generation, warm.learning_rate) == (3, 2, 1e-3)
+    assert "warm start from production version 3 (warm generation 2)" in why_warm
+    retry, why_retry = plan(
+        attempt_uri="s3://b/a2", attempt=2, previous=trained(warm, "s3://b/a1/model.keras")
+    )
+    assert retry.warm_start_uri is None and retry.parent_version is None and retry.warm_generation == 0
+    assert (retry.epochs, retry.learning_rate, retry.seed) == (40, 1e-3, 44)
+    assert "fresh model, seed 44" in why_retry and "the warm start was not blessed" in why_retry
+
+
+def test_a_warm_request_travels_through_the_trainer_cli():
+    request = TrainRequest(
+        "s3://b/d.json",
+        "s3://b/a1",
+        warm_start_uri="s3://b/v3/model.keras",
+        parent_version=3,
+        warm_generation=2,
+    )
+    assert parse_request(request.to_cli_args()) == request
 
 
 @pytest.mark.slow
@@ -111,7 +159,7 @@ def test_warm_start_continues_from_the_previous_model(s3, digits_bucket):
         dataset_uri=dataset.dataset_uri,
         attempt_uri=f"{base}/attempt-2",
         attempt=2,
-        previous_model_uri=first.model_uri,
+        previous=first,
     )
     second = run_training(s3, second_request)
     first_history = get_json(s3, S3Uri.parse(first.history_uri))["metrics"]
