@@ -69,6 +69,7 @@ class VersionRow:
     published_at: str
     run_id: str | None
     production: bool
+    started_from: str = "scratch"  # or "v<parent> (warm generation N)"
 
 
 def version_rows(registry: Registry) -> list[VersionRow]:
@@ -95,6 +96,11 @@ def version_rows(registry: Registry) -> list[VersionRow]:
                 published_at=marker["LastModified"].strftime("%Y-%m-%d %H:%M"),
                 run_id=card.get("run_id"),
                 production=pointer is not None and pointer.version == number,
+                started_from=(
+                    "scratch"
+                    if card.get("parent_version") is None
+                    else f"v{card['parent_version']} (warm generation {card.get('warm_generation', 1)})"
+                ),
             )
         )
     return rows
@@ -153,13 +159,14 @@ def models_page(client: Any, config: PipelineConfig, dag_id: str) -> str:
         rows = version_rows(Registry(client, config.bucket, name))
         table_rows = "".join(
             "<tr{cls}><td>{mark}{version}</td><td>{accuracy}</td><td>{f1}</td><td>{images}</td>"
-            "<td>{date}</td><td>{run}</td></tr>".format(
+            "<td>{started}</td><td>{date}</td><td>{run}</td></tr>".format(
                 cls=" class='production'" if row.production else "",
                 mark="&#9733; " if row.production else "",
                 version=row.version,
                 accuracy="-" if row.accuracy is None else f"{row.accuracy:.4f}",
                 f1="-" if row.macro_f1 is None else f"{row.macro_f1:.4f}",
                 images="-" if row.images is None else f"{row.images:,}",
+                started=html.escape(row.started_from),
                 date=html.escape(row.published_at),
                 run=(
                     f"<a href='{html.escape(report_link(row.run_id, dag_id))}'>{html.escape(row.run_id)}</a>"
@@ -172,7 +179,7 @@ def models_page(client: Any, config: PipelineConfig, dag_id: str) -> str:
         sections.append(
             f"<section><h2>{html.escape(name)}</h2>{accuracy_chart(rows)}"
             "<table><thead><tr><th>version</th><th>test accuracy</th><th>macro F1</th>"
-            "<th>images</th><th>published (UTC)</th><th>night report</th></tr></thead>"
+            "<th>images</th><th>trained from</th><th>published (UTC)</th><th>night report</th></tr></thead>"
             f"<tbody>{table_rows}</tbody></table></section>"
         )
     bucket = html.escape(config.bucket)

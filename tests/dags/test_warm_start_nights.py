@@ -10,8 +10,11 @@ import uuid
 import pytest
 from sklearn.datasets import load_digits
 
+from tasks.artifacts import models_page
+from tasks.config import PipelineConfig
 from tasks.demo.data import DIGIT_CLASS_NAMES, digit_png
 from tasks.layout import run_segment
+from tasks.model_card import card_markdown
 from tasks.registry import Registry
 from tasks.storage import S3Uri, create_bucket, get_json, put_bytes, put_json
 
@@ -97,6 +100,9 @@ def test_changed_nights_continue_from_production_until_a_full_retrain_is_due(run
     assert (card["parent_version"], card["warm_generation"]) == (1, 1)
     deployment = get_json(s3, S3Uri.parse(registry.pointer().version_uri).join("deployment.json"))
     assert (deployment["parent_version"], deployment["warm_generation"]) == (1, 1)
+    assert "started from version 1's weights (warm generation 1)" in card_markdown(card)
+    page = models_page(s3, PipelineConfig(bucket=bucket), "image_classifier_retrain")
+    assert "<td>v1 (warm generation 1)</td>" in page and "<td>scratch</td>" in page
 
     digits.add(5, range(3))
     third, _, log = night(run_retrain, caplog, **conf)
