@@ -186,7 +186,7 @@ class PipelineConfig:
     keep_epoch_by: str = same_setting_as(Recipe, "keep_epoch_by")
     early_stopping_patience: int = same_setting_as(Recipe, "early_stopping_patience")
     warm_start: str = setting(
-        WARM_START_DEFAULT,
+        default_factory=_env("RETRAIN_WARM_START", WARM_START_DEFAULT),
         description="auto: a changed night continues from the production model when its classes, "
         "input size, training settings and trainer code are this night's and it is fewer than "
         "full_retrain_every warm generations deep; never: every night trains from scratch; always: "

@@ -80,3 +80,13 @@ def test_warm_policy_settings_do_not_change_what_production_was_trained_for():
     tuned = replace(AUTO, warm_epochs=3, full_retrain_every=2, warm_start="always")
     assert settings_digest(tuned) == settings_digest(AUTO)
     assert settings_digest(replace(AUTO, epochs=39)) != settings_digest(AUTO)
+
+
+def test_a_deployment_sets_the_default_policy_for_every_night(monkeypatch):
+    from tasks.errors import InvalidSettingsError
+
+    monkeypatch.setenv("RETRAIN_WARM_START", "auto")
+    assert PipelineConfig().warm_start == "auto"
+    monkeypatch.setenv("RETRAIN_WARM_START", "sometimes")
+    with pytest.raises(InvalidSettingsError, match="warm_start: 'sometimes' is not one of"):
+        PipelineConfig()
