@@ -198,6 +198,18 @@ def run_outcome(client: S3Client, bucket: str, reports: Path) -> dict:
     }
 
 
+def run_dag(airflow: str, env: dict[str, str], conf: dict, log_path: Path) -> int:
+    """One whole run of the DAG under `airflow dags test`, its output in `log_path`."""
+    with log_path.open("w") as log_file:
+        return subprocess.run(
+            [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+
+
 def measure_sample(number: int, per_class: int, conf: dict, airflow_home: Path) -> dict:
     sample = stratified_sample(number, per_class, per_class // 10)
     bucket = f"bench-accuracy-{number}"
@@ -210,18 +222,12 @@ def measure_sample(number: int, per_class: int, conf: dict, airflow_home: Path) 
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         run_conf = {"bucket": bucket, "model_name": "fashion-cnn", "class_names": list(CLASS_NAMES), **conf}
         log_path = OUTPUT / f"sample-{number}.log"
-        with log_path.open("w") as log_file:
-            dag_run = subprocess.run(
-                [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(run_conf)],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        returncode = run_dag(airflow, env, run_conf, log_path)
         outcome = run_outcome(client, bucket, OUTPUT / f"sample-{number}")
     outcome |= {
         "sample": number,
         "images": len(sample),
-        "run_succeeded": dag_run.returncode == 0,
+        "run_succeeded": returncode == 0,
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "log": str(log_path),
     }

@@ -16,11 +16,10 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
-from bench.accuracy import CLASS_NAMES, OUTPUT, stratified_sample, upload_sample
+from bench.accuracy import CLASS_NAMES, OUTPUT, run_dag, stratified_sample, upload_sample
 from tasks.demo.local_s3 import LocalS3
-from tasks.demo.run import DAG_ID, airflow_command
+from tasks.demo.run import airflow_command
 from tasks.storage import S3Client, S3Uri, get_json, iter_objects, list_folders, make_client
 
 FOLDER = OUTPUT / "two-nights"
@@ -40,17 +39,6 @@ def split_nights(sample: list, per_class: int) -> tuple[list, list]:
         additions += train_images[-new_per_class:]
     added = {item[0] for item in additions}
     return [item for item in sample if item[0] not in added], additions
-
-
-def run_night(airflow: str, env: dict[str, str], conf: dict, log_path: Path) -> None:
-    with log_path.open("w") as log_file:
-        subprocess.run(
-            [airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
 
 
 def newest_attempt(client: S3Client, bucket: str, runs_before: set[str]) -> dict:
@@ -92,7 +80,7 @@ def measure_sample(number: int, per_class: int, conf: dict) -> dict:
         for name, new_images, settings in steps:
             upload_sample(client, bucket, new_images)
             runs_before = set(list_folders(client, S3Uri(bucket, "runs/")))
-            run_night(airflow, env, {**base, **settings}, folder / f"{name}.log")
+            run_dag(airflow, env, {**base, **settings}, folder / f"{name}.log")
             nights[name] = newest_attempt(client, bucket, runs_before)
             print(f"sample {number} {name}: {json.dumps(nights[name])}", flush=True)
         raw_count = sum(1 for _ in iter_objects(client, S3Uri(bucket, "raw/")))
