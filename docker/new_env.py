@@ -17,10 +17,17 @@ FERNET_KEYS = {"AIRFLOW_FERNET_KEY"}
 
 
 def secret_for(name: str) -> str:
-    """A value of the kind `name` needs: Fernet wants 32 url-safe base64 bytes."""
-    if name in FERNET_KEYS:
-        return base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return secrets.token_urlsafe(32)
+    """A value of the kind `name` needs (Fernet wants 32 url-safe base64 bytes), never
+    starting with "-": the image's entrypoint passes the admin password on a command line
+    (`airflow users create --password ...`), where such a value reads as an option, the
+    user is not created and every login is refused."""
+    while True:
+        if name in FERNET_KEYS:
+            value = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        else:
+            value = secrets.token_urlsafe(32)
+        if not value.startswith("-"):
+            return value
 
 
 def filled(example: str) -> str:

@@ -18,9 +18,12 @@ if [[ "${_AIRFLOW_DB_MIGRATE:-}" == "true" ]]; then
     airflow db migrate
 fi
 if [[ "${_AIRFLOW_WWW_USER_CREATE:-}" == "true" ]]; then
+    admin="${_AIRFLOW_WWW_USER_USERNAME:-admin}"
+    # A failed create is fine only when the user is there already (a restarted stack).
     airflow users create --role Admin --firstname Airflow --lastname Admin --email admin@example.org \
-        --username "${_AIRFLOW_WWW_USER_USERNAME:-admin}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
-        || echo "admin user exists"
+        --username="$admin" --password="${_AIRFLOW_WWW_USER_PASSWORD}" \
+        || airflow users list --output plain | grep -w -- "$admin" >/dev/null \
+        || { echo "could not create the admin user $admin" >&2; exit 1; }
 fi
 
 case "${1:-}" in

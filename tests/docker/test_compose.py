@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 import subprocess
 from urllib.parse import urlparse
 
@@ -198,3 +199,12 @@ def test_the_fernet_key_is_one_airflow_accepts(env_values):
     from cryptography.fernet import Fernet
 
     Fernet(env_values["AIRFLOW_FERNET_KEY"].encode())
+
+
+def test_no_generated_secret_reads_as_a_command_line_option():
+    # One token in 64 starts with "-"; 3,000 draws per kind make a regression all but certain
+    # to show here rather than as a refused login in a stack that came up healthy.
+    new_env = runpy.run_path(str(ROOT / "docker" / "new_env.py"))
+    for name in ("AIRFLOW_FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD"):
+        leading = {new_env["secret_for"](name)[0] for _ in range(3000)}
+        assert "-" not in leading, name
