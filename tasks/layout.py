@@ -2,6 +2,7 @@
 
     <raw_prefix><class_name>/<file>                 raw images (the raw-data contract)
     catalog/<raw_prefix>slots/<slot>.csv            what collect knows of each raw object (a cache)
+    catalog/<raw_prefix>gate-<rules>/<slot>.csv     validate: each raw object's row-level outcome (a cache)
     runs/<run>/listing/<part>.csv                   plan: the raw objects of each collect partition
     runs/<run>/manifest/<part>.csv                  collect: one row per raw object, per partition
     runs/<run>/manifest.csv, manifest.json          validate: the merged manifest; the classes
@@ -326,6 +327,12 @@ def catalog(config: PipelineConfig) -> S3Uri:
 
 def catalog_slot(config: PipelineConfig, slot: int) -> S3Uri:
     return catalog(config).join(f"{slot:03d}.csv")
+
+
+def row_outcomes_slot(config: PipelineConfig, rules_digest: str, slot: int) -> S3Uri:
+    """The gate's row-level outcomes for the keys of one slot, under the rules they were
+    reached with (tasks/row_outcomes.py)."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/{slot:03d}.csv")
 
 
 def example_store(bucket: str, image_size: int, preprocessing_version: str) -> ExampleStore:

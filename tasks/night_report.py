@@ -217,6 +217,9 @@ def changes_section(facts: NightFacts) -> str:
         ["skipped as noise", sum(collected.get("skipped_as_noise", {}).values())],
     ]
     quarantined = (facts.quarantine or {}).get("quarantined", [])
+    if facts.quarantine and "rows_checked" in facts.quarantine:
+        rows.append(["checked by the gate tonight", facts.quarantine["rows_checked"]])
+        rows.append(["gate outcome carried from earlier nights", facts.quarantine["rows_carried"]])
     rows.append(["quarantined", len(quarantined)])
     quarantine_rows = [
         [text(item["key"]), text("; ".join(item["reasons"]))] for item in quarantined[:QUARANTINE_ROWS_SHOWN]

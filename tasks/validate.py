@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from tasks.config import PipelineConfig
 from tasks.errors import PermanentError
 from tasks.expectations import Outcome, Validator, table
 from tasks.layout import run_layout
+from tasks.row_outcomes import OUTCOME_COLUMNS, difference, read_row_outcomes, write_row_outcomes
 from tasks.storage import S3Client, put_csv, put_json, upload_tree
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class GateResult:
     images: int
     quarantined: int
     duplicates: int
+    rows_checked: int = 0  # rows the row-level expectations ran on tonight
+    rows_carried: int = 0  # rows whose outcome was carried from an earlier night
 
 
 def with_derived_columns(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -101,39 +104,43 @@ def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str
     return reasons
 
 
-def class_counts(clean: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
-    counts = clean["class_name"].value_counts().reindex(list(config.class_names), fill_value=0)
+def class_counts(clean: pd.DataFrame, checked: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """Per class: clean images, their share, and how many rows were checked tonight (the
+    rest carried their outcome); the dataset-level expectations run on these aggregates."""
+    names = list(config.class_names)
+    counts = clean["class_name"].value_counts().reindex(names, fill_value=0)
     total = max(int(counts.sum()), 1)
     return pd.DataFrame(
-        {"class_name": counts.index, "images": counts.to_numpy(), "share": counts.to_numpy() / total}
+        {
+            "class_name": counts.index,
+            "images": counts.to_numpy(),
+            "share": counts.to_numpy() / total,
+            "rows_checked": checked["class_name"].value_counts().reindex(names, fill_value=0).to_numpy(),
+        }
     )
 
 
-def dataset_expectations(config: PipelineConfig) -> tuple[list[Any], list[Any]]:
-    """(expectations on the clean manifest, expectations on its per-class counts)."""
+def dataset_expectations(config: PipelineConfig) -> list[Any]:
+    """The expectations on the clean manifest's per-class counts (class_counts)."""
     import great_expectations.expectations as gxe
 
     low, high = config.class_share_bounds()
-    return (
-        [
-            gxe.ExpectTableRowCountToBeBetween(
-                min_value=config.min_images, meta={"setting": "min_images", "subject": "images"}
-            )
-        ],
-        [
-            gxe.ExpectColumnValuesToBeBetween(
-                column="images",
-                min_value=config.min_images_per_class,
-                meta={"subject": "class", "setting": "min_images_per_class"},
-            ),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="share",
-                min_value=round(low, 4),
-                max_value=round(high, 4),
-                meta={"subject": "class", "setting": "share bound from max_class_imbalance"},
-            ),
-        ],
-    )
+    return [
+        gxe.ExpectColumnSumToBeBetween(
+            column="images", min_value=config.min_images, meta={"setting": "min_images"}
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="images",
+            min_value=config.min_images_per_class,
+            meta={"subject": "class", "setting": "min_images_per_class"},
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="share",
+            min_value=round(low, 4),
+            max_value=round(high, 4),
+            meta={"subject": "class", "setting": "share bound from max_class_imbalance"},
+        ),
+    ]
 
 
 def _quarantine_failure(quarantine: dict[str, list[str]], total: int, allowed: float) -> str:
@@ -152,20 +159,32 @@ class GateFindings:
     duplicates: list[str]
     outcomes: list[Outcome]
     failure: str | None  # one line when the data is not fit to train on
+    rows_checked: int = 0
+    stale_slots: set[int] = field(default_factory=set)  # stored row outcomes to rewrite
 
 
-def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Validator) -> GateFindings:
-    """Validates a manifest: quarantines bad rows, drops exact duplicates, checks the rest."""
+def gate_manifest(
+    manifest: pd.DataFrame,
+    config: PipelineConfig,
+    validator: Validator,
+    stored: pd.DataFrame | None = None,
+) -> GateFindings:
+    """Validates a manifest: quarantines bad rows, drops exact duplicates, checks the rest.
+    The row-level expectations run on the rows that differ from the `stored` outcomes of an
+    earlier night (tasks/row_outcomes.py); the other rows carry theirs."""
     frame = with_derived_columns(manifest)
-    row_outcomes = validator.run("raw_manifest_rows", frame, row_expectations(config), key_column="key")
-    quarantine = quarantine_reasons(frame, row_outcomes)
+    tonight = difference(frame, stored if stored is not None else pd.DataFrame(columns=OUTCOME_COLUMNS))
+    checked = frame[tonight.check]
+    row_outcomes = validator.run("raw_manifest_rows", checked, row_expectations(config), key_column="key")
+    quarantine = {**tonight.carried, **quarantine_reasons(checked, row_outcomes)}
     kept = frame[~frame["key"].isin(quarantine)]
     duplicated = kept.duplicated(subset=["sha256", "class_name"], keep="first")
     clean = kept[~duplicated]
-    on_rows, on_classes = dataset_expectations(config)
-    outcomes = row_outcomes + validator.run("raw_manifest_dataset", clean, on_rows)
-    outcomes += validator.run(
-        "raw_manifest_classes", class_counts(clean, config), on_classes, key_column="class_name"
+    outcomes = row_outcomes + validator.run(
+        "raw_manifest_classes",
+        class_counts(clean, checked, config),
+        dataset_expectations(config),
+        key_column="class_name",
     )
     failure = None
     dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
@@ -174,7 +193,13 @@ def gate_manifest(manifest: pd.DataFrame, config: PipelineConfig, validator: Val
     elif len(quarantine) > config.max_quarantine_fraction * len(frame):
         failure = _quarantine_failure(quarantine, len(frame), config.max_quarantine_fraction)
     return GateFindings(
-        clean[manifest.columns], quarantine, kept.loc[duplicated, "key"].tolist(), outcomes, failure
+        clean[manifest.columns],
+        quarantine,
+        kept.loc[duplicated, "key"].tolist(),
+        outcomes,
+        failure,
+        len(checked),
+        tonight.stale_slots,
     )
 
 
@@ -188,7 +213,7 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
     layout = run_layout(config, run_id)
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
         validator = Validator(Path(scratch))
-        findings = gate_manifest(manifest, config, validator)
+        findings = gate_manifest(manifest, config, validator, read_row_outcomes(client, config))
         upload_tree(client, Path(scratch), layout.data_docs("raw"))
     put_json(client, layout.validation_results("raw"), validator.results)
     put_json(
@@ -200,13 +225,19 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
                 {"key": key, "reasons": reasons} for key, reasons in sorted(findings.quarantine.items())
             ],
             "duplicates_dropped": findings.duplicates,
+            "rows_checked": findings.rows_checked,
+            "rows_carried": len(manifest) - findings.rows_checked,
         },
     )
+    write_row_outcomes(client, config, manifest, findings.quarantine, findings.stale_slots)
     for key, reasons in sorted(findings.quarantine.items()):
         log.warning("%s: %s; quarantined", key, "; ".join(reasons))
     log.info(
-        "data-quality gate on %d objects: %d quarantined, %d exact duplicates dropped\n%s\nData Docs: %s",
+        "data-quality gate on %d objects (%d checked tonight, %d carried their outcome): "
+        "%d quarantined, %d exact duplicates dropped\n%s\nData Docs: %s",
         len(manifest),
+        findings.rows_checked,
+        len(manifest) - findings.rows_checked,
         len(findings.quarantine),
         len(findings.duplicates),
         table(findings.outcomes),
@@ -223,4 +254,6 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
         len(findings.clean),
         len(findings.quarantine),
         len(findings.duplicates),
+        findings.rows_checked,
+        len(manifest) - findings.rows_checked,
     )

@@ -164,4 +164,4 @@ def test_data_docs_and_results_are_published(s3, seeded):
     body = s3.get_object(Bucket=seeded, Key="reports/gate/data_docs/raw/index.html")["Body"].read()
     assert b"raw_manifest_rows" in body
     results = get_json(s3, S3Uri(seeded, "reports/gate/data_docs/raw/validation_results.json"))
-    assert set(results) == {"raw_manifest_rows", "raw_manifest_dataset", "raw_manifest_classes"}
+    assert set(results) == {"raw_manifest_rows", "raw_manifest_classes"}

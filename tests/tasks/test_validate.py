@@ -74,7 +74,9 @@ def test_quarantined_objects_are_left_out_until_their_share_is_too_high(tmp_path
 def test_a_missing_class_is_named(tmp_path):
     findings = gate_manifest(manifest([r for r in GOOD if r[1] == "cat"]), CONFIG, Validator(tmp_path))
     assert "class dog: 0 images < min_images_per_class 2" in findings.failure
-    images_row = next(line for line in table(findings.outcomes).splitlines() if "(images)" in line)
+    images_row = next(
+        line for line in table(findings.outcomes).splitlines() if "values_to_be_between(images)" in line
+    )
     assert "1 unexpected (dog: 0)" in images_row and images_row.endswith("FAIL")
 
 
