@@ -34,6 +34,7 @@ import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
+from tasks.inventory import iter_inventory
 from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
 from tasks.listing import iter_objects_parallel
 from tasks.noise import noise_kind
@@ -138,14 +139,20 @@ class PartCollected(JsonRecord):
 
 
 def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> CollectionPlan:
-    """Lists raw/ once (its class folders and key ranges concurrently), resolves the classes,
+    """Lists raw/ once (its class folders and key ranges concurrently, or from the bucket's
+    S3 Inventory report where `inventory_uri` names one), resolves the classes,
     chooses the partition count and writes each partition's share of the listing (key, size,
     ETag, last modified) under the run."""
     ensure_bucket(client, config.bucket)
     raw_uri = raw_root(config)
     listed: list[tuple[str, int, str, str]] = []
     skipped: Counter[str] = Counter()
-    for item in iter_objects_parallel(client, raw_uri):
+    if config.inventory_uri:
+        report = S3Uri.parse(config.inventory_uri)
+        summaries = iter_inventory(client, report, config.bucket, config.raw_prefix)
+    else:
+        summaries = iter_objects_parallel(client, raw_uri)
+    for item in summaries:
         kind = noise_kind(item["Key"], config.raw_prefix, config.ignore_patterns)
         if kind:
             skipped[kind] += 1

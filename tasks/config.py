@@ -80,6 +80,14 @@ class PipelineConfig:
         section=DATA_SOURCE,
         pattern=PREFIX_PATTERN,
     )
+    inventory_uri: str = setting(
+        default_factory=_env("RETRAIN_S3_INVENTORY", ""),
+        description="An S3 Inventory report of the bucket (CSV, with size and ETag), as "
+        "s3://<destination>/<prefix>/<bucket>/<config id>/; collect reads its latest report "
+        "instead of listing raw_prefix (empty: list)",
+        section=DATA_SOURCE,
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.*/)?$",
+    )
     class_names: tuple[str, ...] = setting(
         (),
         description="Labels in output order, each a folder under raw_prefix; empty: the folders "

@@ -329,6 +329,25 @@ def catalog_slot(config: PipelineConfig, slot: int) -> S3Uri:
     return catalog(config).join(f"{slot:03d}.csv")
 
 
+def bucket_root(bucket: str) -> S3Uri:
+    """Every key of the bucket."""
+    return S3Uri(bucket, "")
+
+
+def inventory_delivery(report: S3Uri, began: str) -> S3Uri:
+    """The folder of one delivery of an S3 Inventory report (`began`: 2026-12-01T01-00Z)."""
+    return report.join(began).folder()
+
+
+def inventory_data_file(report: S3Uri, name: str) -> S3Uri:
+    return report.join("data", name)
+
+
+def inventory_delivery_files(delivery: S3Uri) -> tuple[S3Uri, S3Uri]:
+    """An S3 Inventory delivery's manifest.json and manifest.checksum (tasks/inventory.py)."""
+    return delivery.join("manifest.json"), delivery.join("manifest.checksum")
+
+
 def row_outcomes_slot(config: PipelineConfig, rules_digest: str, slot: int) -> S3Uri:
     """The gate's row-level outcomes for the keys of one slot, under the rules they were
     reached with (tasks/row_outcomes.py)."""

@@ -1,0 +1,94 @@
+"""Reading the raw objects from an S3 Inventory report instead of listing them, against the
+moto server: the same collect plan and listing parts as a listing, the latest complete
+delivery, and one readable line for a report that cannot be used."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from images_factory import digit_like, encode
+
+from tasks.collect import plan_collection
+from tasks.config import PipelineConfig
+from tasks.demo.inventory import write_inventory
+from tasks.inventory import iter_inventory
+from tasks.storage import PermanentStorageError, S3Uri, create_bucket, get_bytes, put_bytes
+
+KEYS = [
+    "raw/cat/0.png",
+    "raw/cat/a b+c.png",
+    "raw/dog/ünicode 日本.png",
+    "raw/dog/2/nested.png",
+    "raw/dog/.DS_Store",
+    "raw/loose.png",
+    "elsewhere/cat/1.png",
+]
+EARLIER = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+LATER = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def reports(s3) -> S3Uri:
+    """The report's folder, in a bucket of its own as S3 Inventory destinations usually are."""
+    name = f"inventory-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    create_bucket(s3, name)
+    return S3Uri(name, "inventories/source/nightly/")
+
+
+def upload(s3, bucket: str, keys: list[str]) -> None:
+    for index, key in enumerate(keys):
+        put_bytes(s3, S3Uri(bucket, key), encode(digit_like(index)))
+
+
+def listing_parts(s3, plan) -> list[bytes]:
+    return [get_bytes(s3, S3Uri.parse(partition["uri"])) for partition in plan.partitions]
+
+
+def test_a_plan_from_the_report_is_the_plan_from_a_listing(s3, bucket, reports):
+    upload(s3, bucket, KEYS)
+    write_inventory(s3, bucket, reports, EARLIER)
+    listed = PipelineConfig(bucket=bucket, partitions=3)
+    from_report = replace(listed, inventory_uri=str(reports))
+    by_listing = plan_collection(s3, listed, "by-listing")
+    by_report = plan_collection(s3, from_report, "by-report")
+    assert (by_report.class_names, by_report.objects, by_report.skipped) == (
+        by_listing.class_names,
+        by_listing.objects,
+        by_listing.skipped,
+    )
+    assert by_report.objects == 5 and by_report.skipped == {".DS_Store": 1}
+    assert listing_parts(s3, by_report) == listing_parts(s3, by_listing)
+
+
+def test_the_latest_complete_delivery_is_read(s3, bucket, reports):
+    upload(s3, bucket, KEYS[:2])
+    write_inventory(s3, bucket, reports, EARLIER)
+    upload(s3, bucket, KEYS[:3])
+    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 2  # written after the report
+    write_inventory(s3, bucket, reports, LATER)
+    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 3
+    # A delivery still being written (no manifest.checksum yet) is passed over.
+    upload(s3, bucket, KEYS[:4])
+    unfinished = write_inventory(s3, bucket, reports, datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
+    s3.delete_object(Bucket=reports.bucket, Key=unfinished.key + "manifest.checksum")
+    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 3
+
+
+def test_a_report_that_cannot_be_used_says_why_in_one_line(s3, bucket, reports):
+    with pytest.raises(PermanentStorageError, match=r"no complete S3 Inventory delivery.*inventory_uri"):
+        list(iter_inventory(s3, reports, bucket, "raw/"))
+    upload(s3, bucket, KEYS[:1])
+    delivery = write_inventory(s3, bucket, reports, EARLIER)
+    with pytest.raises(PermanentStorageError, match=f"is of bucket {bucket}, not other-bucket"):
+        list(iter_inventory(s3, reports, "other-bucket", "raw/"))
+    manifest_uri = S3Uri(reports.bucket, delivery.key + "manifest.json")
+    manifest = json.loads(get_bytes(s3, manifest_uri))
+    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": "Bucket, Key, Size"}).encode())
+    with pytest.raises(PermanentStorageError, match="lacks LastModifiedDate, ETag"):
+        list(iter_inventory(s3, reports, bucket, "raw/"))
+    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileFormat": "Parquet"}).encode())
+    with pytest.raises(PermanentStorageError, match="is Parquet; only CSV reports are read"):
+        list(iter_inventory(s3, reports, bucket, "raw/"))
