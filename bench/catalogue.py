@@ -119,7 +119,6 @@ def night(endpoint_url: str, bucket: str, run_id: str, inventory_uri: str = "") 
     job.update(parts=processed, manifest=validated["clean_manifest_uri"])
     figures["assemble_dataset"] = in_fresh_process("assemble_dataset", endpoint_url, job)
     figures["raw_gets"] = gets[0] + sum(figures[step]["gets"] for step in ONCE_ONLY)
-    figures["objects"] = plan["objects"]
     figures["wall"] = sum(figures[step]["seconds"] for step in ONCE_ONLY) + sum(
         max(figures[step]) for step in ("collect", "preprocess")
     )

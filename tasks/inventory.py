@@ -78,13 +78,12 @@ def iter_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
     def read(file: dict[str, Any]) -> list[dict[str, Any]]:
         text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"]))).decode()
         rows = (dict(zip(columns, values, strict=True)) for values in csv.reader(io.StringIO(text)))
-        return [
+        current = (
             _summary(row)
             for row in rows
-            if row.get("IsLatest", "true") == "true"
-            and row.get("IsDeleteMarker", "false") != "true"
-            and unquote_plus(row["Key"]).startswith(prefix)
-        ]
+            if row.get("IsLatest", "true") == "true" and row.get("IsDeleteMarker", "false") != "true"
+        )
+        return [summary for summary in current if summary["Key"].startswith(prefix)]
 
     summaries = [summary for part in parallel_map(read, manifest["files"]) for summary in part]
     log.info("read S3 Inventory %s: %d objects under %s", delivery, len(summaries), prefix)

@@ -104,19 +104,12 @@ def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str
     return reasons
 
 
-def class_counts(clean: pd.DataFrame, checked: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
-    """Per class: clean images, their share, and how many rows were checked tonight (the
-    rest carried their outcome); the dataset-level expectations run on these aggregates."""
-    names = list(config.class_names)
-    counts = clean["class_name"].value_counts().reindex(names, fill_value=0)
+def class_counts(clean: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """Per class: clean images and their share; the dataset-level expectations run on these."""
+    counts = clean["class_name"].value_counts().reindex(list(config.class_names), fill_value=0)
     total = max(int(counts.sum()), 1)
     return pd.DataFrame(
-        {
-            "class_name": counts.index,
-            "images": counts.to_numpy(),
-            "share": counts.to_numpy() / total,
-            "rows_checked": checked["class_name"].value_counts().reindex(names, fill_value=0).to_numpy(),
-        }
+        {"class_name": counts.index, "images": counts.to_numpy(), "share": counts.to_numpy() / total}
     )
 
 
@@ -182,7 +175,7 @@ def gate_manifest(
     clean = kept[~duplicated]
     outcomes = row_outcomes + validator.run(
         "raw_manifest_classes",
-        class_counts(clean, checked, config),
+        class_counts(clean, config),
         dataset_expectations(config),
         key_column="class_name",
     )
@@ -216,6 +209,7 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
         findings = gate_manifest(manifest, config, validator, read_row_outcomes(client, config))
         upload_tree(client, Path(scratch), layout.data_docs("raw"))
     put_json(client, layout.validation_results("raw"), validator.results)
+    carried = len(manifest) - findings.rows_checked
     put_json(
         client,
         layout.quarantine,
@@ -226,7 +220,7 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
             ],
             "duplicates_dropped": findings.duplicates,
             "rows_checked": findings.rows_checked,
-            "rows_carried": len(manifest) - findings.rows_checked,
+            "rows_carried": carried,
         },
     )
     write_row_outcomes(client, config, manifest, findings.quarantine, findings.stale_slots)
@@ -237,7 +231,7 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
         "%d quarantined, %d exact duplicates dropped\n%s\nData Docs: %s",
         len(manifest),
         findings.rows_checked,
-        len(manifest) - findings.rows_checked,
+        carried,
         len(findings.quarantine),
         len(findings.duplicates),
         table(findings.outcomes),
@@ -255,5 +249,5 @@ def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: st
         len(findings.quarantine),
         len(findings.duplicates),
         findings.rows_checked,
-        len(manifest) - findings.rows_checked,
+        carried,
     )
