@@ -44,7 +44,10 @@ def count_raw_gets(client: S3Client, raw_prefix: str) -> list[int]:
 
 def config_for(job: dict[str, Any]) -> PipelineConfig:
     config = PipelineConfig(
-        bucket=job["bucket"], image_size=IMAGE_SIZE, inventory_uri=job.get("inventory_uri", "")
+        bucket=job["bucket"],
+        image_size=IMAGE_SIZE,
+        inventory_uri=job.get("inventory_uri", ""),
+        partitions=job.get("partitions", 0),
     )
     return config.with_classes(job["class_names"]) if job.get("class_names") else config
 
@@ -53,9 +56,9 @@ def run_step(step: str, endpoint_url: str, job: dict[str, Any]) -> dict[str, Any
     """One once-only step, in this (fresh) process."""
     import great_expectations  # noqa: F401  (start-up, as the task's own imports: not the step's memory)
 
-    from tasks.collect import PartCollected, merge_manifest, plan_collection
-    from tasks.preprocess import PartProcessed, finish_dataset, plan_preprocessing
-    from tasks.validate import gate_raw_manifest
+    from tasks.collect import PartCollected, plan_collection
+    from tasks.gated_nights import validate_night
+    from tasks.preprocess import PartProcessed, finish_dataset
 
     client = make_client(endpoint_url)
     gets = count_raw_gets(client, "raw/")
@@ -67,14 +70,17 @@ def run_step(step: str, endpoint_url: str, job: dict[str, Any]) -> dict[str, Any
         result: dict[str, Any] = asdict(plan_collection(client, config, run_id))
     elif step == "validate":
         parts = [PartCollected.from_json(part) for part in job["parts"]]
-        collected = merge_manifest(client, config, run_id, parts, job["class_names_from"], job["skipped"])
-        gate = gate_raw_manifest(client, config, collected.manifest_uri, run_id)
-        partitions = plan_preprocessing(client, config, gate.clean_manifest_uri, run_id, len(parts))
-        result = {"partitions": partitions, "clean_manifest_uri": gate.clean_manifest_uri}
-        result["rows_checked"] = gate.rows_checked
+        validated = validate_night(client, config, run_id, parts, job["class_names_from"], job["skipped"])
+        result = {
+            "partitions": validated.partitions,
+            "clean_manifest_uri": validated.gate.clean_manifest_uri,
+            "fingerprint": validated.fingerprint,
+            "rows_checked": validated.gate.rows_checked,
+        }
     else:
         processed = [PartProcessed.from_json(part) for part in job["parts"]]
-        result = {"dataset_id": finish_dataset(client, config, job["manifest"], processed, run_id).dataset_id}
+        dataset = finish_dataset(client, config, job["manifest"], processed, run_id, job["fingerprint"])
+        result = {"dataset_id": dataset.dataset_id}
     result["seconds"] = time.perf_counter() - started
     return {**result, "peak_mib": peak_rss_mib(), "baseline_mib": baseline, "gets": gets[0]}
 
@@ -90,15 +96,22 @@ def in_fresh_process(step: str, endpoint_url: str, job: dict[str, Any]) -> dict[
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def night(endpoint_url: str, bucket: str, run_id: str, inventory_uri: str = "") -> dict[str, Any]:
-    """One night, step by step; returns each step's figures."""
+def night(
+    endpoint_url: str, bucket: str, run_id: str, inventory_uri: str = "", partitions: int = 0
+) -> dict[str, Any]:
+    """One night, step by step; returns each step's figures. `partitions` 0: the default P."""
     from tasks.collect import collect_partition
     from tasks.partitions import Partition
     from tasks.preprocess import preprocess_partition
 
     client = make_client(endpoint_url)
     gets = count_raw_gets(client, "raw/")
-    job: dict[str, Any] = {"bucket": bucket, "run_id": run_id, "inventory_uri": inventory_uri}
+    job: dict[str, Any] = {
+        "bucket": bucket,
+        "run_id": run_id,
+        "inventory_uri": inventory_uri,
+        "partitions": partitions,
+    }
     figures: dict[str, Any] = {}
     plan = figures["plan_partitions"] = in_fresh_process("plan_partitions", endpoint_url, job)
     job["class_names"] = plan["class_names"]
@@ -117,6 +130,7 @@ def night(endpoint_url: str, bucket: str, run_id: str, inventory_uri: str = "") 
         processed.append(preprocess_partition(client, config, part, run_id).to_json())
         figures["preprocess"].append(time.perf_counter() - started)
     job.update(parts=processed, manifest=validated["clean_manifest_uri"])
+    job["fingerprint"] = validated["fingerprint"]
     figures["assemble_dataset"] = in_fresh_process("assemble_dataset", endpoint_url, job)
     figures["raw_gets"] = gets[0] + sum(figures[step]["gets"] for step in ONCE_ONLY)
     figures["wall"] = sum(figures[step]["seconds"] for step in ONCE_ONLY) + sum(
@@ -172,6 +186,15 @@ def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float,
             print(
                 "  from the inventory: " + describe(size, nights["from the inventory"][size]), file=sys.stderr
             )
+        # One instance over every row: the mapped steps' cost per row, for the sizing.
+        largest = f"bench-catalogue-{large}"
+        report = S3Uri("bench-inventories", f"{largest}/nightly/")
+        whole = night(endpoint_url, largest, "one-partition", str(report), partitions=1)
+        print(
+            f"  one partition at {large:,}: collect {whole['collect'][0]:.1f} s, "
+            f"preprocess {whole['preprocess'][0]:.1f} s; " + describe(large, whole),
+            file=sys.stderr,
+        )
         single, parallel = listing_rates(client, f"bench-catalogue-{large}")
     for way, by_size in nights.items():
         for size, figures in by_size.items():

@@ -85,13 +85,12 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
     """Merges the manifest parts and runs the data-quality gate once over the whole:
     quarantines bad objects, fails the run on unfit data; then splits the clean rows by
     content into as many partitions for preprocess, each carrying the classes and the clean
-    manifest."""
-    from tasks.collect import PartCollected, merge_manifest
-    from tasks.preprocess import plan_preprocessing
-    from tasks.validate import gate_raw_manifest
+    manifest. A manifest the gate has passed already takes that night's results."""
+    from tasks.collect import PartCollected
+    from tasks.gated_nights import validate_night
 
     with pipeline_step(planned[0]["class_names"]) as step:
-        collected = merge_manifest(
+        validated = validate_night(
             step.client,
             step.config,
             step.run_id,
@@ -99,12 +98,12 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
             planned[0]["class_names_from"],
             planned[0]["skipped"],
         )
-        gate = gate_raw_manifest(step.client, step.config, collected.manifest_uri, step.run_id)
-        partitions = plan_preprocessing(
-            step.client, step.config, gate.clean_manifest_uri, step.run_id, len(planned)
-        )
-    carried = {"class_names": gate.class_names, "clean_manifest_uri": gate.clean_manifest_uri}
-    return [{**partition, **carried} for partition in partitions]
+    carried = {
+        "class_names": validated.gate.class_names,
+        "clean_manifest_uri": validated.gate.clean_manifest_uri,
+        "fingerprint": validated.fingerprint,
+    }
+    return [{**partition, **carried} for partition in validated.partitions]
 
 
 @task(map_index_template=PARTITION_LABEL, **S3_RETRIES)
@@ -127,7 +126,14 @@ def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -
     clean_manifest_uri = gated[0]["clean_manifest_uri"]
     processed = [PartProcessed.from_json(part) for part in mapped_results(parts)]
     with pipeline_step(gated[0]["class_names"]) as step:
-        dataset = finish_dataset(step.client, step.config, clean_manifest_uri, processed, step.run_id)
+        dataset = finish_dataset(
+            step.client,
+            step.config,
+            clean_manifest_uri,
+            processed,
+            step.run_id,
+            gated[0].get("fingerprint", ""),
+        )
     return dataset.to_json()
 
 

@@ -55,6 +55,7 @@ from tasks.storage import (
     ensure_bucket,
     get_bytes,
     parallel_map,
+    put_bytes,
     put_csv,
     put_json,
 )
@@ -136,6 +137,7 @@ class PartCollected(JsonRecord):
     objects_unchanged: int
     objects_new: int = 0  # of objects_read: not in the catalog before (the rest changed)
     objects_removed: int = 0  # in the catalog, no longer listed
+    sha256: str = ""  # of the manifest part's bytes: validate knows a night it has gated
 
 
 def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> CollectionPlan:
@@ -235,7 +237,8 @@ def collect_partition(
     for column in ("width", "height", "channels"):
         manifest[column] = manifest[column].astype("Int64")
     uri = run_layout(config, run_id).manifest_part(partition.name)
-    put_csv(client, uri, manifest)
+    body = manifest.to_csv(index=False).encode()
+    put_bytes(client, uri, body, "text/csv")
     # The catalog keeps what was read; a slot is rewritten only when one of its keys was read
     # anew or is gone.
     listed = set(manifest["key"])
@@ -246,7 +249,15 @@ def collect_partition(
     changed |= {key_slot(key) for key in removed}
     write_slots(client, partial(catalog_slot, config), manifest, manifest["key"].map(key_slot), changed)
     new = sum(1 for key in listed if key not in known)
-    return PartCollected(str(uri), len(manifest), to_read, len(manifest) - to_read, new, len(removed))
+    return PartCollected(
+        str(uri),
+        len(manifest),
+        to_read,
+        len(manifest) - to_read,
+        new,
+        len(removed),
+        hashlib.sha256(body).hexdigest(),
+    )
 
 
 def merge_manifest(
@@ -256,24 +267,51 @@ def merge_manifest(
     parts: list[PartCollected],
     class_names_from: str,
     skipped: dict[str, int] | None = None,
+    manifest: pd.DataFrame | None = None,
 ) -> CollectResult:
     """Merges the partitions' manifest parts into the run's manifest, in key order (so it is
     the same whatever the partition count), and writes the run's manifest.json.
-    `config.class_names` are the run's resolved classes."""
-    collected = parts
-    frames = [read_manifest(client, part.manifest_part_uri) for part in collected]
-    manifest = pd.concat(frames, ignore_index=True).sort_values("key", ignore_index=True)
-    layout = run_layout(config, run_id)
-    put_csv(client, layout.manifest, manifest)
+    `config.class_names` are the run's resolved classes; `manifest` is the merged frame where
+    the caller holds it already (merged_manifest)."""
+    if manifest is None:
+        manifest = merged_manifest(client, parts)
+    put_csv(client, run_layout(config, run_id).manifest, manifest)
     counts = manifest["class_name"].fillna("<none>").value_counts().sort_index()
     images_per_class = {str(name): int(count) for name, count in counts.items()}
+    undecodable = int((~manifest["decodable"].astype(bool)).sum())
+    return summarize_manifest(
+        client, config, run_id, parts, class_names_from, skipped, images_per_class, undecodable
+    )
+
+
+def merged_manifest(client: S3Client, parts: list[PartCollected]) -> pd.DataFrame:
+    """The manifest parts joined in key order."""
+    frames = [read_manifest(client, part.manifest_part_uri) for part in parts]
+    return pd.concat(frames, ignore_index=True).sort_values("key", ignore_index=True)
+
+
+def summarize_manifest(
+    client: S3Client,
+    config: PipelineConfig,
+    run_id: str,
+    parts: list[PartCollected],
+    class_names_from: str,
+    skipped: dict[str, int] | None,
+    images_per_class: dict[str, int],
+    undecodable: int,
+) -> CollectResult:
+    """Writes the run's manifest.json from the parts' figures and the manifest's objects per
+    folder; the run's manifest.csv must be in place."""
+    collected = parts
+    layout = run_layout(config, run_id)
+    objects = sum(images_per_class.values())
     objects_read = sum(part.objects_read for part in collected)
     put_json(
         client,
         layout.manifest_summary,
         {
             "manifest_uri": str(layout.manifest),
-            "objects": len(manifest),
+            "objects": objects,
             "objects_read": objects_read,
             "objects_new": sum(part.objects_new for part in collected),
             "objects_changed": objects_read - sum(part.objects_new for part in collected),
@@ -288,35 +326,44 @@ def merge_manifest(
     log.info(
         "collected %d objects in %d partition(s): %d read, %d from the catalog, %d not decodable; "
         "per class: %s",
-        len(manifest),
+        objects,
         len(collected),
         objects_read,
-        len(manifest) - objects_read,
-        int((~manifest["decodable"].astype(bool)).sum()),
-        counts.to_dict(),
+        objects - objects_read,
+        undecodable,
+        images_per_class,
     )
     log.info("manifest written to %s", layout.manifest)
     return CollectResult(
         str(layout.manifest),
-        len(manifest),
+        objects,
         images_per_class,
         list(config.class_names),
         class_names_from,
         objects_read=objects_read,
-        objects_unchanged=len(manifest) - objects_read,
+        objects_unchanged=objects - objects_read,
     )
 
 
 def collect_manifest(client: S3Client, config: PipelineConfig, run_id: str) -> CollectResult:
     """The whole collect step in one process: plan, every partition in turn, merge. The DAG
     runs the same three functions as separate (mapped) tasks."""
+    plan, parts = collect_parts(client, config, run_id)
+    resolved = config.with_classes(plan.class_names)
+    return merge_manifest(client, resolved, run_id, parts, plan.class_names_from, plan.skipped)
+
+
+def collect_parts(
+    client: S3Client, config: PipelineConfig, run_id: str
+) -> tuple[CollectionPlan, list[PartCollected]]:
+    """plan_collection, then every partition in turn: the plan and the partitions' parts."""
     plan = plan_collection(client, config, run_id)
     resolved = config.with_classes(plan.class_names)
     parts = [
         collect_partition(client, resolved, Partition.from_xcom(partition), run_id)
         for partition in plan.partitions
     ]
-    return merge_manifest(client, resolved, run_id, parts, plan.class_names_from, plan.skipped)
+    return plan, parts
 
 
 def facts_of(sha256: str | None, facts: ImageFacts) -> dict[str, Any]:

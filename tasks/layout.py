@@ -3,6 +3,7 @@
     <raw_prefix><class_name>/<file>                 raw images (the raw-data contract)
     catalog/<raw_prefix>slots/<slot>.csv            what collect knows of each raw object (a cache)
     catalog/<raw_prefix>gate-<rules>/<slot>.csv     validate: each raw object's row-level outcome (a cache)
+    catalog/<raw_prefix>gate-<rules>/nights/<m>/    validate: the last manifest passed, its results (a cache)
     runs/<run>/listing/<part>.csv                   plan: the raw objects of each collect partition
     runs/<run>/manifest/<part>.csv                  collect: one row per raw object, per partition
     runs/<run>/manifest.csv, manifest.json          validate: the merged manifest; the classes
@@ -352,6 +353,44 @@ def row_outcomes_slot(config: PipelineConfig, rules_digest: str, slot: int) -> S
     """The gate's row-level outcomes for the keys of one slot, under the rules they were
     reached with (tasks/row_outcomes.py)."""
     return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/{slot:03d}.csv")
+
+
+@dataclass(frozen=True)
+class GatedNightLayout:
+    """A manifest the gate passed and what it made of it, kept so that a night with the same
+    manifest parts takes them by copy (tasks/gated_nights.py)."""
+
+    root: S3Uri
+
+    @property
+    def record(self) -> S3Uri:
+        """gated.json, written last: its presence means the rest is whole."""
+        return self.root.join("gated.json")
+
+    @property
+    def manifest(self) -> S3Uri:
+        return self.root.join("manifest.csv")
+
+    @property
+    def clean_manifest(self) -> S3Uri:
+        return self.root.join("clean_manifest.csv")
+
+    def clean_part(self, part: str) -> S3Uri:
+        return self.root.join("clean", f"{part}.csv")
+
+
+def gated_nights(config: PipelineConfig, rules_digest: str) -> S3Uri:
+    """Every kept gated night under one set of row rules."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/nights/")
+
+
+def gate_memory(config: PipelineConfig) -> S3Uri:
+    """What the gate keeps for the raw prefix, under every set of row rules (a key prefix)."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-")
+
+
+def gated_night(config: PipelineConfig, rules_digest: str, manifest_digest: str) -> GatedNightLayout:
+    return GatedNightLayout(gated_nights(config, rules_digest).join(manifest_digest))
 
 
 def example_store(bucket: str, image_size: int, preprocessing_version: str) -> ExampleStore:

@@ -201,7 +201,13 @@ def plan_preprocessing(
 ) -> list[dict[str, Any]]:
     """Splits the (clean) manifest by content into `count` partitions and writes each one's
     rows under the run; returns the partitions, each naming its rows' file."""
-    manifest = read_manifest(client, manifest_uri)
+    return split_by_content(client, config, read_manifest(client, manifest_uri), run_id, count)
+
+
+def split_by_content(
+    client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, run_id: str, count: int
+) -> list[dict[str, Any]]:
+    """plan_preprocessing on a manifest already read."""
     part_of = manifest["sha256"].map(content_slot) % count
     frames = [manifest[part_of == number] for number in range(count)]
     return write_parts(client, frames, run_layout(config, run_id).clean_part)
@@ -257,10 +263,16 @@ def preprocess_partition(
 
 
 def finish_dataset(
-    client: S3Client, config: PipelineConfig, manifest_uri: str, parts: list[PartProcessed], run_id: str
+    client: S3Client,
+    config: PipelineConfig,
+    manifest_uri: str,
+    parts: list[PartProcessed],
+    run_id: str,
+    fingerprint: str = "",
 ) -> PreprocessResult:
     """Checks the dataset as a whole from the partitions' statistics and writes it (labels.csv,
-    then dataset.json) unless one with the same content exists."""
+    then dataset.json) unless one with the same content exists. `fingerprint`, where the gate
+    knows it already, spares reading the manifest when the dataset exists."""
     processed = parts
     reports = parallel_map(lambda part: get_json(client, S3Uri.parse(part.uri)), processed)
     counts = pd.DataFrame([row for report in reports for row in report["counts"]])
@@ -272,18 +284,18 @@ def finish_dataset(
         failures.append(whole)
     if failures:
         raise DataValidationError("processed dataset failed: " + "; ".join(failures))
-    manifest = read_manifest(client, manifest_uri)
-    label_of = {name: number for number, name in enumerate(config.class_names)}
-    labels = [label_of[name] for name in manifest["class_name"]]
-    splits = [split_of(sha256) for sha256 in manifest["sha256"]]
-    fingerprint = dataset_fingerprint(list(manifest["sha256"]), labels)
+    per_split = counts.groupby("split")["images"].sum()
+    split_counts = {split: int(per_split.get(split, 0)) for split in SPLITS}
+    labelled = None if fingerprint else labelled_rows(client, config, manifest_uri)
+    if labelled is not None:
+        fingerprint = dataset_fingerprint(list(labelled["sha256"]), list(labelled["label"]))
     dataset_id = dataset_id_for(fingerprint, config.image_size, list(config.class_names))
     dataset = dataset_layout(config.bucket, dataset_id)
-    split_counts = {split: splits.count(split) for split in SPLITS}
     if exists(client, dataset.record):
         log.info("dataset %s exists already (same content): nothing written", dataset_id)
     else:
-        labelled = pd.DataFrame({"sha256": manifest["sha256"], "label": labels, "split": splits})
+        if labelled is None:
+            labelled = labelled_rows(client, config, manifest_uri)
         put_csv(client, dataset.labels, labelled)
         packs = {
             split: sorted({uri for report in reports for uri in report["packs"][split]}) for split in SPLITS
@@ -311,13 +323,26 @@ def finish_dataset(
     log.info(
         "dataset %s: %d images %s from %d partition(s) (%d decoded, %d reused)",
         dataset_id,
-        len(manifest),
+        sum(split_counts.values()),
         split_counts,
         len(processed),
         decoded,
         reused,
     )
     return PreprocessResult(str(dataset.record), dataset_id, fingerprint, split_counts, decoded, reused)
+
+
+def labelled_rows(client: S3Client, config: PipelineConfig, manifest_uri: str) -> pd.DataFrame:
+    """The dataset's labels.csv rows: each clean row's content, label and split."""
+    manifest = read_manifest(client, manifest_uri)
+    label_of = {name: number for number, name in enumerate(config.class_names)}
+    return pd.DataFrame(
+        {
+            "sha256": manifest["sha256"],
+            "label": [label_of[name] for name in manifest["class_name"]],
+            "split": [split_of(sha256) for sha256 in manifest["sha256"]],
+        }
+    )
 
 
 def build_dataset(

@@ -303,13 +303,10 @@ def download_file(client: S3Client, uri: S3Uri, path: Path) -> Path:
 
 
 def copy_object(client: S3Client, source: S3Uri, target: S3Uri) -> None:
-    """Server-side copy: no bytes pass through the worker."""
+    """Server-side copy: no bytes pass through the worker. boto3's managed copy, which copies
+    objects above 8 MiB in parts, in parallel (one CopyObject stops at 5 GB)."""
     try:
-        client.copy_object(
-            Bucket=target.bucket,
-            Key=target.key,
-            CopySource={"Bucket": source.bucket, "Key": source.key},
-        )
+        client.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
     except S3_ERRORS as error:
         raise explain(error, f"copying {source} to {target}") from error
 

@@ -104,9 +104,9 @@ def quarantine_reasons(frame: pd.DataFrame, outcomes: list[Outcome]) -> dict[str
     return reasons
 
 
-def class_counts(clean: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+def class_counts(clean_per_class: pd.Series, config: PipelineConfig) -> pd.DataFrame:
     """Per class: clean images and their share; the dataset-level expectations run on these."""
-    counts = clean["class_name"].value_counts().reindex(list(config.class_names), fill_value=0)
+    counts = clean_per_class.reindex(list(config.class_names), fill_value=0)
     total = max(int(counts.sum()), 1)
     return pd.DataFrame(
         {"class_name": counts.index, "images": counts.to_numpy(), "share": counts.to_numpy() / total}
@@ -156,6 +156,30 @@ class GateFindings:
     stale_slots: set[int] = field(default_factory=set)  # stored row outcomes to rewrite
 
 
+def dataset_verdict(
+    validator: Validator,
+    config: PipelineConfig,
+    row_outcomes: list[Outcome],
+    clean_per_class: pd.Series,
+    quarantine: dict[str, list[str]],
+    objects: int,
+) -> tuple[list[Outcome], str | None]:
+    """Runs the dataset-level expectations on the clean images per class and judges the
+    quarantined share: every outcome, and the failure line when the data is unfit."""
+    outcomes = row_outcomes + validator.run(
+        "raw_manifest_classes",
+        class_counts(clean_per_class, config),
+        dataset_expectations(config),
+        key_column="class_name",
+    )
+    dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
+    if dataset_failures:
+        return outcomes, "data quality gate failed: " + "; ".join(o.describe() for o in dataset_failures)
+    if len(quarantine) > config.max_quarantine_fraction * objects:
+        return outcomes, _quarantine_failure(quarantine, objects, config.max_quarantine_fraction)
+    return outcomes, None
+
+
 def gate_manifest(
     manifest: pd.DataFrame,
     config: PipelineConfig,
@@ -173,18 +197,9 @@ def gate_manifest(
     kept = frame[~frame["key"].isin(quarantine)]
     duplicated = kept.duplicated(subset=["sha256", "class_name"], keep="first")
     clean = kept[~duplicated]
-    outcomes = row_outcomes + validator.run(
-        "raw_manifest_classes",
-        class_counts(clean, config),
-        dataset_expectations(config),
-        key_column="class_name",
+    outcomes, failure = dataset_verdict(
+        validator, config, row_outcomes, clean["class_name"].value_counts(), quarantine, len(frame)
     )
-    failure = None
-    dataset_failures = [o for o in outcomes if not o.success and o.suite != "raw_manifest_rows"]
-    if dataset_failures:
-        failure = "data quality gate failed: " + "; ".join(o.describe() for o in dataset_failures)
-    elif len(quarantine) > config.max_quarantine_fraction * len(frame):
-        failure = _quarantine_failure(quarantine, len(frame), config.max_quarantine_fraction)
     return GateFindings(
         clean[manifest.columns],
         quarantine,
@@ -196,58 +211,113 @@ def gate_manifest(
     )
 
 
-def gate_raw_manifest(client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str) -> GateResult:
+def gate_raw_manifest(
+    client: S3Client,
+    config: PipelineConfig,
+    manifest_uri: str,
+    run_id: str,
+    manifest: pd.DataFrame | None = None,
+) -> GateResult:
     """Runs the gate and writes its outputs (Data Docs, validation results, quarantine.json,
     the clean manifest), also when it fails; then raises DataValidationError on failure.
     `config.class_names` are the run's resolved classes (see tasks/collect.py)."""
+    return gate_and_write(client, config, manifest_uri, run_id, manifest)[0]
+
+
+def gate_and_write(
+    client: S3Client,
+    config: PipelineConfig,
+    manifest_uri: str,
+    run_id: str,
+    manifest: pd.DataFrame | None = None,
+) -> tuple[GateResult, GateFindings]:
+    """gate_raw_manifest, also handing back what it found (the clean rows among it).
+    `manifest` is the frame of `manifest_uri` where the caller holds it already."""
     from tasks.collect import read_manifest
 
-    manifest = read_manifest(client, manifest_uri)
-    layout = run_layout(config, run_id)
+    if manifest is None:
+        manifest = read_manifest(client, manifest_uri)
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
         validator = Validator(Path(scratch))
         findings = gate_manifest(manifest, config, validator, read_row_outcomes(client, config))
-        upload_tree(client, Path(scratch), layout.data_docs("raw"))
+        upload_tree(client, Path(scratch), run_layout(config, run_id).data_docs("raw"))
+    write_row_outcomes(client, config, manifest, findings.quarantine, findings.stale_slots)
+    verdict = Verdict(findings.quarantine, findings.duplicates, findings.outcomes, findings.failure)
+    report_gate(
+        client, config, run_id, manifest_uri, validator, verdict, len(manifest), findings.rows_checked
+    )
+    layout = run_layout(config, run_id)
+    put_csv(client, layout.clean_manifest, findings.clean)
+    result = gate_result(config, run_id, verdict, len(findings.clean), findings.rows_checked, len(manifest))
+    return result, findings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, whether it checked every row tonight or carried them all."""
+
+    quarantine: dict[str, list[str]]  # key -> reasons
+    duplicates: list[str]  # keys left out as exact duplicates of a kept row
+    outcomes: list[Outcome]
+    failure: str | None
+
+
+def report_gate(
+    client: S3Client,
+    config: PipelineConfig,
+    run_id: str,
+    manifest_uri: str,
+    validator: Validator,
+    verdict: Verdict,
+    objects: int,
+    rows_checked: int,
+) -> None:
+    """Writes the validation results and quarantine.json and logs the verdict (the Data Docs
+    are uploaded by the caller); raises DataValidationError when the data is unfit."""
+    layout = run_layout(config, run_id)
     put_json(client, layout.validation_results("raw"), validator.results)
-    carried = len(manifest) - findings.rows_checked
     put_json(
         client,
         layout.quarantine,
         {
             "manifest_uri": manifest_uri,
             "quarantined": [
-                {"key": key, "reasons": reasons} for key, reasons in sorted(findings.quarantine.items())
+                {"key": key, "reasons": reasons} for key, reasons in sorted(verdict.quarantine.items())
             ],
-            "duplicates_dropped": findings.duplicates,
-            "rows_checked": findings.rows_checked,
-            "rows_carried": carried,
+            "duplicates_dropped": verdict.duplicates,
+            "rows_checked": rows_checked,
+            "rows_carried": objects - rows_checked,
         },
     )
-    write_row_outcomes(client, config, manifest, findings.quarantine, findings.stale_slots)
-    for key, reasons in sorted(findings.quarantine.items()):
+    for key, reasons in sorted(verdict.quarantine.items()):
         log.warning("%s: %s; quarantined", key, "; ".join(reasons))
     log.info(
         "data-quality gate on %d objects (%d checked tonight, %d carried their outcome): "
         "%d quarantined, %d exact duplicates dropped\n%s\nData Docs: %s",
-        len(manifest),
-        findings.rows_checked,
-        carried,
-        len(findings.quarantine),
-        len(findings.duplicates),
-        table(findings.outcomes),
+        objects,
+        rows_checked,
+        objects - rows_checked,
+        len(verdict.quarantine),
+        len(verdict.duplicates),
+        table(verdict.outcomes),
         layout.data_docs_index("raw"),
     )
-    if findings.failure:
-        raise DataValidationError(findings.failure)
-    put_csv(client, layout.clean_manifest, findings.clean)
+    if verdict.failure:
+        raise DataValidationError(verdict.failure)
+
+
+def gate_result(
+    config: PipelineConfig, run_id: str, verdict: Verdict, images: int, rows_checked: int, objects: int
+) -> GateResult:
+    layout = run_layout(config, run_id)
     return GateResult(
         str(layout.clean_manifest),
         list(config.class_names),
         str(layout.quarantine),
         str(layout.data_docs_index("raw")),
-        len(findings.clean),
-        len(findings.quarantine),
-        len(findings.duplicates),
-        findings.rows_checked,
-        carried,
+        images,
+        len(verdict.quarantine),
+        len(verdict.duplicates),
+        rows_checked,
+        objects - rows_checked,
     )

@@ -3,8 +3,9 @@ classes as the DAG's tasks do."""
 
 from __future__ import annotations
 
-from tasks.collect import collect_manifest
+from tasks.collect import collect_manifest, collect_parts
 from tasks.config import PipelineConfig
+from tasks.gated_nights import Validated, validate_night
 from tasks.preprocess import PreprocessResult, build_dataset
 from tasks.storage import S3Client
 
@@ -13,3 +14,10 @@ def collect_and_build(client: S3Client, config: PipelineConfig, run_id: str) -> 
     """collect, then preprocess straight from the manifest (the gate left out)."""
     collected = collect_manifest(client, config, run_id)
     return build_dataset(client, config.with_classes(collected.class_names), collected.manifest_uri, run_id)
+
+
+def collect_and_validate(client: S3Client, config: PipelineConfig, run_id: str) -> Validated:
+    """plan_partitions, every collect partition in turn, then validate, as the DAG runs them."""
+    plan, parts = collect_parts(client, config, run_id)
+    resolved = config.with_classes(plan.class_names)
+    return validate_night(client, resolved, run_id, parts, plan.class_names_from, plan.skipped)

@@ -1,6 +1,7 @@
-"""A night gated by difference gives exactly what a full gate gives over the same objects:
-random sequences of adds, deletes, overwrites, corruptions and copies (the same content
-under another class, or twice in one) on a small bucket, against the moto server."""
+"""A night gated by difference, or one that takes the results of a manifest gated already,
+gives exactly what a full gate gives over the same objects: random sequences of adds,
+deletes, overwrites, corruptions and copies (the same content under another class, or twice in
+one) on a small bucket, against the moto server."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from pathlib import Path
 
 import pytest
 from images_factory import digit_like, encode
+from steps import collect_and_validate
 
-from tasks.collect import collect_manifest, parse_manifest, read_manifest
+from tasks.collect import parse_manifest, read_manifest
 from tasks.config import PipelineConfig
 from tasks.expectations import Validator
+from tasks.layout import gated_nights, run_layout
 from tasks.preprocess import dataset_fingerprint, dataset_id_for
-from tasks.storage import S3Uri, delete_keys, get_bytes, get_json, put_bytes
-from tasks.validate import gate_manifest, gate_raw_manifest
+from tasks.row_outcomes import rules_digest
+from tasks.storage import S3Uri, delete_keys, get_bytes, get_json, iter_objects, put_bytes
+from tasks.validate import gate_manifest
 
 CLASSES = ("zero", "one", "two")
 CONFIG = PipelineConfig(
@@ -27,7 +31,8 @@ CONFIG = PipelineConfig(
     max_quarantine_fraction=1.0,
     image_size=32,
 )
-NIGHTS = 6
+NIGHTS = 7
+NO_CHANGE = (3, 4)
 
 
 def apply_random_changes(s3, bucket: str, rng: random.Random, keys: list[str], fresh: list[int]) -> str:
@@ -80,11 +85,13 @@ def test_gating_by_difference_matches_a_full_gate_night_after_night(s3, bucket, 
     history = "first night"
     for night in range(NIGHTS):
         if night:
-            history = apply_random_changes(s3, bucket, rng, keys, fresh) if night != 3 else "no change"
+            changed = night not in NO_CHANGE
+            history = apply_random_changes(s3, bucket, rng, keys, fresh) if changed else "no change"
         run_id = f"night-{night}"
-        collected = collect_manifest(s3, config, run_id)
-        gated = gate_raw_manifest(s3, config, collected.manifest_uri, run_id)
-        full = gate_manifest(read_manifest(s3, collected.manifest_uri), config, Validator(tmp_path / run_id))
+        validated = collect_and_validate(s3, config, run_id)
+        gated = validated.gate
+        manifest = read_manifest(s3, str(run_layout(config, run_id).manifest))
+        full = gate_manifest(manifest, config, Validator(tmp_path / run_id))
 
         document = get_json(s3, S3Uri(bucket, f"runs/{run_id}/quarantine.json"))
         quarantine = {entry["key"]: entry["reasons"] for entry in document["quarantined"]}
@@ -94,10 +101,18 @@ def test_gating_by_difference_matches_a_full_gate_night_after_night(s3, bucket, 
         assert document["duplicates_dropped"] == full.duplicates, where
         assert clean.equals(parse_manifest(full.clean.to_csv(index=False).encode())), where
         assert fingerprint_and_id(clean) == fingerprint_and_id(full.clean), where
+        assert validated.fingerprint == fingerprint_and_id(full.clean)[0], where
+        assert (gated.images, gated.quarantined) == (len(full.clean), len(full.quarantine)), where
+        objects = len(manifest)
         if night == 0:
-            assert gated.rows_checked == collected.object_count
-        elif night == 3:
+            assert gated.rows_checked == objects
+        elif night in NO_CHANGE:
             assert gated.rows_checked == 0, where  # nothing changed: nothing checked
+            assert validated.taken_from_run == "night-2", where  # the manifest gated last
         else:
-            assert gated.rows_checked < collected.object_count, where
-        assert gated.rows_checked + gated.rows_carried == collected.object_count
+            assert gated.rows_checked < objects, where
+            assert validated.taken_from_run == "", where
+        assert gated.rows_checked + gated.rows_carried == objects
+        folder = gated_nights(config, rules_digest(config))
+        kept = {item["Key"].split("/nights/")[1].split("/")[0] for item in iter_objects(s3, folder)}
+        assert len(kept) == 1, where  # only the last manifest passed is kept
