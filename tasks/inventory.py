@@ -49,16 +49,6 @@ def latest_delivery(client: S3Client, report: S3Uri) -> S3Uri:
     )
 
 
-def _summary(row: dict[str, str]) -> dict[str, Any]:
-    """A report row in the form ListObjectsV2 gives (Key, Size, ETag, LastModified)."""
-    return {
-        "Key": unquote_plus(row["Key"]),
-        "Size": int(row["Size"]),
-        "ETag": row["ETag"],
-        "LastModified": datetime.fromisoformat(row["LastModifiedDate"]),
-    }
-
-
 def iter_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
     """Yields the summaries of `bucket`'s current objects under `prefix` from the report's
     latest delivery, in the order a listing gives them."""
@@ -75,15 +65,31 @@ def iter_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
         raise PermanentStorageError(f"{where} lacks {', '.join(missing)}; add them to the inventory's fields")
     destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
 
+    at = {name: number for number, name in enumerate(columns)}
+    key_at, size_at, etag_at, modified_at = (at[name] for name in ("Key", "Size", "ETag", "LastModifiedDate"))
+    latest_at, delete_marker_at = at.get("IsLatest"), at.get("IsDeleteMarker")
+
     def read(file: dict[str, Any]) -> list[dict[str, Any]]:
         text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"]))).decode()
-        rows = (dict(zip(columns, values, strict=True)) for values in csv.reader(io.StringIO(text)))
-        current = (
-            _summary(row)
-            for row in rows
-            if row.get("IsLatest", "true") == "true" and row.get("IsDeleteMarker", "false") != "true"
-        )
-        return [summary for summary in current if summary["Key"].startswith(prefix)]
+        current = []
+        for values in csv.reader(io.StringIO(text)):
+            if latest_at is not None and values[latest_at] != "true":
+                continue  # an earlier version of a versioned object
+            if delete_marker_at is not None and values[delete_marker_at] == "true":
+                continue
+            key = values[key_at]
+            if "%" in key or "+" in key:
+                key = unquote_plus(key)
+            if key.startswith(prefix):
+                current.append(
+                    {
+                        "Key": key,
+                        "Size": int(values[size_at]),
+                        "ETag": values[etag_at],
+                        "LastModified": datetime.fromisoformat(values[modified_at]),
+                    }
+                )
+        return current
 
     summaries = [summary for part in parallel_map(read, manifest["files"]) for summary in part]
     log.info("read S3 Inventory %s: %d objects under %s", delivery, len(summaries), prefix)

@@ -23,6 +23,7 @@ NOISE_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r", "_
 NOISE_NAME_PATTERNS = ("_committed_*", "_started_*", "*_$folder$", "*.crc")
 # Compiled once: the check runs on every listed key, millions a night on a large catalogue.
 _NAME_MATCHERS = tuple((pattern, re.compile(translate(pattern)).match) for pattern in NOISE_NAME_PATTERNS)
+_ANY_NAME_PATTERN = re.compile("|".join(translate(pattern) for pattern in NOISE_NAME_PATTERNS)).match
 
 
 def noise_kind(key: str, raw_prefix: str, ignore_patterns: tuple[str, ...] = ()) -> str | None:
@@ -44,9 +45,8 @@ def noise_kind(key: str, raw_prefix: str, ignore_patterns: tuple[str, ...] = ())
     lowered = name.lower()
     if lowered in NOISE_NAMES:
         return name
-    for pattern, matches in _NAME_MATCHERS:
-        if matches(lowered):
-            return pattern
+    if _ANY_NAME_PATTERN(lowered):
+        return next(pattern for pattern, matches in _NAME_MATCHERS if matches(lowered))
     for pattern in ignore_patterns:
         if fnmatchcase(relative, pattern):
             return f"ignore_patterns {pattern}"

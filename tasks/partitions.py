@@ -34,7 +34,7 @@ Row = TypeVar("Row")
 
 def key_slot(key: str) -> int:
     """The slot of a raw object key."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % SLOTS
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % SLOTS
 
 
 def content_slot(sha256: str) -> int:
