@@ -227,7 +227,8 @@ def take_kept(
         upload_tree(client, Path(scratch), layout.data_docs("raw"))
     verdict = Verdict(kept.quarantine, kept.duplicates, outcomes, failure)
     try:
-        report_gate(client, config, run_id, collected.manifest_uri, validator, verdict, kept.objects, 0)
+        manifest_uri, by = collected.manifest_uri, kept.gated_by_run
+        report_gate(client, config, run_id, manifest_uri, validator, verdict, kept.objects, 0, by)
     except DataValidationError:
         # As after a full gate: an unfit night leaves no clean rows behind.
         delete_keys(client, config.bucket, [run_file.key for run_file, _ in pairs[1:]])

@@ -220,6 +220,9 @@ def changes_section(facts: NightFacts) -> str:
     if facts.quarantine and "rows_checked" in facts.quarantine:
         rows.append(["checked by the gate tonight", facts.quarantine["rows_checked"]])
         rows.append(["gate outcome carried from earlier nights", facts.quarantine["rows_carried"]])
+    gated_by = (facts.quarantine or {}).get("gated_by_run")
+    if gated_by and gated_by != facts.run_id:
+        rows.append(["manifest the same as the one gated by run", text(gated_by)])
     rows.append(["quarantined", len(quarantined)])
     quarantine_rows = [
         [text(item["key"]), text("; ".join(item["reasons"]))] for item in quarantined[:QUARANTINE_ROWS_SHOWN]

@@ -271,9 +271,11 @@ def report_gate(
     verdict: Verdict,
     objects: int,
     rows_checked: int,
+    gated_by_run: str = "",
 ) -> None:
     """Writes the validation results and quarantine.json and logs the verdict (the Data Docs
-    are uploaded by the caller); raises DataValidationError when the data is unfit."""
+    are uploaded by the caller); raises DataValidationError when the data is unfit.
+    `gated_by_run`: the run that gated this manifest, when not this one (tasks/gated_nights.py)."""
     layout = run_layout(config, run_id)
     put_json(client, layout.validation_results("raw"), validator.results)
     put_json(
@@ -287,6 +289,7 @@ def report_gate(
             "duplicates_dropped": verdict.duplicates,
             "rows_checked": rows_checked,
             "rows_carried": objects - rows_checked,
+            "gated_by_run": gated_by_run or run_id,
         },
     )
     for key, reasons in sorted(verdict.quarantine.items()):

@@ -47,6 +47,7 @@ def test_a_night_with_the_manifest_gated_last_takes_its_results(s3, small_digits
     quarantined = [get_json(s3, layout.quarantine)["quarantined"] for layout in (one, two)]
     assert quarantined[0] == quarantined[1]
     assert [entry["key"] for entry in quarantined[1]] == ["raw/zero/broken.png"]
+    assert [get_json(s3, layout.quarantine)["gated_by_run"] for layout in (one, two)] == ["first", "first"]
     summary = get_json(s3, two.manifest_summary)
     assert (summary["objects"], summary["objects_read"]) == (201, 0)
     assert get_json(s3, run_layout(config, "again").validation_results("raw"))  # Data Docs written

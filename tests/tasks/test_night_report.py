@@ -23,11 +23,13 @@ COLLECTED = {
 QUARANTINE = {"quarantined": [{"key": "raw/one/bad.png", "reasons": ["not decodable: truncated"]}]}
 
 
-def night_outputs(s3, bucket: str, run_id: str, *, gate_passed: bool, dataset_uri: str | None) -> None:
+def night_outputs(
+    s3, bucket: str, run_id: str, *, gate_passed: bool, dataset_uri: str | None, gated_by: str = ""
+) -> None:
     """What collect, validate and assemble_dataset leave under a run."""
     layout = run_layout(PipelineConfig(bucket=bucket), run_id)
     put_json(s3, layout.manifest_summary, COLLECTED)
-    put_json(s3, layout.quarantine, QUARANTINE)
+    put_json(s3, layout.quarantine, {**QUARANTINE, "gated_by_run": gated_by or run_id})
     put_json(s3, layout.validation_results("raw"), {"success": gate_passed})
     if dataset_uri:
         put_json(s3, layout.validation_results("processed"), {"success": True})
@@ -49,6 +51,7 @@ def test_a_deploy_night_shows_the_changes_the_attempt_and_the_new_version(s3, bu
     assert "Deployed version 1" in page
     assert "<td>new</td><td>5</td>" in page and "<td>removed since the last night</td><td>3</td>" in page
     assert "raw/one/bad.png" in page and "not decodable: truncated" in page
+    assert "gated by run" not in page  # gated tonight
     assert "href='data_docs/raw/index.html'" in page and "href='data_docs/processed/index.html'" in page
     assert "<span class='accuracy'>0.9700</span>" in page and "blessed: accuracy 0.9700" in page
     # The pictures are copied next to the report, and the model card link resolves from there.
@@ -60,10 +63,11 @@ def test_a_deploy_night_shows_the_changes_the_attempt_and_the_new_version(s3, bu
 
 def test_a_night_with_nothing_to_train_says_so(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    night_outputs(s3, bucket, "r2", gate_passed=True, dataset_uri=candidate.dataset_uri)
+    night_outputs(s3, bucket, "r2", gate_passed=True, dataset_uri=candidate.dataset_uri, gated_by="r1")
     outcome = outcome_of({"nothing_to_train": "success", "deploy": "skipped"}, [], lambda *_: None, None)
     page = report_text(s3, write_night_report(s3, config, "r2", outcome))
     assert "Nothing to train: production kept" in page
+    assert "<td>manifest the same as the one gated by run</td><td>r1</td>" in page
     assert "No attempt was trained this night." in page
     assert "ds1: 3 images" in page
 
