@@ -92,6 +92,7 @@ class CollectResult:
     class_names_from: str  # "class_names Param" or "raw folders"
     objects_read: int  # new or changed objects downloaded this run
     objects_unchanged: int  # facts taken from the catalog
+    objects_undecodable: int = 0
 
 
 def class_of(key: str, raw_prefix: str) -> str | None:
@@ -342,6 +343,7 @@ def summarize_manifest(
         class_names_from,
         objects_read=objects_read,
         objects_unchanged=objects - objects_read,
+        objects_undecodable=undecodable,
     )
 
 

@@ -37,7 +37,7 @@ from tasks.config import PipelineConfig
 from tasks.expectations import Validator
 from tasks.layout import GatedNightLayout, gate_memory, gated_night, run_layout
 from tasks.partitions import Partition, part_name
-from tasks.preprocess import dataset_fingerprint, split_by_content
+from tasks.preprocess import dataset_fingerprint, labels_of, split_by_content
 from tasks.records import JsonRecord, RecordError
 from tasks.row_outcomes import rules_digest
 from tasks.storage import (
@@ -140,14 +140,15 @@ def validate_night(
     gate, findings = gate_and_write(client, config, collected.manifest_uri, run_id, manifest)
     clean = findings.clean
     partitions = split_by_content(client, config, clean, run_id, len(parts))
-    label_of = {name: number for number, name in enumerate(config.class_names)}
-    fingerprint = dataset_fingerprint(list(clean["sha256"]), [label_of[name] for name in clean["class_name"]])
+    fingerprint = dataset_fingerprint(
+        list(clean["sha256"]), labels_of(clean["class_name"], config.class_names)
+    )
     if night:
         counts = clean["class_name"].value_counts()
         record = GatedNight(
             objects=collected.object_count,
             objects_per_folder=collected.images_per_class,
-            undecodable=int((~manifest["decodable"].astype(bool)).sum()),
+            undecodable=collected.objects_undecodable,
             clean_per_class={str(name): int(count) for name, count in counts.items()},
             quarantine=findings.quarantine,
             duplicates=findings.duplicates,

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,14 +333,19 @@ def finish_dataset(
     return PreprocessResult(str(dataset.record), dataset_id, fingerprint, split_counts, decoded, reused)
 
 
+def labels_of(class_names_of_rows: Iterable[str], class_names: Sequence[str]) -> list[int]:
+    """Each row's label: its class's position among the run's classes."""
+    label_of = {name: number for number, name in enumerate(class_names)}
+    return [label_of[name] for name in class_names_of_rows]
+
+
 def labelled_rows(client: S3Client, config: PipelineConfig, manifest_uri: str) -> pd.DataFrame:
     """The dataset's labels.csv rows: each clean row's content, label and split."""
     manifest = read_manifest(client, manifest_uri)
-    label_of = {name: number for number, name in enumerate(config.class_names)}
     return pd.DataFrame(
         {
             "sha256": manifest["sha256"],
-            "label": [label_of[name] for name in manifest["class_name"]],
+            "label": labels_of(manifest["class_name"], config.class_names),
             "split": [split_of(sha256) for sha256 in manifest["sha256"]],
         }
     )

@@ -145,15 +145,38 @@ def _quarantine_failure(quarantine: dict[str, list[str]], total: int, allowed: f
     )
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, whether it checked every row tonight or carried them all."""
+
+    quarantine: dict[str, list[str]]  # key -> reasons
+    duplicates: list[str]  # keys left out as exact duplicates of a kept row
+    outcomes: list[Outcome]
+    failure: str | None  # one line when the data is not fit to train on
+
+
 @dataclass
 class GateFindings:
     clean: pd.DataFrame
-    quarantine: dict[str, list[str]]
-    duplicates: list[str]
-    outcomes: list[Outcome]
-    failure: str | None  # one line when the data is not fit to train on
+    verdict: Verdict
     rows_checked: int = 0
     stale_slots: set[int] = field(default_factory=set)  # stored row outcomes to rewrite
+
+    @property
+    def quarantine(self) -> dict[str, list[str]]:
+        return self.verdict.quarantine
+
+    @property
+    def duplicates(self) -> list[str]:
+        return self.verdict.duplicates
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        return self.verdict.outcomes
+
+    @property
+    def failure(self) -> str | None:
+        return self.verdict.failure
 
 
 def dataset_verdict(
@@ -202,10 +225,7 @@ def gate_manifest(
     )
     return GateFindings(
         clean[manifest.columns],
-        quarantine,
-        kept.loc[duplicated, "key"].tolist(),
-        outcomes,
-        failure,
+        Verdict(quarantine, kept.loc[duplicated, "key"].tolist(), outcomes, failure),
         len(checked),
         tonight.stale_slots,
     )
@@ -242,7 +262,7 @@ def gate_and_write(
         findings = gate_manifest(manifest, config, validator, read_row_outcomes(client, config))
         upload_tree(client, Path(scratch), run_layout(config, run_id).data_docs("raw"))
     write_row_outcomes(client, config, manifest, findings.quarantine, findings.stale_slots)
-    verdict = Verdict(findings.quarantine, findings.duplicates, findings.outcomes, findings.failure)
+    verdict = findings.verdict
     report_gate(
         client, config, run_id, manifest_uri, validator, verdict, len(manifest), findings.rows_checked
     )
@@ -250,16 +270,6 @@ def gate_and_write(
     put_csv(client, layout.clean_manifest, findings.clean)
     result = gate_result(config, run_id, verdict, len(findings.clean), findings.rows_checked, len(manifest))
     return result, findings
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the gate decided, whether it checked every row tonight or carried them all."""
-
-    quarantine: dict[str, list[str]]  # key -> reasons
-    duplicates: list[str]  # keys left out as exact duplicates of a kept row
-    outcomes: list[Outcome]
-    failure: str | None
 
 
 def report_gate(
