@@ -1,5 +1,6 @@
 """A night with no change at two catalogue sizes, 4x apart (50,000 and 200,000 objects by
-default), in the same run, against a local S3 server seeded on its side (bench/seeded_s3.py).
+default), in the same run, against a local S3 server seeded on its side (bench/seeded_s3.py). Each
+no-change night runs REPEATS times; the one of median wall time is reported.
 
 Each night runs the DAG's steps in its order: plan_partitions, collect (P instances),
 validate, preprocess (P instances), assemble_dataset. The once-only steps each run in a fresh
@@ -28,6 +29,7 @@ from tasks.storage import S3Client, make_client
 
 IMAGE_SIZE = 32  # the smallest the model takes
 ONCE_ONLY = ("plan_partitions", "validate", "assemble_dataset")
+REPEATS = 3  # no-change nights per size and way of reading the bucket: the median is reported
 
 
 def count_raw_gets(client: S3Client, raw_prefix: str) -> list[int]:
@@ -155,6 +157,17 @@ def describe(size: int, figures: dict[str, Any]) -> str:
     )
 
 
+def median_night(repeats: list[dict[str, Any]], size: int, way: str) -> dict[str, Any]:
+    """The night of median wall time among repeats of the same no-change night; each is
+    printed, and each must have read no raw object."""
+    for figures in repeats:
+        print(f"  {way}: " + describe(size, figures), file=sys.stderr)
+        if figures["raw_gets"]:
+            gets = figures["raw_gets"]
+            raise RuntimeError(f"the no-change night ({way}) at {size:,} read {gets} raw objects")
+    return sorted(repeats, key=lambda figures: figures["wall"])[len(repeats) // 2]
+
+
 def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float, float]]:
     from bench.listing import listing_rates
     from tasks.demo.inventory import write_inventory
@@ -170,8 +183,11 @@ def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float,
             print(f"  first night at {size:,}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         nights: dict[str, dict[int, dict[str, Any]]] = {"listed": {}, "from the inventory": {}}
         for bucket, size in sizes.items():
-            nights["listed"][size] = night(endpoint_url, bucket, "no-change")
-            print("  listed: " + describe(size, nights["listed"][size]), file=sys.stderr)
+            nights["listed"][size] = median_night(
+                [night(endpoint_url, bucket, f"no-change-{repeat}") for repeat in range(REPEATS)],
+                size,
+                "listed",
+            )
         create_bucket(client, "bench-inventories")
         for bucket, size in sizes.items():
             report = S3Uri("bench-inventories", f"{bucket}/nightly/")
@@ -180,11 +196,13 @@ def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float,
             print(
                 f"  inventory of {size:,} written in {time.perf_counter() - started:.0f} s", file=sys.stderr
             )
-            nights["from the inventory"][size] = night(
-                endpoint_url, bucket, "no-change-inventory", str(report)
-            )
-            print(
-                "  from the inventory: " + describe(size, nights["from the inventory"][size]), file=sys.stderr
+            nights["from the inventory"][size] = median_night(
+                [
+                    night(endpoint_url, bucket, f"no-change-inventory-{repeat}", str(report))
+                    for repeat in range(REPEATS)
+                ],
+                size,
+                "from the inventory",
             )
         # One instance over every row: the mapped steps' cost per row, for the sizing.
         largest = f"bench-catalogue-{large}"
@@ -196,12 +214,6 @@ def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float,
             file=sys.stderr,
         )
         single, parallel = listing_rates(client, f"bench-catalogue-{large}")
-    for way, by_size in nights.items():
-        for size, figures in by_size.items():
-            if figures["raw_gets"]:
-                raise RuntimeError(
-                    f"the no-change night ({way}) at {size:,} read {figures['raw_gets']} raw objects"
-                )
     return [
         *(
             (

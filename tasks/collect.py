@@ -30,20 +30,20 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
-from tasks.inventory import iter_inventory
+from tasks.inventory import read_inventory
 from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
-from tasks.listing import iter_objects_parallel
+from tasks.listing import iter_objects_parallel, listing_frame
 from tasks.noise import noise_kind
 from tasks.partitions import (
     Partition,
     key_slot,
     partition_count,
     read_slots,
-    split_rows,
     write_parts,
     write_slots,
 )
@@ -63,7 +63,6 @@ from tasks.storage import (
 log = logging.getLogger(__name__)
 
 FACT_COLUMNS = ["sha256", "decodable", "format", "width", "height", "mode", "channels", "reason"]
-LISTING_COLUMNS = ["key", "bytes", "etag", "last_modified"]
 MANIFEST_COLUMNS = [
     "key",
     "class_name",
@@ -148,39 +147,31 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     ETag, last modified) under the run."""
     ensure_bucket(client, config.bucket)
     raw_uri = raw_root(config)
-    listed: list[tuple[str, int, str, str]] = []
-    skipped: Counter[str] = Counter()
     if config.inventory_uri:
         report = S3Uri.parse(config.inventory_uri)
-        summaries = iter_inventory(client, report, config.bucket, config.raw_prefix)
+        found = read_inventory(client, report, config.bucket, config.raw_prefix)
     else:
-        summaries = iter_objects_parallel(client, raw_uri)
-    for item in summaries:
-        kind = noise_kind(item["Key"], config.raw_prefix, config.ignore_patterns)
-        if kind:
-            skipped[kind] += 1
-        else:
-            listed.append(
-                (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())
-            )
+        found = listing_frame(iter_objects_parallel(client, raw_uri))
+    kinds = [noise_kind(key, config.raw_prefix, config.ignore_patterns) for key in found["key"].tolist()]
+    skipped = Counter(kind for kind in kinds if kind)
+    listed = found[[kind is None for kind in kinds]] if skipped else found
     if skipped:
         log.info(
             "skipped %d objects that are not data: %s",
             sum(skipped.values()),
             ", ".join(f"{kind} {count}" for kind, count in skipped.most_common()),
         )
-    if not listed:
+    if listed.empty:
         raise PermanentStorageError(
             f"{raw_uri}: no objects to train on; upload images as "
             f"{config.raw_prefix}<class_name>/<file> (see README, raw-data contract)"
         )
-    class_names, class_names_from = resolve_classes(config, [row[0] for row in listed])
+    keys = listed["key"].tolist()
+    class_names, class_names_from = resolve_classes(config, keys)
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     count = partition_count(len(listed), config.partitions)
-    frames = [
-        pd.DataFrame(rows, columns=LISTING_COLUMNS)
-        for rows in split_rows(listed, lambda row: key_slot(row[0]), count)
-    ]
+    partition_of = np.fromiter((key_slot(key) for key in keys), dtype=np.int64, count=len(keys)) % count
+    frames = [listed[partition_of == number] for number in range(count)]
     partitions = write_parts(client, frames, run_layout(config, run_id).listing_part)
     log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)
     return CollectionPlan(class_names, class_names_from, len(listed), partitions, dict(skipped))

@@ -16,24 +16,26 @@ collect reads only new or changed objects).
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import logging
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+import pandas as pd
+
 from tasks.layout import inventory_delivery_files
-from tasks.listing import top_level, utf8_order
+from tasks.listing import LISTING_COLUMNS, in_listing_order, top_level
 from tasks.storage import PermanentStorageError, S3Client, S3Uri, exists, get_bytes, get_json, parallel_map
 
 log = logging.getLogger(__name__)
 
 DELIVERY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z/$")
 REQUIRED_FIELDS = ("Key", "Size", "LastModifiedDate", "ETag")
+VERSION_FIELDS = ("IsLatest", "IsDeleteMarker")  # in reports of versioned buckets
+WHOLE_SECONDS_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z"  # how S3 writes LastModifiedDate
 
 
 def latest_delivery(client: S3Client, report: S3Uri) -> S3Uri:
@@ -49,9 +51,12 @@ def latest_delivery(client: S3Client, report: S3Uri) -> S3Uri:
     )
 
 
-def iter_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-    """Yields the summaries of `bucket`'s current objects under `prefix` from the report's
-    latest delivery, in the order a listing gives them."""
+def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) -> pd.DataFrame:
+    """`bucket`'s current objects under `prefix` from the report's latest delivery, as a
+    listing of them reads (tasks/listing.py: LISTING_COLUMNS, in listing order).
+
+    The report's rows are parsed by pandas' C reader and converted column by column: this
+    runs once a night over every object in the bucket."""
     delivery = latest_delivery(client, report)
     manifest = get_json(client, inventory_delivery_files(delivery)[0])
     where = f"S3 Inventory {delivery}"
@@ -64,33 +69,47 @@ def iter_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
     if missing:
         raise PermanentStorageError(f"{where} lacks {', '.join(missing)}; add them to the inventory's fields")
     destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
+    wanted = [name for name in (*REQUIRED_FIELDS, *VERSION_FIELDS) if name in columns]
+    positions = [columns.index(name) for name in wanted]
 
-    at = {name: number for number, name in enumerate(columns)}
-    key_at, size_at, etag_at, modified_at = (at[name] for name in ("Key", "Size", "ETag", "LastModifiedDate"))
-    latest_at, delete_marker_at = at.get("IsLatest"), at.get("IsDeleteMarker")
+    def read(file: dict[str, Any]) -> pd.DataFrame:
+        text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"])))
+        if not text.strip():
+            return pd.DataFrame(columns=wanted, dtype="str")
+        rows = pd.read_csv(
+            io.BytesIO(text), header=None, usecols=positions, dtype="str", keep_default_na=False
+        )
+        return rows.rename(columns=dict(zip(positions, wanted, strict=True)))[wanted]
 
-    def read(file: dict[str, Any]) -> list[dict[str, Any]]:
-        text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"]))).decode()
-        current = []
-        for values in csv.reader(io.StringIO(text)):
-            if latest_at is not None and values[latest_at] != "true":
-                continue  # an earlier version of a versioned object
-            if delete_marker_at is not None and values[delete_marker_at] == "true":
-                continue
-            key = values[key_at]
-            if "%" in key or "+" in key:
-                key = unquote_plus(key)
-            if key.startswith(prefix):
-                current.append(
-                    {
-                        "Key": key,
-                        "Size": int(values[size_at]),
-                        "ETag": values[etag_at],
-                        "LastModified": datetime.fromisoformat(values[modified_at]),
-                    }
-                )
-        return current
+    rows = pd.concat(parallel_map(read, manifest["files"]), ignore_index=True)
+    if "IsLatest" in rows:
+        rows = rows[rows["IsLatest"] == "true"]  # the other rows are earlier versions of an object
+    if "IsDeleteMarker" in rows:
+        rows = rows[rows["IsDeleteMarker"] != "true"]
+    keys = rows["Key"]
+    encoded = keys.str.contains("%", regex=False) | keys.str.contains("+", regex=False)
+    if encoded.any():
+        keys = keys.mask(encoded, keys[encoded].map(unquote_plus))
+    under_prefix = keys.str.startswith(prefix)
+    listing = pd.DataFrame(
+        {
+            "key": keys[under_prefix],
+            "bytes": rows["Size"][under_prefix].astype("int64"),
+            "etag": rows["ETag"][under_prefix].str.strip('"'),
+            "last_modified": as_listed_time(rows["LastModifiedDate"][under_prefix]),
+        },
+        columns=LISTING_COLUMNS,
+    )
+    log.info("read S3 Inventory %s: %d objects under %s", delivery, len(listing), prefix)
+    return in_listing_order(listing)
 
-    summaries = [summary for part in parallel_map(read, manifest["files"]) for summary in part]
-    log.info("read S3 Inventory %s: %d objects under %s", delivery, len(summaries), prefix)
-    yield from sorted(summaries, key=utf8_order)
+
+def as_listed_time(values: pd.Series) -> pd.Series:
+    """The report's LastModifiedDate as a listing's is written (datetime.isoformat):
+    `2026-12-01T01:02:03.000Z` becomes `2026-12-01T01:02:03+00:00`."""
+    whole_seconds = values.str.fullmatch(WHOLE_SECONDS_UTC)
+    converted = values.str.slice(0, 19) + "+00:00"
+    if not whole_seconds.all():
+        other = values[~whole_seconds]
+        converted[~whole_seconds] = other.map(lambda value: datetime.fromisoformat(value).isoformat())
+    return converted

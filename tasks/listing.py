@@ -12,9 +12,11 @@ byte order, so sorting the union by that order gives the single paginator's list
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import pandas as pd
 
 from tasks.storage import S3_ERRORS, S3Client, S3Uri, explain
 
@@ -22,6 +24,8 @@ from tasks.storage import S3_ERRORS, S3Client, S3Uri, explain
 # len(RANGE_STARTS) + 1 ranges. Spread over digits and letters, where object names mostly begin.
 RANGE_STARTS = tuple("2468ADGKNQTWZcfimpsvy")
 LISTING_THREADS = 10
+# What collect keeps of each listed object (an object summary's Key, Size, ETag, LastModified).
+LISTING_COLUMNS = ["key", "bytes", "etag", "last_modified"]
 
 
 def utf8_order(summary: dict[str, Any]) -> bytes:
@@ -87,3 +91,18 @@ def iter_objects_parallel(
         parts = list(pool.map(lambda job: list_range(client, uri.bucket, *job), ranges))
     merged = objects + [summary for part in parts for summary in part]
     yield from sorted(merged, key=utf8_order)
+
+
+def listing_frame(summaries: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Object summaries as collect keeps them (LISTING_COLUMNS), in the given order."""
+    rows = [
+        (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())
+        for item in summaries
+    ]
+    return pd.DataFrame(rows, columns=LISTING_COLUMNS).astype({"bytes": "int64"})
+
+
+def in_listing_order(listing: pd.DataFrame) -> pd.DataFrame:
+    """A listing sorted by key as S3 lists keys: in UTF-8 byte order, which is the order of
+    Python's string comparison (by code point)."""
+    return listing.sort_values("key", kind="stable", ignore_index=True)

@@ -4,17 +4,19 @@ delivery, and one readable line for a report that cannot be used."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
 from images_factory import digit_like, encode
 
 from tasks.collect import plan_collection
 from tasks.config import PipelineConfig
 from tasks.demo.inventory import write_inventory
-from tasks.inventory import iter_inventory
+from tasks.inventory import as_listed_time, read_inventory
 from tasks.storage import PermanentStorageError, S3Uri, create_bucket, get_bytes, put_bytes
 
 KEYS = [
@@ -67,28 +69,65 @@ def test_the_latest_complete_delivery_is_read(s3, bucket, reports):
     upload(s3, bucket, KEYS[:2])
     write_inventory(s3, bucket, reports, EARLIER)
     upload(s3, bucket, KEYS[:3])
-    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 2  # written after the report
+    assert len(read_inventory(s3, reports, bucket, "raw/")) == 2  # written after the report
     write_inventory(s3, bucket, reports, LATER)
-    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 3
+    assert len(read_inventory(s3, reports, bucket, "raw/")) == 3
     # A delivery still being written (no manifest.checksum yet) is passed over.
     upload(s3, bucket, KEYS[:4])
     unfinished = write_inventory(s3, bucket, reports, datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
     s3.delete_object(Bucket=reports.bucket, Key=unfinished.key + "manifest.checksum")
-    assert len(list(iter_inventory(s3, reports, bucket, "raw/"))) == 3
+    assert len(read_inventory(s3, reports, bucket, "raw/")) == 3
 
 
 def test_a_report_that_cannot_be_used_says_why_in_one_line(s3, bucket, reports):
     with pytest.raises(PermanentStorageError, match=r"no complete S3 Inventory delivery.*inventory_uri"):
-        list(iter_inventory(s3, reports, bucket, "raw/"))
+        read_inventory(s3, reports, bucket, "raw/")
     upload(s3, bucket, KEYS[:1])
     delivery = write_inventory(s3, bucket, reports, EARLIER)
     with pytest.raises(PermanentStorageError, match=f"is of bucket {bucket}, not other-bucket"):
-        list(iter_inventory(s3, reports, "other-bucket", "raw/"))
+        read_inventory(s3, reports, "other-bucket", "raw/")
     manifest_uri = S3Uri(reports.bucket, delivery.key + "manifest.json")
     manifest = json.loads(get_bytes(s3, manifest_uri))
     put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": "Bucket, Key, Size"}).encode())
     with pytest.raises(PermanentStorageError, match="lacks LastModifiedDate, ETag"):
-        list(iter_inventory(s3, reports, bucket, "raw/"))
+        read_inventory(s3, reports, bucket, "raw/")
     put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileFormat": "Parquet"}).encode())
     with pytest.raises(PermanentStorageError, match="is Parquet; only CSV reports are read"):
-        list(iter_inventory(s3, reports, bucket, "raw/"))
+        read_inventory(s3, reports, bucket, "raw/")
+
+
+def test_a_versioned_buckets_report_gives_only_current_objects(s3, bucket, reports):
+    """Reports of versioned buckets list earlier versions and delete markers too."""
+    fields = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag"
+    rows = [
+        (bucket, "raw/cat/kept.png", "v2", "true", "false", "10", "2026-12-01T01:02:03.000Z", "aa"),
+        (bucket, "raw/cat/kept.png", "v1", "false", "false", "9", "2026-11-01T01:02:03.000Z", "bb"),
+        (bucket, "raw/cat/deleted.png", "v3", "true", "true", "", "2026-12-01T01:02:03.000Z", ""),
+        (bucket, "raw/dog/caf%C3%A9+1.png", "v4", "true", "false", "12", "2026-12-01T01:02:03.250Z", "cc"),
+    ]
+    body = gzip.compress("".join(",".join(f'"{value}"' for value in row) + "\n" for row in rows).encode())
+    delivery = write_inventory(s3, bucket, reports, EARLIER)  # of an empty bucket: then replaced
+    manifest_uri = S3Uri(reports.bucket, delivery.key + "manifest.json")
+    manifest = json.loads(get_bytes(s3, manifest_uri))
+    put_bytes(s3, S3Uri(reports.bucket, manifest["files"][0]["key"]), body)
+    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": fields}).encode())
+    listing = read_inventory(s3, reports, bucket, "raw/")
+    assert listing.to_dict("records") == [
+        {"key": "raw/cat/kept.png", "bytes": 10, "etag": "aa", "last_modified": "2026-12-01T01:02:03+00:00"},
+        {
+            "key": "raw/dog/café 1.png",
+            "bytes": 12,
+            "etag": "cc",
+            "last_modified": "2026-12-01T01:02:03.250000+00:00",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "written", ["2026-12-01T01:02:03.000Z", "2026-12-01T01:02:03.250Z", "2026-12-01T02:02:03.000+01:00"]
+)
+def test_report_times_are_written_as_a_listings_are(written):
+    """A listing's LastModified is a datetime, written with isoformat(): the report's text
+    must come out the same, or every object would look changed to the catalog."""
+    expected = datetime.fromisoformat(written).isoformat()
+    assert as_listed_time(pd.Series([written, written], dtype="str")).tolist() == [expected, expected]
