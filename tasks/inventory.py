@@ -72,16 +72,25 @@ def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
     wanted = [name for name in (*REQUIRED_FIELDS, *VERSION_FIELDS) if name in columns]
     positions = [columns.index(name) for name in wanted]
 
+    def no_rows() -> pd.DataFrame:
+        return pd.DataFrame(columns=wanted, dtype="str")
+
     def read(file: dict[str, Any]) -> pd.DataFrame:
         text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"])))
         if not text.strip():
-            return pd.DataFrame(columns=wanted, dtype="str")
-        rows = pd.read_csv(
-            io.BytesIO(text), header=None, usecols=positions, dtype="str", keep_default_na=False
-        )
+            return no_rows()
+        try:
+            rows = pd.read_csv(
+                io.BytesIO(text), header=None, usecols=positions, dtype="str", keep_default_na=False
+            )
+        except (ValueError, pd.errors.ParserError) as error:
+            reason = str(error).strip().splitlines()[0]
+            message = f"{where}: {file['key']} does not match its manifest: {reason}"
+            raise PermanentStorageError(message) from error
         return rows.rename(columns=dict(zip(positions, wanted, strict=True)))[wanted]
 
-    rows = pd.concat(parallel_map(read, manifest["files"]), ignore_index=True)
+    parts = parallel_map(read, manifest["files"])
+    rows = pd.concat(parts, ignore_index=True) if parts else no_rows()
     if "IsLatest" in rows:
         rows = rows[rows["IsLatest"] == "true"]  # the other rows are earlier versions of an object
     if "IsDeleteMarker" in rows:

@@ -94,6 +94,12 @@ def test_a_report_that_cannot_be_used_says_why_in_one_line(s3, bucket, reports):
     put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileFormat": "Parquet"}).encode())
     with pytest.raises(PermanentStorageError, match="is Parquet; only CSV reports are read"):
         read_inventory(s3, reports, bucket, "raw/")
+    # A data file with fewer columns than its manifest names.
+    schema = "Bucket, VersionId, Key, Size, LastModifiedDate, ETag"
+    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": schema}).encode())
+    with pytest.raises(PermanentStorageError, match=r"\.csv\.gz does not match its manifest: ") as raised:
+        read_inventory(s3, reports, bucket, "raw/")
+    assert "\n" not in str(raised.value)
 
 
 def test_a_versioned_buckets_report_gives_only_current_objects(s3, bucket, reports):
