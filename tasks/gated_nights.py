@@ -35,7 +35,7 @@ from tasks.collect import (
 )
 from tasks.config import PipelineConfig
 from tasks.expectations import Validator
-from tasks.layout import GatedNightLayout, gate_memory, gated_night, run_layout
+from tasks.layout import GatedNightLayout, gate_memory, gate_rules_root, gated_night, run_layout
 from tasks.partitions import Partition, part_name
 from tasks.preprocess import dataset_fingerprint, labels_of, split_by_content
 from tasks.records import JsonRecord, RecordError
@@ -181,15 +181,18 @@ def keep(
     count: int,
 ) -> None:
     """Copies the run's gated files into the kept night, then writes its gated.json, then
-    drops every other kept night of the raw prefix (under these rules or earlier ones): one
-    is kept, so the cache holds one copy of the manifest."""
+    drops every other kept night of the raw prefix (under these rules or earlier ones), and
+    the row outcomes reached under earlier rules: one night is kept, so the cache holds one
+    copy of the manifest, and one set of outcomes per raw object."""
     parallel_map(lambda pair: copy_object(client, *pair), copies(config, run_id, night, count))
     put_json(client, night.record, record.to_json())
     mine = night.root.folder().key
+    these_rules = gate_rules_root(config, rules_digest(config)).key
     stale = [
         item["Key"]
         for item in iter_objects(client, gate_memory(config))
-        if "/nights/" in item["Key"] and not item["Key"].startswith(mine)
+        if not item["Key"].startswith(mine)
+        and ("/nights/" in item["Key"] or not item["Key"].startswith(these_rules))
     ]
     delete_keys(client, config.bucket, stale)
     log.info("kept the gated manifest as %s", night.root)

@@ -349,10 +349,15 @@ def inventory_delivery_files(delivery: S3Uri) -> tuple[S3Uri, S3Uri]:
     return delivery.join("manifest.json"), delivery.join("manifest.checksum")
 
 
+def gate_rules_root(config: PipelineConfig, rules_digest: str) -> S3Uri:
+    """What the gate keeps for the raw prefix under one set of row rules (a folder)."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/")
+
+
 def row_outcomes_slot(config: PipelineConfig, rules_digest: str, slot: int) -> S3Uri:
     """The gate's row-level outcomes for the keys of one slot, under the rules they were
     reached with (tasks/row_outcomes.py)."""
-    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/{slot:03d}.csv")
+    return gate_rules_root(config, rules_digest).join(f"{slot:03d}.csv")
 
 
 @dataclass(frozen=True)
@@ -381,7 +386,7 @@ class GatedNightLayout:
 
 def gated_nights(config: PipelineConfig, rules_digest: str) -> S3Uri:
     """Every kept gated night under one set of row rules."""
-    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}gate-{rules_digest}/nights/")
+    return gate_rules_root(config, rules_digest).join("nights/")
 
 
 def gate_memory(config: PipelineConfig) -> S3Uri:

@@ -93,6 +93,11 @@ def test_another_manifest_or_other_rules_gate_in_full_and_keep_one_night(s3, sma
     assert other_rules.gate.rows_carried == 0  # new rules: every row checked
     kept = kept_files(s3, config)
     assert len({key.split("/nights/")[0] for key in kept}) == 1 and kept != kept_first
+    # The row outcomes reached under the earlier rules went with their night.
+    rules_folders = {
+        item["Key"].split("/gate-")[1].split("/")[0] for item in iter_objects(s3, gate_memory(config))
+    }
+    assert len(rules_folders) == 1
 
 
 @pytest.mark.parametrize("damage", ["truncated gated.json", "a clean part removed"])
