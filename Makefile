@@ -127,7 +127,7 @@ bench: install
 ## The reference result, measured: the whole DAG with default Params on two stratified
 ## 11,000-image samples of Fashion-MNIST at 128x128 (about 90 minutes a sample, 3 hours for
 ## both, on 2 CPU cores).
-## ARGS passes options, e.g. ARGS='--samples 1 --conf {"epochs":3}'.
+## ARGS passes options, quoted for the shell, e.g. ARGS="--samples 1 --conf '{\"epochs\":3}'".
 bench-accuracy: install
 	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
