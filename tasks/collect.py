@@ -30,7 +30,6 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
@@ -43,6 +42,7 @@ from tasks.partitions import (
     Partition,
     key_slot,
     partition_count,
+    partition_numbers,
     read_slots,
     write_parts,
     write_slots,
@@ -170,7 +170,7 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     class_names, class_names_from = resolve_classes(config, keys)
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     count = partition_count(len(listed), config.partitions)
-    partition_of = np.fromiter((key_slot(key) for key in keys), dtype=np.int64, count=len(keys)) % count
+    partition_of = partition_numbers(keys, key_slot, count)
     frames = [listed[partition_of == number] for number in range(count)]
     partitions = write_parts(client, frames, run_layout(config, run_id).listing_part)
     log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.storage import S3Client, S3Uri, get_bytes_if_exists, parallel_map, put_csv
@@ -28,8 +29,6 @@ from tasks.storage import S3Client, S3Uri, get_bytes_if_exists, parallel_map, pu
 SLOTS = 256
 OBJECTS_PER_PARTITION = 8000
 MAX_PARTITIONS = 64
-
-Row = TypeVar("Row")
 
 
 def key_slot(key: str) -> int:
@@ -85,12 +84,10 @@ class Partition:
         return cls(int(value["number"]), int(value["count"]), str(value.get("uri", "")))
 
 
-def split_rows(rows: Iterable[Row], slot_of: Callable[[Row], int], count: int) -> list[list[Row]]:
-    """The rows of each of `count` partitions, in their given order."""
-    parts: list[list[Row]] = [[] for _ in range(count)]
-    for row in rows:
-        parts[slot_of(row) % count].append(row)
-    return parts
+def partition_numbers(values: Sequence[str], slot_of: Callable[[str], int], count: int) -> np.ndarray:
+    """The partition (0 to count - 1) of each value: its slot modulo `count`."""
+    slots = np.fromiter((slot_of(value) for value in values), dtype=np.int64, count=len(values))
+    return slots % count
 
 
 def read_slots(
