@@ -42,8 +42,8 @@ from tasks.partitions import (
     Partition,
     key_slot,
     partition_count,
-    partition_numbers,
     read_slots,
+    split_frame,
     write_parts,
     write_slots,
 )
@@ -166,12 +166,10 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
             f"{raw_uri}: no objects to train on; upload images as "
             f"{config.raw_prefix}<class_name>/<file> (see README, raw-data contract)"
         )
-    keys = listed["key"].tolist()
-    class_names, class_names_from = resolve_classes(config, keys)
+    class_names, class_names_from = resolve_classes(config, listed["key"].tolist())
     log.info("classes (%s): %s", class_names_from, ", ".join(class_names))
     count = partition_count(len(listed), config.partitions)
-    partition_of = partition_numbers(keys, key_slot, count)
-    frames = [listed[partition_of == number] for number in range(count)]
+    frames = split_frame(listed, "key", key_slot, count)
     partitions = write_parts(client, frames, run_layout(config, run_id).listing_part)
     log.info("listed %d objects under %s: %d partition(s)", len(listed), raw_uri, count)
     return CollectionPlan(class_names, class_names_from, len(listed), partitions, dict(skipped))

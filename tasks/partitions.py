@@ -90,6 +90,14 @@ def partition_numbers(values: Sequence[str], slot_of: Callable[[str], int], coun
     return slots % count
 
 
+def split_frame(
+    frame: pd.DataFrame, column: str, slot_of: Callable[[str], int], count: int
+) -> list[pd.DataFrame]:
+    """The rows of each of `count` partitions, by the slot of their `column`, in their given order."""
+    part_of = partition_numbers(frame[column].tolist(), slot_of, count)
+    return [frame[part_of == number] for number in range(count)]
+
+
 def read_slots(
     client: S3Client, uri_of: Callable[[int], S3Uri], slots: list[int], parse: Callable[[bytes], pd.DataFrame]
 ) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from tasks.examples import (
 )
 from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
-from tasks.partitions import Partition, content_slot, write_parts
+from tasks.partitions import Partition, content_slot, split_frame, write_parts
 from tasks.records import DatasetRecord, JsonRecord
 from tasks.shards import SPLITS
 from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
@@ -209,8 +209,7 @@ def split_by_content(
     client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, run_id: str, count: int
 ) -> list[dict[str, Any]]:
     """plan_preprocessing on a manifest already read."""
-    part_of = manifest["sha256"].map(content_slot) % count
-    frames = [manifest[part_of == number] for number in range(count)]
+    frames = split_frame(manifest, "sha256", content_slot, count)
     return write_parts(client, frames, run_layout(config, run_id).clean_part)
 
 
