@@ -1,6 +1,8 @@
 """A night with no change at two catalogue sizes, 4x apart (50,000 and 200,000 objects by
 default), in the same run, against a local S3 server seeded on its side (bench/seeded_s3.py). Each
-no-change night runs REPEATS times; the one of median wall time is reported.
+no-change night runs REPEATS times; the one of median wall time is reported. Each night from the
+S3 Inventory report reads a new delivery of it (filtered to raw/, as docs/partitions.md advises),
+after one night that planned from the report in full.
 
 Each night runs the DAG's steps in its order: plan_partitions, collect (P instances),
 validate, preprocess (P instances), assemble_dataset. The once-only steps each run in a fresh
@@ -20,16 +22,19 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.memory import peak_rss_mib
 from bench.seeded_s3 import seeded_s3
 from tasks.config import PipelineConfig
-from tasks.storage import S3Client, make_client
+from tasks.demo.inventory import write_inventory
+from tasks.storage import S3Client, S3Uri, make_client
 
 IMAGE_SIZE = 32  # the smallest the model takes
 ONCE_ONLY = ("plan_partitions", "validate", "assemble_dataset")
 REPEATS = 3  # no-change nights per size and way of reading the bucket: the median is reported
+FIRST_DELIVERY = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # of the S3 Inventory report; then one a day
 
 
 def count_raw_gets(client: S3Client, raw_prefix: str) -> list[int]:
@@ -98,6 +103,18 @@ def in_fresh_process(step: str, endpoint_url: str, job: dict[str, Any]) -> dict[
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def delivered(client: S3Client, bucket: str, report: S3Uri, day: int) -> str:
+    """Writes the report's delivery of `day` (after FIRST_DELIVERY), filtered to raw/, as S3
+    Inventory would each night; returns the report's folder."""
+    started = time.perf_counter()
+    write_inventory(client, bucket, report, FIRST_DELIVERY + timedelta(days=day), prefix="raw/")
+    print(
+        f"  S3 Inventory delivery of {bucket} written in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
+    return str(report)
+
+
 def night(
     endpoint_url: str, bucket: str, run_id: str, inventory_uri: str = "", partitions: int = 0
 ) -> dict[str, Any]:
@@ -116,6 +133,8 @@ def night(
     }
     figures: dict[str, Any] = {}
     plan = figures["plan_partitions"] = in_fresh_process("plan_partitions", endpoint_url, job)
+    if inventory_uri and run_id.startswith("no-change") and not plan["taken_from_run"]:
+        raise RuntimeError(f"{run_id} planned in full: its report should have the rows of the last one")
     job["class_names"] = plan["class_names"]
     config = config_for(job)
     collected, figures["collect"] = [], []
@@ -170,8 +189,7 @@ def median_night(repeats: list[dict[str, Any]], size: int, way: str) -> dict[str
 
 def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float, float]]:
     from bench.listing import listing_rates
-    from tasks.demo.inventory import write_inventory
-    from tasks.storage import S3Uri, create_bucket
+    from tasks.storage import create_bucket
 
     sizes = {f"bench-catalogue-{small}": small, f"bench-catalogue-{large}": large}
     with seeded_s3(sizes) as (endpoint_url, setup_seconds):
@@ -191,14 +209,17 @@ def measure(small: int = 50_000, large: int = 200_000) -> list[tuple[str, float,
         create_bucket(client, "bench-inventories")
         for bucket, size in sizes.items():
             report = S3Uri("bench-inventories", f"{bucket}/nightly/")
-            started = time.perf_counter()
-            write_inventory(client, bucket, report)
-            print(
-                f"  inventory of {size:,} written in {time.perf_counter() - started:.0f} s", file=sys.stderr
-            )
+
+            # The first night from the report plans in full and keeps its plan (tasks/kept_plans.py).
+            night(endpoint_url, bucket, "first-inventory-night", delivered(client, bucket, report, 0))
             nights["from the inventory"][size] = median_night(
                 [
-                    night(endpoint_url, bucket, f"no-change-inventory-{repeat}", str(report))
+                    night(
+                        endpoint_url,
+                        bucket,
+                        f"no-change-inventory-{repeat}",
+                        delivered(client, bucket, report, repeat + 1),
+                    )
                     for repeat in range(REPEATS)
                 ],
                 size,

@@ -34,8 +34,9 @@ import pandas as pd
 
 from tasks.config import CLASS_NAME_PATTERN, PipelineConfig
 from tasks.images import ImageFacts, inspect, unsafe_key
-from tasks.inventory import read_inventory
-from tasks.layout import catalog_slot, raw_object, raw_root, run_layout
+from tasks.inventory import fetch_inventory, inventory_listing
+from tasks.kept_plans import KeptPlan, keep_plan, plan_digest, take_kept_plan
+from tasks.layout import catalog_slot, kept_plan, raw_object, raw_root, run_layout
 from tasks.listing import iter_objects_parallel, listing_frame
 from tasks.noise import noise_kind
 from tasks.partitions import (
@@ -125,6 +126,7 @@ class CollectionPlan:
     objects: int
     partitions: list[dict[str, Any]]  # Partition.to_xcom(), each naming its listing part
     skipped: dict[str, int]  # objects left out as noise (tasks/noise.py), per kind
+    taken_from_run: str = ""  # the run whose plan of the same report this one took; "" when planned
 
 
 @dataclass(frozen=True)
@@ -144,14 +146,39 @@ def plan_collection(client: S3Client, config: PipelineConfig, run_id: str) -> Co
     """Lists raw/ once (its class folders and key ranges concurrently, or from the bucket's
     S3 Inventory report where `inventory_uri` names one), resolves the classes,
     chooses the partition count and writes each partition's share of the listing (key, size,
-    ETag, last modified) under the run."""
+    ETag, last modified) under the run. A report with the same rows as the last one planned
+    from takes that plan's listing parts by copy (tasks/kept_plans.py)."""
     ensure_bucket(client, config.bucket)
+    if not config.inventory_uri:
+        return plan_listed(
+            client, config, run_id, listing_frame(iter_objects_parallel(client, raw_root(config)))
+        )
+    report = fetch_inventory(client, S3Uri.parse(config.inventory_uri), config.bucket)
+    kept = kept_plan(config, plan_digest(config, report.digests))
+    taken = take_kept_plan(client, config, run_id, kept)
+    if taken:
+        memory, partitions = taken
+        log.info("classes (%s): %s", memory.class_names_from, ", ".join(memory.class_names))
+        return CollectionPlan(
+            memory.class_names,
+            memory.class_names_from,
+            memory.objects,
+            [partition.to_xcom() for partition in partitions],
+            memory.skipped,
+            memory.planned_by_run,
+        )
+    plan = plan_listed(client, config, run_id, inventory_listing(client, report, config.raw_prefix))
+    memory = KeptPlan(
+        plan.class_names, plan.class_names_from, plan.objects, len(plan.partitions), plan.skipped, run_id
+    )
+    keep_plan(client, config, run_id, kept, memory)
+    return plan
+
+
+def plan_listed(client: S3Client, config: PipelineConfig, run_id: str, found: pd.DataFrame) -> CollectionPlan:
+    """The plan of the objects `found` (a listing frame): noise left out, classes resolved,
+    the rest split into partitions, each partition's listing part written under the run."""
     raw_uri = raw_root(config)
-    if config.inventory_uri:
-        report = S3Uri.parse(config.inventory_uri)
-        found = read_inventory(client, report, config.bucket, config.raw_prefix)
-    else:
-        found = listing_frame(iter_objects_parallel(client, raw_uri))
     kinds = [noise_kind(key, config.raw_prefix, config.ignore_patterns) for key in found["key"].tolist()]
     skipped = Counter(kind for kind in kinds if kind)
     listed = found[[kind is None for kind in kinds]] if skipped else found

@@ -38,7 +38,7 @@ from tasks.expectations import Validator
 from tasks.layout import GatedNightLayout, gate_memory, gate_rules_root, gated_night, run_layout
 from tasks.partitions import Partition, part_name
 from tasks.preprocess import dataset_fingerprint, labels_of, split_by_content
-from tasks.records import JsonRecord, RecordError
+from tasks.records import JsonRecord
 from tasks.row_outcomes import rules_digest
 from tasks.storage import (
     PermanentStorageError,
@@ -46,7 +46,6 @@ from tasks.storage import (
     S3Uri,
     copy_object,
     delete_keys,
-    get_bytes_if_exists,
     iter_objects,
     parallel_map,
     put_json,
@@ -107,17 +106,6 @@ def manifest_digest(config: PipelineConfig, parts: list[PartCollected]) -> str |
     return hashlib.sha256(json.dumps(document).encode()).hexdigest()[:24]
 
 
-def read_kept(client: S3Client, night: GatedNightLayout) -> GatedNight | None:
-    body = get_bytes_if_exists(client, night.record)
-    if body is None:
-        return None
-    try:
-        return GatedNight.from_json(json.loads(body), str(night.record))
-    except (ValueError, RecordError) as error:
-        log.warning("%s unreadable (%s): gating the manifest in full", night.record, error)
-        return None
-
-
 def validate_night(
     client: S3Client,
     config: PipelineConfig,
@@ -129,7 +117,7 @@ def validate_night(
     """The DAG's validate task. `config.class_names` are the run's resolved classes."""
     digest = manifest_digest(config, parts)
     night = gated_night(config, rules_digest(config), digest) if digest else None
-    kept = read_kept(client, night) if night else None
+    kept = GatedNight.read_cached(client, night.record, "gating the manifest in full") if night else None
     if night and kept:
         try:
             return take_kept(client, config, run_id, parts, class_names_from, skipped, night, kept)

@@ -17,24 +17,36 @@ collect reads only new or changed objects).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import logging
 import re
+import zlib
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import unquote_plus
 
 import pandas as pd
 
 from tasks.layout import inventory_delivery_files
 from tasks.listing import LISTING_COLUMNS, in_listing_order, top_level
-from tasks.storage import PermanentStorageError, S3Client, S3Uri, exists, get_bytes, get_json, parallel_map
+from tasks.storage import (
+    PermanentStorageError,
+    S3Client,
+    S3Uri,
+    exists,
+    get_bytes,
+    get_json,
+    iter_chunks,
+    parallel_map,
+)
 
 log = logging.getLogger(__name__)
 
 DELIVERY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z/$")
 REQUIRED_FIELDS = ("Key", "Size", "LastModifiedDate", "ETag")
 VERSION_FIELDS = ("IsLatest", "IsDeleteMarker")  # in reports of versioned buckets
+GZIP = 31  # zlib wbits for a gzip stream
 WHOLE_SECONDS_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z"  # how S3 writes LastModifiedDate
 
 
@@ -51,12 +63,24 @@ def latest_delivery(client: S3Client, report: S3Uri) -> S3Uri:
     )
 
 
-def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) -> pd.DataFrame:
-    """`bucket`'s current objects under `prefix` from the report's latest delivery, as a
-    listing of them reads (tasks/listing.py: LISTING_COLUMNS, in listing order).
+@dataclass(frozen=True)
+class InventoryReport:
+    """A delivery's data files, with what its manifest says of them and a digest of each."""
 
-    The report's rows are parsed by pandas' C reader and converted column by column: this
-    runs once a night over every object in the bucket."""
+    delivery: S3Uri
+    fields: list[str]  # the report's fields read, in the order of `positions`
+    positions: list[int]  # of those fields in each CSV row
+    files: list[S3Uri]  # the data files, in the manifest's order
+    digests: list[str]  # sha256 of each file's CSV text: the same rows give the same digests
+
+    @property
+    def where(self) -> str:
+        return f"S3 Inventory {self.delivery}"
+
+
+def fetch_inventory(client: S3Client, report: S3Uri, bucket: str) -> InventoryReport:
+    """The latest complete delivery of `report`, which must be of `bucket`: its manifest
+    checked and each data file's text digested as it streams in (none is held whole)."""
     delivery = latest_delivery(client, report)
     manifest = get_json(client, inventory_delivery_files(delivery)[0])
     where = f"S3 Inventory {delivery}"
@@ -70,13 +94,38 @@ def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
         raise PermanentStorageError(f"{where} lacks {', '.join(missing)}; add them to the inventory's fields")
     destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
     wanted = [name for name in (*REQUIRED_FIELDS, *VERSION_FIELDS) if name in columns]
-    positions = [columns.index(name) for name in wanted]
+    files = [S3Uri(destination, file["key"]) for file in manifest["files"]]
+    digests = parallel_map(lambda uri: text_digest(client, uri), files)
+    return InventoryReport(delivery, wanted, [columns.index(name) for name in wanted], files, digests)
+
+
+def text_digest(client: S3Client, uri: S3Uri) -> str:
+    """The sha256 of a gzip file's text, decompressed as it streams in. The text, not the
+    file: the gzip header carries the time it was written."""
+    digest = hashlib.sha256()
+    decompressor = zlib.decompressobj(wbits=GZIP)
+    for chunk in iter_chunks(client, uri):
+        while chunk:
+            digest.update(decompressor.decompress(chunk))
+            chunk = b""
+            if decompressor.eof:  # a file may hold several gzip members, one after the other
+                chunk, decompressor = decompressor.unused_data, zlib.decompressobj(wbits=GZIP)
+    return digest.hexdigest()
+
+
+def inventory_listing(client: S3Client, report: InventoryReport, prefix: str) -> pd.DataFrame:
+    """The report's current objects under `prefix`, as a listing of them reads
+    (tasks/listing.py: LISTING_COLUMNS, in listing order).
+
+    The report's rows are parsed by pandas' C reader and converted column by column: this
+    runs once a night over every object in the bucket."""
+    wanted, positions = report.fields, report.positions
 
     def no_rows() -> pd.DataFrame:
         return pd.DataFrame(columns=wanted, dtype="str")
 
-    def read(file: dict[str, Any]) -> pd.DataFrame:
-        text = gzip.decompress(get_bytes(client, S3Uri(destination, file["key"])))
+    def parse(file: S3Uri) -> pd.DataFrame:
+        text = gzip.decompress(get_bytes(client, file))
         if not text.strip():
             return no_rows()
         try:
@@ -85,11 +134,11 @@ def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
             )
         except (ValueError, pd.errors.ParserError) as error:
             reason = str(error).strip().splitlines()[0]
-            message = f"{where}: {file['key']} does not match its manifest: {reason}"
+            message = f"{report.where}: {file.key} does not match its manifest: {reason}"
             raise PermanentStorageError(message) from error
         return rows.rename(columns=dict(zip(positions, wanted, strict=True)))[wanted]
 
-    parts = parallel_map(read, manifest["files"])
+    parts = parallel_map(parse, report.files)
     rows = pd.concat(parts, ignore_index=True) if parts else no_rows()
     if "IsLatest" in rows:
         rows = rows[rows["IsLatest"] == "true"]  # the other rows are earlier versions of an object
@@ -109,8 +158,13 @@ def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) ->
         },
         columns=LISTING_COLUMNS,
     )
-    log.info("read S3 Inventory %s: %d objects under %s", delivery, len(listing), prefix)
+    log.info("read %s: %d objects under %s", report.where, len(listing), prefix)
     return in_listing_order(listing)
+
+
+def read_inventory(client: S3Client, report: S3Uri, bucket: str, prefix: str) -> pd.DataFrame:
+    """`bucket`'s current objects under `prefix` from the report's latest delivery."""
+    return inventory_listing(client, fetch_inventory(client, report, bucket), prefix)
 
 
 def as_listed_time(values: pd.Series) -> pd.Series:

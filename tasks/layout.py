@@ -4,6 +4,7 @@
     catalog/<raw_prefix>slots/<slot>.csv            what collect knows of each raw object (a cache)
     catalog/<raw_prefix>gate-<rules>/<slot>.csv     validate: each raw object's row-level outcome (a cache)
     catalog/<raw_prefix>gate-<rules>/nights/<m>/    validate: the last manifest passed, its results (a cache)
+    catalog/<raw_prefix>plans/<p>/                  plan: the last plan from an S3 Inventory report (a cache)
     runs/<run>/listing/<part>.csv                   plan: the raw objects of each collect partition
     runs/<run>/manifest/<part>.csv                  collect: one row per raw object, per partition
     runs/<run>/manifest.csv, manifest.json          validate: the merged manifest; the classes
@@ -396,6 +397,31 @@ def gate_memory(config: PipelineConfig) -> S3Uri:
 
 def gated_night(config: PipelineConfig, rules_digest: str, manifest_digest: str) -> GatedNightLayout:
     return GatedNightLayout(gated_nights(config, rules_digest).join(manifest_digest))
+
+
+@dataclass(frozen=True)
+class KeptPlanLayout:
+    """A plan made from an S3 Inventory report, kept so that a night whose report holds the
+    same rows takes its listing parts by copy (tasks/kept_plans.py)."""
+
+    root: S3Uri
+
+    @property
+    def record(self) -> S3Uri:
+        """plan.json, written last: its presence means the parts are whole."""
+        return self.root.join("plan.json")
+
+    def listing_part(self, part: str) -> S3Uri:
+        return self.root.join("listing", f"{part}.csv")
+
+
+def kept_plans(config: PipelineConfig) -> S3Uri:
+    """Every kept plan of the raw prefix (a folder)."""
+    return S3Uri(config.bucket, f"{CATALOG_PREFIX}{config.raw_prefix}plans/")
+
+
+def kept_plan(config: PipelineConfig, plan_digest: str) -> KeptPlanLayout:
+    return KeptPlanLayout(kept_plans(config).join(plan_digest))
 
 
 def example_store(bucket: str, image_size: int, preprocessing_version: str) -> ExampleStore:

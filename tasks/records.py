@@ -12,6 +12,8 @@ evaluate, deploy, freshness and retention); a step's own result sits beside its 
 
 from __future__ import annotations
 
+import json
+import logging
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +22,9 @@ from functools import cache
 from typing import Any, Self, get_type_hints
 
 from tasks.errors import PermanentError
-from tasks.storage import S3Client, S3Uri, get_json
+from tasks.storage import S3Client, S3Uri, get_bytes_if_exists, get_json
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(PermanentError, ValueError):
@@ -73,6 +77,19 @@ class JsonRecord:
         """The record stored as JSON at `uri`."""
         location = S3Uri.parse(uri) if isinstance(uri, str) else uri
         return cls.from_json(get_json(client, location), str(location))
+
+    @classmethod
+    def read_cached(cls, client: S3Client, uri: S3Uri, instead: str) -> Self | None:
+        """A cache's record: None when there is none at `uri`, or it is unreadable (logged with
+        what is done `instead`)."""
+        body = get_bytes_if_exists(client, uri)
+        if body is None:
+            return None
+        try:
+            return cls.from_json(json.loads(body), str(uri))
+        except (ValueError, RecordError) as error:
+            log.warning("%s unreadable (%s): %s", uri, error, instead)
+            return None
 
 
 @dataclass(frozen=True)

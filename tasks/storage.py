@@ -209,6 +209,14 @@ def get_bytes(client: S3Client, uri: S3Uri) -> bytes:
         raise explain(error, str(uri)) from error
 
 
+def iter_chunks(client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The object's bytes in chunks, as they arrive: for reading an object without holding it."""
+    try:
+        yield from client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].iter_chunks(chunk_bytes)
+    except S3_ERRORS as error:
+        raise explain(error, str(uri)) from error
+
+
 def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:
     """The object's bytes, or None when there is no such object (one request, not two)."""
     try:

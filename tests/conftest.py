@@ -25,7 +25,7 @@ from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
 from tasks.demo.local_s3 import LocalS3  # noqa: E402
 from tasks.demo.run import airflow_environment  # noqa: E402
-from tasks.storage import create_bucket, make_client  # noqa: E402
+from tasks.storage import S3Uri, create_bucket, make_client  # noqa: E402
 
 # Settings from the caller's shell that would change what the tests exercise. The trainer
 # image's name is kept: `make test` builds the image under that name.
@@ -111,6 +111,14 @@ def bucket(s3) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     create_bucket(s3, name)
     return name
+
+
+@pytest.fixture
+def reports(s3) -> S3Uri:
+    """The report's folder, in a bucket of its own as S3 Inventory destinations usually are."""
+    name = f"inventory-{uuid.uuid4().hex[:12]}"
+    create_bucket(s3, name)
+    return S3Uri(name, "inventories/source/nightly/")
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,18 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
-from tasks.layout import bucket_root, inventory_data_file, inventory_delivery, inventory_delivery_files
+from tasks.layout import inventory_data_file, inventory_delivery, inventory_delivery_files
 from tasks.storage import S3Client, S3Uri, iter_objects, put_bytes
 
 FIELDS = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag")
 ROWS_PER_FILE = 100_000
 
 
-def write_inventory(client: S3Client, bucket: str, report: S3Uri, began: datetime | None = None) -> S3Uri:
-    """Lists `bucket` and writes the listing as a delivery of the report; returns its folder."""
+def write_inventory(
+    client: S3Client, bucket: str, report: S3Uri, began: datetime | None = None, prefix: str = ""
+) -> S3Uri:
+    """Lists `bucket` (its keys under `prefix`, as an inventory configuration with a prefix
+    filter does) and writes the listing as a delivery of the report; returns its folder."""
     began = began or datetime.now(UTC)
     rows = [
         (
@@ -32,7 +35,7 @@ def write_inventory(client: S3Client, bucket: str, report: S3Uri, began: datetim
             item["LastModified"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             item["ETag"].strip('"'),
         )
-        for item in iter_objects(client, bucket_root(bucket))
+        for item in iter_objects(client, S3Uri(bucket, prefix))
     ]
     files = []
     for start in range(0, max(len(rows), 1), ROWS_PER_FILE):

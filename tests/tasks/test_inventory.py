@@ -5,7 +5,9 @@ delivery, and one readable line for a report that cannot be used."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -16,8 +18,8 @@ from images_factory import digit_like, encode
 from tasks.collect import plan_collection
 from tasks.config import PipelineConfig
 from tasks.demo.inventory import write_inventory
-from tasks.inventory import as_listed_time, read_inventory
-from tasks.storage import PermanentStorageError, S3Uri, create_bucket, get_bytes, put_bytes
+from tasks.inventory import as_listed_time, read_inventory, text_digest
+from tasks.storage import PermanentStorageError, S3Uri, get_bytes, put_bytes
 
 KEYS = [
     "raw/cat/0.png",
@@ -30,14 +32,6 @@ KEYS = [
 ]
 EARLIER = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 LATER = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def reports(s3) -> S3Uri:
-    """The report's folder, in a bucket of its own as S3 Inventory destinations usually are."""
-    name = f"inventory-{datetime.now(UTC).strftime('%H%M%S%f')}"
-    create_bucket(s3, name)
-    return S3Uri(name, "inventories/source/nightly/")
 
 
 def upload(s3, bucket: str, keys: list[str]) -> None:
@@ -137,3 +131,19 @@ def test_report_times_are_written_as_a_listings_are(written):
     must come out the same, or every object would look changed to the catalog."""
     expected = datetime.fromisoformat(written).isoformat()
     assert as_listed_time(pd.Series([written, written], dtype="str")).tolist() == [expected, expected]
+
+
+def test_a_data_files_digest_is_of_its_text_whatever_its_gzip_framing(s3, bucket):
+    """A new delivery of the same rows is gzipped at another time (the header says when): the
+    digest must not see that. The text spans several streamed chunks and, in one file, two gzip
+    members."""
+    text = "".join(f'"{bucket}","raw/cat/{os.urandom(24).hex()}.png","1"\n' for _ in range(80_000)).encode()
+    half = len(text) // 2
+    one, other = S3Uri(bucket, "one.csv.gz"), S3Uri(bucket, "other.csv.gz")
+    put_bytes(s3, one, gzip.compress(text, mtime=1))
+    put_bytes(s3, other, gzip.compress(text[:half], mtime=2) + gzip.compress(text[half:], mtime=3))
+    assert len(get_bytes(s3, one)) > 2 << 20
+    expected = hashlib.sha256(text).hexdigest()
+    assert text_digest(s3, one) == text_digest(s3, other) == expected
+    put_bytes(s3, other, gzip.compress(text[:-2] + b"2\n", mtime=1))
+    assert text_digest(s3, other) != expected
