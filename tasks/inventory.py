@@ -75,15 +75,21 @@ class InventoryReport:
 
     @property
     def where(self) -> str:
-        return f"S3 Inventory {self.delivery}"
+        return describe(self.delivery)
+
+
+def describe(delivery: S3Uri) -> str:
+    """How errors and logs name a delivery."""
+    return f"S3 Inventory {delivery}"
 
 
 def fetch_inventory(client: S3Client, report: S3Uri, bucket: str) -> InventoryReport:
     """The latest complete delivery of `report`, which must be of `bucket`: its manifest
-    checked and each data file's text digested as it streams in (none is held whole)."""
+    checked and each data file's text digested as it streams in (none is held whole;
+    inventory_listing fetches the files again where their rows are needed)."""
     delivery = latest_delivery(client, report)
     manifest = get_json(client, inventory_delivery_files(delivery)[0])
-    where = f"S3 Inventory {delivery}"
+    where = describe(delivery)
     if manifest.get("sourceBucket") != bucket:
         raise PermanentStorageError(f"{where} is of bucket {manifest.get('sourceBucket')}, not {bucket}")
     if manifest.get("fileFormat") != "CSV":

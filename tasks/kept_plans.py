@@ -6,8 +6,8 @@ each plan it makes from a report is kept under a digest of those: the listing pa
 collect partition and, in `plan.json`, the classes, object count and noise counts. A night whose
 report holds the same rows (the same text in each data file: a new delivery of an unchanged
 bucket) copies those parts into its run on the S3 side instead of parsing, filtering and
-splitting every row again. Its work no longer grows with the catalogue, only with the number
-of partitions.
+splitting every row again. Its memory no longer grows with the catalogue, and its work is one
+decompress-and-hash pass over the report's text and one copy per partition.
 
 The kept plan is a cache: one is kept per raw prefix, and without it (first night, another
 report, another setting, a part removed by hand) the night plans in full, with the same result.
