@@ -41,12 +41,14 @@ ui: install
 ## Lint, format and type checks, then the whole test suite against real S3 (moto server),
 ## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped
 ## again at the end). Images that rebuilds left untagged are pruned at the end, so repeated
-## runs do not fill the disk.
+## runs do not fill the disk. It prints this machine's training rate of the reference CNN
+## first and the time per test file last, so suite times compare across machines.
 test: install lint types browser
 	@docker/engine.sh start || exit 1; \
 	if docker info >/dev/null 2>&1; then \
 		{ docker/trainer/build-offline.sh && docker/standin/build.sh; } || { docker/engine.sh stop; exit 1; }; \
 	fi; \
+	$(BIN)/python -m bench.training_rate || echo "reference CNN training rate: not measured"; \
 	$(BIN)/python -m pytest; status=$$?; \
 	docker image prune --force >/dev/null 2>&1; \
 	docker/engine.sh stop; exit $$status

@@ -10,7 +10,6 @@ import sys
 import tempfile
 import uuid
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from dag_runs import run_with_defaults_restored  # noqa: E402
+# The whole-DAG nights the tests share, each run once per session.
+pytest_plugins = ["nights"]
 
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402
@@ -56,13 +56,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from timing import record_report
+
+    record_report(report)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     from reliability import write_table
+    from timing import write_file_table
 
-    table = write_table()
-    if table is not None:
-        terminalreporter.write_sep("-", f"reliability drills (also in {table.relative_to(ROOT)})")
-        terminalreporter.write(table.read_text())
+    for title, table in (("reliability drills", write_table()), ("time per test file", write_file_table())):
+        if table is not None:
+            terminalreporter.write_sep("-", f"{title} (also in {table.relative_to(ROOT)})")
+            terminalreporter.write(table.read_text())
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -349,8 +356,3 @@ def pristine_params(retrain_dag) -> dict:
     import copy
 
     return copy.deepcopy(retrain_dag.params.dump())
-
-
-@pytest.fixture
-def run_retrain(retrain_dag, pristine_params):
-    return partial(run_with_defaults_restored, retrain_dag, pristine_params)

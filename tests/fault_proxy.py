@@ -96,8 +96,10 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=10)
 
     def set_faults(self, faults: Faults) -> None:
+        """Injects `faults` from now on; `counts` start again from zero."""
         with self.lock:
             self.faults = faults
+            self.counts.clear()
 
     def fate(self, method: str, path: str) -> str:
         """'delay', 'reset', 'slowdown' or 'pass' for one request, counted (and counted as

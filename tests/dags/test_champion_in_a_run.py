@@ -1,40 +1,29 @@
-"""What the README promises about a second night, through `dag.test()`: the candidate is
-compared with the real production model (the champion) on the same test split, a regression
-is refused (and with `fail_on_give_up` false the run still ends green), a comparable candidate
-is deployed, and a champion with another input size is not compared with. Also what the first
-deploy hands to consumers: the Asset event's extra and a SavedModel whose `serving_default`
-signature predicts as the Keras model does."""
+"""What the README promises about a second night, read from the shared chain of nights
+(tests/nights.py: `champion_nights`): the candidate is compared with the real production
+model (the champion) on the same test split, a regression is refused (and with
+`fail_on_give_up` false the run still ends green), a comparable candidate is deployed, and a
+champion with another input size is not compared with. Also what the first deploy hands to
+consumers: the Asset event's extra and a SavedModel whose `serving_default` signature
+predicts as the Keras model does."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import asdict
+import json
 
 import numpy as np
 import pytest
 
 from tasks.config import PipelineConfig
-from tasks.demo.data import DIGIT_CLASS_NAMES, DIGIT_PARAMS
+from tasks.demo.data import DIGIT_CLASS_NAMES
 from tasks.layout import run_layout
-from tasks.recipe import REFERENCE_RECIPE
 from tasks.registry import Registry
 from tasks.storage import S3Uri, download_tree, get_json
 
 pytestmark = pytest.mark.slow
 
-CONF = {
-    "image_size": 32,
-    "epochs": 3,
-    "batch_size": 32,
-    "min_images": 100,
-    "min_test_accuracy": 0.5,
-    "max_attempts": 1,
-    **DIGIT_PARAMS,
-}
 
-
-def attempt_file(client, bucket: str, run_id: str, name: str) -> dict:
-    attempt = run_layout(PipelineConfig(bucket=bucket), run_id).attempt(1)
+def attempt_file(client, night, name: str) -> dict:
+    attempt = run_layout(PipelineConfig(bucket=night.bucket), night.run_id).attempt(1)
     return get_json(client, attempt.file(name))
 
 
@@ -58,54 +47,50 @@ def serving_predictions(client, version_uri: str, version: int, images: np.ndarr
     return outputs.numpy()
 
 
-def test_second_nights_against_a_real_champion(run_retrain, s3, digits_bucket, tmp_path, caplog):
-    model_name = f"champion-{uuid.uuid4().hex[:6]}"
-    registry = Registry(s3, digits_bucket, model_name)
-    conf = {**CONF, "bucket": digits_bucket, "model_name": model_name}
-
-    first, states = run_retrain(**conf)
-    assert first.state == "success" and states["deploy"] == "success", states
-    assert attempt_file(s3, digits_bucket, first.run_id, "evaluation.json")["champion"] is None
-    pointer = registry.pointer()
+def test_the_first_deploy_tells_consumers_and_serves_as_keras_predicts(champion_nights, s3, tmp_path):
+    first = champion_nights.first
+    registry = Registry(s3, first.bucket, first.model_name)
+    assert attempt_file(s3, first, "evaluation.json")["champion"] is None
+    pointer = json.loads(first.pointer or b"null")
     assert asset_event_extra(first.run_id) == {
         "version": 1,
-        "version_uri": pointer.version_uri,
-        "accuracy": pointer.metrics["accuracy"],
-        "bucket": digits_bucket,
+        "version_uri": pointer["version_uri"],
+        "accuracy": pointer["metrics"]["accuracy"],
+        "bucket": first.bucket,
     }
-    model, _ = registry.load()
+    model, _ = registry.load(1)
     images = np.random.default_rng(0).uniform(0, 1, (5, 32, 32, 3)).astype("float32")
-    served = serving_predictions(s3, pointer.version_uri, 1, images, tmp_path)
+    served = serving_predictions(s3, pointer["version_uri"], 1, images, tmp_path)
     assert served.shape == (5, len(DIGIT_CLASS_NAMES))
     np.testing.assert_allclose(served, model.predict(images, verbose=0), atol=1e-5)
 
+
+def test_a_regression_against_the_champion_is_refused_and_the_run_stays_green(champion_nights, s3):
     # One epoch scores far below three: a regression against v1, refused; the run ends green.
-    refused, states = run_retrain(
-        **{**conf, "epochs": 1, "force_retrain": True, "max_regression": 0.0, "fail_on_give_up": False}
-    )
-    assert refused.state == "success", states
-    assert states["attempt_1.give_up"] == "success" and states["deploy"] == "skipped"
-    evaluation = attempt_file(s3, digits_bucket, refused.run_id, "evaluation.json")
+    refused = champion_nights.refused
+    assert refused.state == "success", refused.states
+    assert refused.states["attempt_1.give_up"] == "success" and refused.states["deploy"] == "skipped"
+    evaluation = attempt_file(s3, refused, "evaluation.json")
     assert evaluation["champion"]["version"] == 1
-    blessing = attempt_file(s3, digits_bucket, refused.run_id, "blessing.json")
+    blessing = attempt_file(s3, refused, "blessing.json")
     assert not blessing["blessed"] and "champion minus margin" in blessing["reason"], blessing["reason"]
-    assert registry.pointer().version == 1
+    assert json.loads(refused.pointer or b"null")["version"] == 1
 
-    # As long a training as v1's, within a 0.2 margin of it: deployed as v2 over a real comparison.
-    passed, states = run_retrain(**{**conf, "force_retrain": True, "max_regression": 0.2})
-    assert passed.state == "success" and states["deploy"] == "success", states
-    blessing = attempt_file(s3, digits_bucket, passed.run_id, "blessing.json")
+
+def test_a_candidate_within_the_margin_is_deployed_over_a_real_comparison(champion_nights, s3):
+    passed = champion_nights.passed
+    assert passed.state == "success" and passed.states["deploy"] == "success", passed.states
+    blessing = attempt_file(s3, passed, "blessing.json")
     assert blessing["blessed"] and blessing["baseline"]["version"] == 1, blessing
-    assert registry.pointer().version == 2
+    assert json.loads(passed.pointer or b"null")["version"] == 2
 
-    # Another input size: the champion cannot score these images, so only the thresholds apply.
-    # The reference recipe passes 0.5 in 2 epochs at 24 px; augmentation needs more epochs.
-    other_size, states = run_retrain(
-        **{**conf, **asdict(REFERENCE_RECIPE), "image_size": 24, "epochs": 2, "max_regression": 0.0}
-    )
-    assert other_size.state == "success" and states["deploy"] == "success", states
-    assert attempt_file(s3, digits_bucket, other_size.run_id, "evaluation.json")["champion"] is None
-    blessing = attempt_file(s3, digits_bucket, other_size.run_id, "blessing.json")
+
+def test_a_champion_of_another_input_size_is_not_compared_with(champion_nights, s3):
+    other_size = champion_nights.other_size
+    assert other_size.state == "success" and other_size.states["deploy"] == "success", other_size.states
+    assert attempt_file(s3, other_size, "evaluation.json")["champion"] is None
+    blessing = attempt_file(s3, other_size, "blessing.json")
     assert "no champion" in blessing["reason"], blessing["reason"]
-    assert "production v2 has other classes or input size" in caplog.text
-    assert (registry.pointer().version, registry.pointer().image_size) == (3, 24)
+    assert "production v2 has other classes or input size" in other_size.log
+    pointer = json.loads(other_size.pointer or b"null")
+    assert (pointer["version"], pointer["image_size"]) == (3, 24)

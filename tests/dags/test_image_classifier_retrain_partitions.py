@@ -5,6 +5,7 @@ partition retried alone."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -77,6 +78,11 @@ def test_a_failed_partition_is_retried_alone(retrain_dag, pristine_params, s3, b
     """A transient read error in one preprocess partition fails that instance once; Airflow
     retries it and no other instance runs twice."""
     import tasks.examples
+
+    # Airflow waits 30 s before the retry of an S3 task; the drill keeps a quick one.
+    preprocess = retrain_dag.get_task("preprocess")
+    monkeypatch.setattr(preprocess, "retry_delay", timedelta(seconds=1))
+    monkeypatch.setattr(preprocess, "retry_exponential_backoff", False)
 
     upload_digits(s3, bucket, "raw/", image_size=32, limit=200)
     victim = next(item["Key"] for item in iter_objects(s3, S3Uri(bucket, "raw/three/")))

@@ -1,7 +1,8 @@
 """A week of nights: the DAG runs seven times through `dag.test()` on one bucket whose data
 changes between nights as a real catalogue does (images added, deleted, overwritten with new
 content, corrupt files and desktop/Spark leftovers uploaded, one night with no change at all).
-After every night the outcome is what the data warrants and the bucket stays tidy."""
+The first night holds a decompression bomb and a file that is no image in a folder of no
+class. After every night the outcome is what the data warrants and the bucket stays tidy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from reliability import record
 
 from tasks.demo.data import DIGIT_CLASS_NAMES, DIGIT_PARAMS, digit_png
-from tasks.layout import dataset_layout, example_store, run_layout_of, run_segment
+from tasks.layout import dataset_layout, example_store, run_layout_of
 from tasks.preprocess import PREPROCESSING_VERSION
 from tasks.registry import Registry
 from tasks.storage import S3Uri, create_bucket, delete_prefix, exists, get_json, iter_objects, put_bytes
@@ -88,6 +89,17 @@ class Catalogue:
             put_bytes(self.client, S3Uri(self.bucket, key), b"\x89PNG\r\n\x1a\n" + np.random.bytes(64))
             self.corrupt.append(key)
 
+    def add_unusable(self) -> None:
+        """A decompression bomb and a file that is no image, in a folder of no class."""
+        from images_factory import png_declaring
+
+        for key, body in (
+            ("raw/seven/bomb.png", png_declaring(90_000, 90_000)),
+            ("raw/parrot/hello.png", b"not even an image"),
+        ):
+            put_bytes(self.client, S3Uri(self.bucket, key), body)
+            self.corrupt.append(key)
+
     def add_noise(self) -> None:
         for key in NOISE:
             put_bytes(self.client, S3Uri(self.bucket, key), b"\x00\x01noise")
@@ -131,14 +143,14 @@ def check_tidy(client, bucket: str, versions: int) -> None:
     assert stored <= referenced, sorted(stored - referenced)
 
 
-def test_a_week_of_changing_nights(run_retrain, s3):
+def test_a_week_of_changing_nights(run_night, s3):
     bucket = f"week-{uuid.uuid4().hex[:6]}"
     create_bucket(s3, bucket)
     catalogue = Catalogue(s3, bucket)
     model_name = "weekly"
     registry = Registry(s3, bucket, model_name)
     changes = {
-        1: lambda: (catalogue.add(FIRST_NIGHT_IMAGES), catalogue.add_noise()),
+        1: lambda: (catalogue.add(FIRST_NIGHT_IMAGES), catalogue.add_unusable(), catalogue.add_noise()),
         2: lambda: (catalogue.change(0.02, 0.01, 0.01, corrupt=0.005), catalogue.add_noise()),
         3: lambda: None,  # nobody touched the bucket
         4: lambda: catalogue.change(0.02, 0.01, 0.01),
@@ -149,12 +161,18 @@ def test_a_week_of_changing_nights(run_retrain, s3):
     outcomes, sizes, deployed = [], [], 0
     for night, change in changes.items():
         change()
-        dag_run, states = run_retrain(bucket=bucket, model_name=model_name, **CONF)
-        assert dag_run.state == "success", (night, states)
-        layout = run_layout_of(bucket, run_segment(dag_run.run_id))
+        ran = run_night(bucket=bucket, model_name=model_name, **CONF)
+        states = ran.states
+        assert ran.state == "success", (night, states)
+        layout = run_layout_of(bucket, ran.segment)
         assert sum(get_json(s3, layout.manifest_summary)["skipped_as_noise"].values()) == len(NOISE)
         quarantined = {entry["key"] for entry in get_json(s3, layout.quarantine)["quarantined"]}
         assert quarantined == set(catalogue.corrupt), night
+        if night == 1:  # a night with quarantined objects deploys and publishes its gates' reports
+            for part in ("raw", "processed"):
+                data_docs = layout.reports.join("data_docs", part)
+                assert exists(s3, data_docs.join("index.html"))
+                assert exists(s3, data_docs.join("validation_results.json"))
         if night == 3:
             assert states["nothing_to_train"] == "success" and states["deploy"] == "skipped", states
             outcomes.append("skip")
@@ -174,7 +192,8 @@ def test_a_week_of_changing_nights(run_retrain, s3):
     record(
         "week-of-nights",
         f"7 nights on {FIRST_NIGHT_IMAGES}+ images: +2%/-1%/~1% overwritten per night, 0.5% corrupt on "
-        "nights 2 and 5 (left in the bucket), noise files, one night unchanged",
+        "nights 2 and 5 (left in the bucket), a decompression bomb and a non-image on night 1, noise files, "
+        "one night unchanged",
         7,
         ", ".join(outcomes) + f"; versions 1-{deployed} consecutive and complete",
         "nothing; pipeline storage (all but raw/) per night in KiB: "

@@ -8,7 +8,6 @@ import urllib.parse
 
 import pytest
 from conftest import extra_links, get, login
-from dag_runs import run_with_defaults_restored
 
 from tasks.config import PipelineConfig
 from tasks.layout import run_layout
@@ -16,28 +15,24 @@ from tasks.storage import put_bytes
 
 pytestmark = pytest.mark.slow
 
-# The gate refuses this bucket's one class, so the night ends at validate, quickly.
-REFUSED_CONF = {"image_size": 32, "epochs": 1, "class_names": ["zero", "one"], "min_images_per_class": 5}
-
 
 @pytest.fixture(scope="module")
-def finished_run(retrain_dag, pristine_params, s3_endpoint):
-    """One failed night (the gate refuses it) with its night report, plus a PNG next to it."""
-    import uuid
-
+def finished_run(gate_failure_night, s3_endpoint):
+    """The shared gate-failure night (tests/nights.py) with its night report, plus a PNG next
+    to it."""
     from images_factory import digit_like, encode
 
-    from tasks.storage import S3Uri, create_bucket, make_client
+    from tasks.storage import make_client
 
-    client = make_client(s3_endpoint)
-    bucket = f"views-{uuid.uuid4().hex[:8]}"
-    create_bucket(client, bucket)
-    for index in range(12):
-        put_bytes(client, S3Uri(bucket, f"raw/zero/{index}.png"), encode(digit_like(0)))
-    dag_run, _ = run_with_defaults_restored(retrain_dag, pristine_params, **REFUSED_CONF, bucket=bucket)
-    reports = run_layout(PipelineConfig(bucket=bucket), dag_run.run_id).reports
-    put_bytes(client, reports.join("attempt-1", "confusion_matrix.png"), encode(digit_like(3)), "image/png")
-    return dag_run.run_id, bucket
+    night, _ = gate_failure_night
+    reports = run_layout(PipelineConfig(bucket=night.bucket), night.run_id).reports
+    put_bytes(
+        make_client(s3_endpoint),
+        reports.join("attempt-1", "confusion_matrix.png"),
+        encode(digit_like(3)),
+        "image/png",
+    )
+    return night.run_id, night.bucket
 
 
 def run_url(api_server: str, run_id: str, tail: str) -> str:
@@ -49,7 +44,7 @@ def test_a_reader_gets_the_night_report_and_its_pictures(api_server, finished_ru
     token = login(api_server, "admin")
     status, kind, body = get(run_url(api_server, run_id, "report"), token)
     assert (status, kind) == (200, "text/html; charset=utf-8"), body[:300]
-    assert b"Failed at validate" in body and b"class one: 0 images" in body
+    assert b"Failed at validate" in body and b"class two: 0 images" in body
     segment = run_layout(PipelineConfig(), run_id).reports.key
     status, kind, body = get(
         run_url(api_server, run_id, f"files/{segment}/attempt-1/confusion_matrix.png"), token
