@@ -1,8 +1,8 @@
 """The whole DAG through `dag.test()` against the moto server, on real digits: the shared
-nights of tests/nights.py (a deploy, an unchanged night, a gate failure), and nights of their
-own for the ways a run ends early (a misspelt Param, a missing bucket, wrong credentials, an
-empty prefix), the retrain path and the Docker backend. The give-up path is the last warm
-night's (tests/dags/test_warm_start_nights.py)."""
+nights of tests/nights.py and tests/week.py (a deploy, an unchanged night, a forced one, a
+gate failure), and nights of their own for the ways a run ends early (a misspelt Param, a
+missing bucket, wrong credentials, an empty prefix), the retrain path and the Docker backend.
+The give-up path is the night after the week's (tests/dags/test_warm_start_nights.py)."""
 
 from __future__ import annotations
 
@@ -48,20 +48,22 @@ def test_nightly_run_deploys_a_complete_version(champion_nights, s3):
     assert correct / len(keys) >= 0.5
 
 
-def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(champion_nights):
-    unchanged, first = champion_nights.unchanged, champion_nights.first
+def test_an_unchanged_night_trains_nothing_and_force_retrain_trains(week_of_nights, champion_nights):
+    # The week's third night: nobody touched the bucket since the second.
+    unchanged, before = week_of_nights.nights[2].night, week_of_nights.nights[1].night
     assert unchanged.state == "success", unchanged.states
     assert unchanged.states["nothing_to_train"] == "success" and unchanged.states["cleanup"] == "success"
     assert unchanged.states["attempt_1.plan"] == unchanged.states["attempt_1.train"] == "skipped"
     assert unchanged.states["deploy"] == "skipped"
-    assert unchanged.pointer == first.pointer
+    assert unchanged.pointer == before.pointer
+    assert unchanged.alerts == []
 
-    forced = champion_nights.passed
+    forced = champion_nights.passed  # the same data as the night before, with force_retrain
     assert forced.state == "success" and forced.states["deploy"] == "success", forced.states
     assert forced.states["nothing_to_train"] == "skipped"
     assert json.loads(forced.pointer or b"null")["version"] == 2
-    # Green nights, the skipped night and a night that gave up without failing alert no one.
-    assert [night.alerts for night in champion_nights.all()] == [[]] * 5
+    # Green nights and a night that gave up without failing alert no one.
+    assert [night.alerts for night in champion_nights.all()] == [[]] * 4
 
 
 def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(run_night, bucket):
