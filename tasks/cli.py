@@ -67,6 +67,27 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(rest)
     if rest:
         cli.error(f"unrecognized arguments: {' '.join(rest)}")
+    return reporting_user_errors(options)
+
+
+def reporting_user_errors(options: argparse.Namespace) -> int:
+    """Runs a command; a problem the user can fix (no or wrong credentials, an unreachable
+    endpoint, no such bucket, model or version, an unreadable image) is one line on stderr
+    naming the fix, and exit status 1, never a traceback."""
+    from tasks.errors import PermanentError
+    from tasks.storage import S3_ERRORS, StorageError, explain
+
+    try:
+        return run_command(options)
+    except S3_ERRORS as error:
+        where = f"s3://{options.bucket}" if getattr(options, "bucket", None) else "S3"
+        print(f"retrain: error: {one_line_error(explain(error, where))}", file=sys.stderr)
+    except (PermanentError, StorageError, OSError) as error:
+        print(f"retrain: error: {one_line_error(error)}", file=sys.stderr)
+    return 1
+
+
+def run_command(options: argparse.Namespace) -> int:
     if options.command == "demo-data":
         from tasks.demo.data import upload_digits
         from tasks.storage import make_client
@@ -80,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if options.command in ("models", "predict"):
-        return run_registry_command(options)
+        return registry_command(options)
     if options.command == "ui":
         from tasks.demo.ui import run_ui
 
@@ -88,19 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.demo.run import run_demo
 
     return run_demo(options.output.resolve(), options.airflow_home.resolve(), json.loads(options.conf))
-
-
-def run_registry_command(options: argparse.Namespace) -> int:
-    """Runs a `models` or `predict` command; a problem it can name (no such bucket, model or
-    version, refused credentials, an unreadable image) is one line on stderr and exit status 1."""
-    from tasks.errors import PermanentError
-    from tasks.storage import StorageError
-
-    try:
-        return registry_command(options)
-    except (PermanentError, StorageError, OSError) as error:
-        print(f"retrain: error: {one_line_error(error)}", file=sys.stderr)
-        return 1
 
 
 def one_line_error(error: BaseException) -> str:

@@ -392,15 +392,20 @@ class DeploymentSettings:
 
 
 def form_optional(name: str) -> bool:
-    """Lists and switches: their Params also take null, meaning the default. Airflow's trigger
-    form marks every Param whose type excludes null as required (*), which would ask for a
-    value where an empty list or an unset switch is the point."""
-    return json_schemas(PipelineConfig)[name]["type"] in ("array", "boolean")
+    """Lists, switches and text that may be left empty: their Params also take null, meaning
+    the default. Airflow's trigger form marks every Param whose type excludes null as required
+    (*) and refuses to submit a required field left empty, which would block the whole form
+    where an empty list, an unset switch or empty text is the point."""
+    schema = json_schemas(PipelineConfig)[name]
+    if schema["type"] in ("array", "boolean"):
+        return True
+    return schema["type"] == "string" and not list(value_problems(name, schema, ""))
 
 
 def field_problems(name: str, value: Any) -> Iterator[str]:
     """What is wrong with one value of a config setting, as its Param's schema would say
-    (null stands for the default of a list or a switch, see `form_optional`)."""
+    (null stands for the default of a list, a switch or text that may be empty, see
+    `form_optional`)."""
     if value is None and form_optional(name):
         return iter(())
     return value_problems(name, json_schemas(PipelineConfig)[name], value)

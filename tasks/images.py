@@ -13,14 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tasks.errors import PermanentError
+
 # Checked from the header, before any pixel is decoded. Pillow's own guard (which refuses at
 # twice its MAX_IMAGE_PIXELS while opening) is aligned with it.
 MAX_PIXELS = 40_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-class ImageDecodeError(ValueError):
-    """An object that is not a usable image; the message names the key and the reason."""
+class ImageDecodeError(PermanentError, ValueError):
+    """An object that is not a usable image; the message names the key and the reason.
+    Permanent: trying again reads the same bytes."""
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,19 @@ def test_lists_and_switches_are_optional_in_the_form_and_null_means_their_defaul
     assert from_form == PipelineConfig()
 
 
+def test_no_param_whose_default_is_empty_is_required_in_the_form():
+    """The form refuses to submit a required field left empty: one such Param (inventory_uri,
+    default "") kept the whole form from being submitted with its defaults."""
+    from tasks.config import PipelineConfig, param_schemas
+
+    schemas = param_schemas()
+    empty = {name for name, schema in schemas.items() if schema["default"] in ("", None, [], {})}
+    assert "inventory_uri" in empty
+    assert [name for name in empty if marked_required(schemas[name])] == []
+    # Their null is their default (or, for an optional threshold, "off", which is its default).
+    assert PipelineConfig.from_params(dict.fromkeys(empty)) == PipelineConfig()
+
+
 def test_params_are_grouped_in_the_forms_sections_and_described():
     from tasks.config import SECTIONS
 

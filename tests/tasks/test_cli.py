@@ -83,3 +83,44 @@ def test_registry_problems_are_one_line_with_the_fix(s3, s3_endpoint, bucket):
     assert missing_version.returncode == 1
     assert missing_version.stderr.strip().startswith("retrain: error: ")
     assert "Traceback" not in missing_version.stderr
+
+
+def error_line(completed: subprocess.CompletedProcess) -> str:
+    """The command's one error line, after checking it failed without a traceback."""
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "Traceback" not in completed.stderr, completed.stderr
+    (line,) = [line for line in completed.stderr.splitlines() if line.startswith("retrain: error: ")]
+    return line
+
+
+def test_missing_wrong_or_unreachable_credentials_and_endpoints_are_one_line(s3_endpoint, monkeypatch):
+    from tasks.demo.local_s3 import LocalS3
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    no_credentials = retrain("models", "list", "--bucket", "any-bucket", endpoint=s3_endpoint)
+    assert "s3://any-bucket: no AWS credentials found" in error_line(no_credentials)
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "no-such-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "no-such-secret")
+    with LocalS3(require_auth=True) as guarded:
+        refused = retrain("models", "list", "--bucket", "any-bucket", endpoint=guarded.endpoint_url)
+    assert "access denied; check the credentials" in error_line(refused)
+
+    unreachable = retrain("demo-data", "--bucket", "any-bucket", endpoint="http://127.0.0.1:9")
+    assert "S3 endpoint unreachable" in error_line(unreachable) and "check endpoint_url" in unreachable.stderr
+
+
+def test_an_unreadable_image_is_one_line(s3, s3_endpoint, bucket, candidate, tmp_path):
+    from tasks.config import PipelineConfig
+    from tasks.deploy import publish_version
+
+    publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-1")
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not an image")
+    unreadable = retrain("predict", str(not_an_image), "--bucket", bucket, endpoint=s3_endpoint)
+    assert str(not_an_image) in error_line(unreadable)
+    missing = retrain("predict", str(tmp_path / "gone.png"), "--bucket", bucket, endpoint=s3_endpoint)
+    assert error_line(missing) == f"retrain: error: {tmp_path / 'gone.png'}: No such file or directory"
