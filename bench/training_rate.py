@@ -29,7 +29,7 @@ def training_rate(image_count: int = DEFAULT_IMAGES) -> float:
     image_count = max(32, image_count // 32 * 32)
     generator = np.random.default_rng(0)
     images = generator.uniform(0, 1, (image_count, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
-    labels = generator.integers(0, CLASS_COUNT, image_count)
+    labels = np.eye(CLASS_COUNT, dtype="float32")[generator.integers(0, CLASS_COUNT, image_count)]
     keras.utils.set_random_seed(1)
     model = build_reference_cnn(IMAGE_SIZE, CLASS_COUNT)
     seconds = _epoch_seconds(

@@ -10,6 +10,7 @@ environment once per installation.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -411,10 +412,37 @@ def field_problems(name: str, value: Any) -> Iterator[str]:
     return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
+# A deployment's own defaults for the Params, as a JSON object (the trigger form shows them).
+PARAM_DEFAULTS_ENV = "RETRAIN_PARAM_DEFAULTS"
+
+
+def deployment_param_defaults() -> dict[str, Any]:
+    """The Param defaults the deployment sets in RETRAIN_PARAM_DEFAULTS, e.g. `make ui`'s
+    digits (classes in label order, no flips); each checked as a run's value would be."""
+    text = os.environ.get(PARAM_DEFAULTS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        defaults = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidSettingsError(f"{PARAM_DEFAULTS_ENV}: not a JSON object ({error})") from None
+    if not isinstance(defaults, dict):
+        raise InvalidSettingsError(f"{PARAM_DEFAULTS_ENV}: not a JSON object of Param names and values")
+    refused = unknown_params(list(defaults), known=[option.name for option in fields(PipelineConfig)])
+    if refused:
+        raise InvalidSettingsError(f"{PARAM_DEFAULTS_ENV}: {refused}")
+    try:
+        PipelineConfig.from_params(defaults)
+    except InvalidSettingsError as error:
+        raise InvalidSettingsError(f"{PARAM_DEFAULTS_ENV}: {error}") from None
+    return defaults
+
+
 def param_schemas() -> dict[str, dict[str, Any]]:
     """Each Param's default and JSON schema (type, bounds, description, section), in form order.
-    Defaults are read now, so environment defaults apply when the DAG file is parsed."""
-    defaults = PipelineConfig()
+    Defaults are read now, so environment defaults (and the deployment's Param defaults) apply
+    when the DAG file is parsed."""
+    defaults = PipelineConfig.from_params(deployment_param_defaults())
     schemas = json_schemas(PipelineConfig)
     declared = {option.name: option for option in fields(PipelineConfig)}
     ordered = {}

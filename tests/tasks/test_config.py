@@ -74,3 +74,22 @@ def test_every_param_is_documented():
 
     documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert [name for name in param_schemas() if f"| `{name}` |" not in documented] == []
+
+
+def test_a_deployment_sets_the_forms_defaults_and_a_bad_one_is_one_line(monkeypatch):
+    from tasks.config import PARAM_DEFAULTS_ENV
+    from tasks.errors import InvalidSettingsError
+
+    monkeypatch.setenv(PARAM_DEFAULTS_ENV, '{"class_names": ["zero", "one"], "augment_flip": false}')
+    schemas = param_schemas()
+    assert (schemas["class_names"]["default"], schemas["augment_flip"]["default"]) == (["zero", "one"], False)
+    assert schemas["epochs"]["default"] == PipelineConfig().epochs
+    for setting, refusal in (
+        ('{"epoch": 3}', "unknown Param epoch; did you mean epochs?"),
+        ('{"epochs": 0}', "epochs: 0 is less than the minimum of 1"),
+        ("epochs=3", "not a JSON object"),
+    ):
+        monkeypatch.setenv(PARAM_DEFAULTS_ENV, setting)
+        with pytest.raises(InvalidSettingsError, match=refusal) as refused:
+            param_schemas()
+        assert str(refused.value).startswith(f"{PARAM_DEFAULTS_ENV}: ") and "\n" not in str(refused.value)
