@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.records import GateResults
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # GX logs every public function it registers, at INFO, on first import.
 logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
@@ -128,6 +130,7 @@ class Validator:
         )
         self.source = self.context.data_sources.add_pandas("pipeline")
         self.results: dict[str, Any] = {}
+        self.failures: list[str] = []
 
     def run(
         self, name: str, frame: pd.DataFrame, expectations: list[Any], key_column: str | None = None
@@ -187,4 +190,10 @@ class Validator:
                         setting=meta.get("setting"),
                     )
                 )
+        self.failures += [outcome.describe() for outcome in outcomes if not outcome.success]
         return outcomes
+
+    def gate_results(self) -> GateResults:
+        """The verdict of every suite run so far, as validation_results.json holds it."""
+        passed = bool(self.results) and all(bool(run.get("success")) for run in self.results.values())
+        return GateResults(success=passed, failures=list(self.failures), suites=dict(self.results))

@@ -26,7 +26,7 @@ from tasks.layout import (
     model_layout,
     run_layout,
 )
-from tasks.records import DatasetRecord, JsonRecord
+from tasks.records import DatasetRecord, GateResults, JsonRecord
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -73,7 +73,7 @@ class NightFacts:
     outcome: NightOutcome
     collected: dict[str, Any] | None
     quarantine: dict[str, Any] | None
-    gate: dict[str, bool | None]  # stage -> passed (None: not run)
+    gate: dict[str, GateResults | None]  # stage -> the gate's verdict (None: not run)
     result_pages: dict[str, str]  # stage -> its validation-results page, relative to the report
     dataset: DatasetRecord | None
     attempts: list[AttemptFacts]
@@ -92,8 +92,9 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
     layout = run_layout(config, run_id)
     gate, result_pages = {}, {}
     for stage in ("raw", "processed"):
-        results = optional_json(client, layout.validation_results(stage))
-        gate[stage] = None if results is None else bool(results.get("success"))
+        gate[stage] = GateResults.read_cached(
+            client, layout.validation_results(stage), instead="the report shows that gate as not run"
+        )
         pages = [
             item["Key"]
             for item in iter_objects(client, layout.validation_pages(stage))
@@ -254,12 +255,14 @@ def changes_section(facts: NightFacts) -> str:
 
 def gate_section(facts: NightFacts) -> str:
     rows = []
-    for stage, passed in facts.gate.items():
-        state = "not run" if passed is None else ("passed" if passed else "FAILED")
+    for stage, results in facts.gate.items():
+        state = "not run" if results is None else ("passed" if results.success else "FAILED")
         docs = f"<a href='data_docs/{stage}/index.html'>Data Docs ({stage})</a>"
         if stage in facts.result_pages:
             docs += f" &middot; <a href='{text(facts.result_pages[stage])}'>expectation results ({stage})</a>"
-        link = docs if passed is not None else "-"
+        if results is not None and results.failures:
+            docs = "<br>".join(text(failure) for failure in results.failures) + "<br>" + docs
+        link = docs if results is not None else "-"
         rows.append([text(stage), f"<span class='{state.split()[0].lower()}'>{state}</span>", link])
     return "<section><h2>Data-quality gate</h2>" + table(["stage", "outcome", "details"], rows) + "</section>"
 

@@ -184,7 +184,7 @@ def checked_and_reported(
     with tempfile.TemporaryDirectory(prefix="data-docs-") as scratch:
         validator, failure = check_processed(frames, config, Path(scratch))
         upload_tree(client, Path(scratch), layout.data_docs(stage))
-    put_json(client, layout.validation_results(stage), validator.results)
+    put_json(client, layout.validation_results(stage), validator.gate_results().to_json())
     log.info("Data Docs: %s", layout.data_docs_index(stage))
     return failure
 

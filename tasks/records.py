@@ -110,6 +110,16 @@ class DatasetRecord(JsonRecord):
 
 
 @dataclass(frozen=True)
+class GateResults(JsonRecord):
+    """`reports/<run>/data_docs/<stage>/validation_results.json`: one data-quality gate's
+    verdict, written by validate (raw) and preprocess (processed), read by the night report."""
+
+    success: bool  # every suite passed
+    failures: list[str]  # one line per failed expectation, as the task's failure says it
+    suites: dict[str, Any]  # Great Expectations' summary of each suite's run, by suite name
+
+
+@dataclass(frozen=True)
 class ChampionScore(JsonRecord):
     """The production model scored on a candidate's test split."""
 

@@ -287,7 +287,7 @@ def report_gate(
     are uploaded by the caller); raises DataValidationError when the data is unfit.
     `gated_by_run`: the run that gated this manifest, when not this one (tasks/gated_nights.py)."""
     layout = run_layout(config, run_id)
-    put_json(client, layout.validation_results("raw"), validator.results)
+    put_json(client, layout.validation_results("raw"), validator.gate_results().to_json())
     put_json(
         client,
         layout.quarantine,

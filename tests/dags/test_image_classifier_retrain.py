@@ -6,6 +6,7 @@ The give-up path is the night after the week's (tests/dags/test_warm_start_night
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import uuid
@@ -28,6 +29,8 @@ def test_nightly_run_deploys_a_complete_version(champion_nights, s3):
     assert night.states["night_report"] == "success"
     report = night.report(s3)
     assert b"Deployed version 1" in report and b"attempt-1/confusion_matrix.png" in report
+    # Both gates passed, as the real validation results say (their reader once said FAILED).
+    assert report.count(b"<span class='passed'>passed</span>") == 2 and b"FAILED" not in report
     assert night.states["deploy"] == "success"
     assert night.states["attempt_1.accept"] == "success"
     assert night.states["attempt_2.plan"] == night.states["attempt_2.train"] == "skipped"
@@ -112,7 +115,11 @@ def test_a_class_without_images_fails_the_gate_and_keeps_production(gate_failure
     assert night.states["preprocess"] == "upstream_failed"
     reason = "class two: 0 images < min_images_per_class 5"
     assert night.states["night_report"] == "success"  # the report is written, the run still fails
-    assert b"Failed at validate" in night.report(s3)
+    report = night.report(s3)
+    assert b"Failed at validate" in report
+    # The raw gate failed, naming the expectation that failed; the processed gate never ran.
+    assert b"<span class='failed'>FAILED</span>" in report and html.escape(reason).encode() in report
+    assert b"<span class='not'>not run</span>" in report
     assert reason in night.log
     assert night.pointer == production_before
 

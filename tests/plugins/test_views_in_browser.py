@@ -55,6 +55,8 @@ def test_the_night_report_opens_in_the_runs_tab_with_its_pictures_and_data_docs(
     decision = report.locator("#decision")
     decision.wait_for(timeout=60_000)
     assert decision.inner_text() == "Deployed version 1"
+    # Both data-quality gates passed on this green night, and the report says so.
+    assert report.locator("span.passed").all_inner_texts() == ["passed", "passed"]
     page.screenshot(path=str(BUILD / "night-report.png"))
     accuracy = float(report.locator(".accuracy").first.inner_text())
     assert 0.5 <= accuracy <= 1

@@ -9,6 +9,7 @@ from tasks.config import PipelineConfig
 from tasks.deploy import publish_version
 from tasks.layout import run_layout
 from tasks.night_report import NightOutcome, outcome_of, write_night_report
+from tasks.records import GateResults
 from tasks.storage import S3Uri, exists, get_bytes, put_json
 
 COLLECTED = {
@@ -26,13 +27,17 @@ QUARANTINE = {"quarantined": [{"key": "raw/one/bad.png", "reasons": ["not decoda
 def night_outputs(
     s3, bucket: str, run_id: str, *, gate_passed: bool, dataset_uri: str | None, gated_by: str = ""
 ) -> None:
-    """What collect, validate and assemble_dataset leave under a run."""
+    """What collect, validate and assemble_dataset leave under a run, through their records
+    where they have one (a whole night's documents are read in tests/dags/)."""
     layout = run_layout(PipelineConfig(bucket=bucket), run_id)
     put_json(s3, layout.manifest_summary, COLLECTED)
     put_json(s3, layout.quarantine, {**QUARANTINE, "gated_by_run": gated_by or run_id})
-    put_json(s3, layout.validation_results("raw"), {"success": gate_passed})
+    failures = [] if gate_passed else ["class two: 0 images < min_images_per_class 5"]
+    raw_gate = GateResults(success=gate_passed, failures=failures, suites={})
+    put_json(s3, layout.validation_results("raw"), raw_gate.to_json())
     if dataset_uri:
-        put_json(s3, layout.validation_results("processed"), {"success": True})
+        processed_gate = GateResults(success=True, failures=[], suites={})
+        put_json(s3, layout.validation_results("processed"), processed_gate.to_json())
         put_json(s3, layout.dataset_ref, {"dataset_uri": dataset_uri, "dataset_id": "ds1"})
 
 
