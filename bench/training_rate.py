@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGE_SIZE = 128
 CLASS_COUNT = 10
-DEFAULT_IMAGES = 320
+DEFAULT_IMAGES = 256
 
 
 def training_rate(image_count: int = DEFAULT_IMAGES) -> float:

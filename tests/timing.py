@@ -19,6 +19,7 @@ _tests_per_file: dict[str, set[str]] = defaultdict(set)
 
 
 def record_report(report: pytest.TestReport) -> None:
+    """Adds one phase (set-up, call or tear-down) of one test to its file's time."""
     test_file = report.nodeid.split("::", 1)[0]
     _seconds_per_file[test_file] += report.duration
     _tests_per_file[test_file].add(report.nodeid)
