@@ -75,12 +75,14 @@ def reporting_user_errors(options: argparse.Namespace) -> int:
     endpoint, no such bucket, model or version, an unreadable image) is one line on stderr
     naming the fix, and exit status 1, never a traceback."""
     from tasks.errors import PermanentError
+    from tasks.layout import bucket_root
     from tasks.storage import S3_ERRORS, StorageError, explain
 
     try:
         return run_command(options)
     except S3_ERRORS as error:
-        where = f"s3://{options.bucket}" if getattr(options, "bucket", None) else "S3"
+        bucket = getattr(options, "bucket", None)
+        where = str(bucket_root(bucket)).rstrip("/") if bucket else "S3"
         print(f"retrain: error: {one_line_error(explain(error, where))}", file=sys.stderr)
     except (PermanentError, StorageError, OSError) as error:
         print(f"retrain: error: {one_line_error(error)}", file=sys.stderr)

@@ -19,6 +19,7 @@ from PIL import Image
 from tasks.collect import collect_manifest
 from tasks.config import PipelineConfig
 from tasks.preprocess import build_dataset
+from tasks.records import GateResults
 from tasks.storage import S3Uri, get_json, put_bytes
 from tasks.validate import DataValidationError, gate_raw_manifest
 
@@ -163,5 +164,6 @@ def test_data_docs_and_results_are_published(s3, seeded):
     assert result.data_docs_uri == f"s3://{seeded}/reports/gate/data_docs/raw/index.html"
     body = s3.get_object(Bucket=seeded, Key="reports/gate/data_docs/raw/index.html")["Body"].read()
     assert b"raw_manifest_rows" in body
-    results = get_json(s3, S3Uri(seeded, "reports/gate/data_docs/raw/validation_results.json"))
-    assert set(results) == {"raw_manifest_rows", "raw_manifest_classes"}
+    results = GateResults.read(s3, S3Uri(seeded, "reports/gate/data_docs/raw/validation_results.json"))
+    assert set(results.suites) == {"raw_manifest_rows", "raw_manifest_classes"}
+    assert results.success and results.failures == []
