@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
@@ -69,7 +69,6 @@ class Night:
     bucket: str
     model_name: str
     pointer: bytes | None  # production.json as the night left it (None: there was none)
-    instances: dict[tuple[str, int], Any] = field(repr=False, default_factory=dict)
 
     @property
     def segment(self) -> str:
@@ -137,7 +136,6 @@ class NightRunner:
             dag_run, states = run_with_defaults_restored(
                 self.retrain_dag, self.pristine_params, bucket=bucket, model_name=model_name, **conf
             )
-            instances = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
         return Night(
             run_id=dag_run.run_id,
             state=dag_run.state,
@@ -147,7 +145,6 @@ class NightRunner:
             bucket=bucket,
             model_name=model_name,
             pointer=self.pointer(bucket, model_name),
-            instances=instances,
         )
 
     def pointer(self, bucket: str, model_name: str) -> bytes | None:
