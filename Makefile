@@ -35,8 +35,10 @@ demo: install
 	$(BIN)/retrain demo --output demo-output --airflow-home .airflow
 
 ## The Airflow UI on this machine with a local S3 holding the demo data; Ctrl-C stops it all.
+UI_HOME ?= .airflow-ui
+UI_PORT ?= 8080
 ui: install
-	$(BIN)/retrain ui --airflow-home .airflow-ui
+	$(BIN)/retrain ui --airflow-home $(UI_HOME) --port $(UI_PORT)
 
 ## Lint, format and type checks, then the whole test suite against real S3 (moto server),
 ## Airflow, GX, TensorFlow and a real Docker engine (started here if none runs, and stopped

@@ -11,7 +11,7 @@ An `AirflowPlugin` that mounts a FastAPI app on the API server under `/retrain`:
   mirror alike;
 - `/retrain/runs/<dag_id>/<run_id>/go/<target>`: where a task's extra link leads (the raw
   gate's Data Docs from `validate`, an attempt in the night report from `evaluate`, the
-  deployed version's model card from `deploy`);
+  deployed version's model card page from `deploy`);
 - `/retrain/models`: every model's versions and an accuracy chart, in the navigation bar.
 
 Airflow does not authenticate plugin apps: every route depends on `requires_access_dag`,
@@ -109,7 +109,7 @@ def go(dag_id: str, run_id: str, target: str) -> RedirectResponse:
         outcome = NightOutcome.from_json(json.loads(written)) if written else None
         if outcome is None or outcome.version is None:
             raise HTTPException(404, f"run {run_id} deployed no version (see its night report)")
-        card = ModelLayout.of(bucket, model_name).version(outcome.version).model_card
+        card = ModelLayout.of(bucket, model_name).version(outcome.version).model_card_page
         return RedirectResponse(f"../files/{card.key}", status_code=307)
     raise HTTPException(404, f"no link {target}: data-docs, attempt-<n> or model-card")
 

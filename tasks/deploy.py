@@ -13,7 +13,7 @@ import logging
 from tasks.config import PipelineConfig
 from tasks.freshness import settings_digest, trainer_code_version, training_signature
 from tasks.layout import AttemptLayout
-from tasks.model_card import build_card, card_markdown
+from tasks.model_card import build_card, card_html, card_markdown
 from tasks.records import Candidate, DatasetRecord, Publication
 from tasks.registry import Registry
 from tasks.storage import S3Client, S3Uri, copy_object, get_json, put_bytes, put_json
@@ -85,6 +85,7 @@ def publish_version(
     )
     put_json(client, version.model_card, card)
     put_bytes(client, version.model_card_markdown, card_markdown(card).encode(), "text/markdown")
+    put_bytes(client, version.model_card_page, card_html(card).encode(), "text/html; charset=utf-8")
     export_for_serving(client, attempt.model, version.serving_export)
     put_bytes(client, version.marker, b"")
     registry.promote(version.version)

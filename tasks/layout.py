@@ -287,6 +287,11 @@ class VersionLayout:
         return self.root.join("model_card.md")
 
     @property
+    def model_card_page(self) -> S3Uri:
+        """The card as a page people open (the UI's "Model card" link, the night report's)."""
+        return self.root.join("model_card.html")
+
+    @property
     def serving_base(self) -> S3Uri:
         """TensorFlow Serving's model base path; it polls the numbered folders below it."""
         return self.root.join("serving")

@@ -111,7 +111,7 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
     ]
     card_path = None
     if outcome.version is not None:
-        card_path = f"../../{model_layout(config).version(outcome.version).model_card.key}"
+        card_path = f"../../{model_layout(config).version(outcome.version).model_card_page.key}"
     return NightFacts(
         model_name=config.model_name,
         run_id=run_id,
@@ -194,15 +194,25 @@ def decision_section(facts: NightFacts) -> str:
         "gave up": "Gave up: production kept",
         "failed": f"Failed at {outcome.failed_task or 'an unknown task'}: production kept",
     }.get(outcome.ended, outcome.ended)
-    card = (
-        f"<p><a href='{text(facts.model_card_path)}'>Model card (model_card.json)</a></p>"
-        if facts.model_card_path
-        else ""
-    )
     return (
         f"<section class='decision {text(outcome.ended.replace(' ', '-'))}'><h2>Decision</h2>"
-        f"<p class='headline' id='decision'>{text(headline)}</p><p>{text(outcome.reason)}</p>{card}</section>"
+        f"<p class='headline' id='decision'>{text(headline)}</p><p>{text(outcome.reason)}</p>"
+        f"{top_links(facts)}</section>"
     )
+
+
+def top_links(facts: NightFacts) -> str:
+    """The night's model card and Data Docs, first thing on the page."""
+    links = (
+        [(f"Model card, version {facts.outcome.version}", facts.model_card_path)]
+        if facts.model_card_path
+        else []
+    )
+    links += [(f"Data Docs ({stage} gate)", page) for stage, page in facts.result_pages.items()]
+    if not links:
+        return ""
+    anchors = " · ".join(f"<a href='{text(path)}'>{text(title)}</a>" for title, path in links)
+    return f"<p class='links'>{anchors}</p>"
 
 
 def changes_section(facts: NightFacts) -> str:
@@ -291,7 +301,7 @@ def attempts_section(facts: NightFacts) -> str:
     for attempt in facts.attempts:
         evaluation = attempt.evaluation
         blessing = attempt.blessing or {}
-        champion = blessing.get("champion")
+        champion = evaluation.get("champion")  # evaluate scores the champion; blessing only compares
         training = blessing.get("training", {})
         epochs = f"{training.get('epochs_trained', '-')} / {training.get('kept_epoch', '-')}"
         verdict = "blessed: " if blessing.get("blessed") else "not blessed: "

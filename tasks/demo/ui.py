@@ -5,9 +5,12 @@ home (`.airflow-ui/`, apart from `make demo`'s), the DAG unscheduled so that unp
 starts nothing by itself, the in-process trainer backend (a trainer container could not
 reach an endpoint on this machine's loopback), and the demo's digits settings as the Params'
 defaults (classes in label order, no left-right flips), so the form's defaults train what
-`make demo` trains. Airflow's own output goes to a log file; the banner (URL, login, the S3
-endpoint) comes last. Ctrl-C stops everything. The endpoint keeps objects in memory, so the
-UI's metadata starts afresh too: no run is listed whose reports are gone.
+`make demo` trains; RETRAIN_PARAM_DEFAULTS in the environment changes them further.
+
+Airflow's own output goes to a log file; the banner (URL, login, the S3 endpoint) comes
+last, and again whenever Enter is pressed. Ctrl-C stops everything within seconds. The
+endpoint keeps objects in memory, so the UI's metadata starts afresh too: no run is listed
+whose reports are gone.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from tasks.config import PARAM_DEFAULTS_ENV, PipelineConfig
+from tasks.config import PARAM_DEFAULTS_ENV, PipelineConfig, deployment_param_defaults
 from tasks.demo.local_s3 import DUMMY_CREDENTIALS, LocalS3
 from tasks.demo.run import airflow_command, demo_params, exit_on_sigterm, upload_demo_data
 
@@ -47,21 +52,23 @@ def admin_password(airflow_home: Path) -> str:
     return json.loads(generated.read_text()).get("admin", "?") if generated.exists() else "?"
 
 
+STOP_GRACE_SECONDS = 6
+
+
 def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """standalone starts the scheduler, API server and others as its children: SIGINT lets it
-    stop them; whatever is left of its process group is killed after a grace period."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    """standalone runs the scheduler, API server and others as its children, in its own process
+    group: each gets SIGTERM and a few seconds to stop, then the group is killed. The metadata
+    they would have saved is forgotten at the next start anyway (see forget_earlier_runs)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # children that outlived the grace period or their parent
+    process.wait()
 
 
-# The quick run the banner suggests; tests/tasks/demo/test_ui.py runs it on the demo data.
+# The quick run the banner suggests; tests/tasks/demo/test_ui.py triggers it from the form.
 QUICK_RUN = {"image_size": 32, "epochs": 2}
 
 
@@ -71,9 +78,41 @@ def forget_earlier_runs(airflow_home: Path) -> None:
     shutil.rmtree(airflow_home / "logs", ignore_errors=True)
 
 
+def banner(url: str, password: str, config: PipelineConfig, endpoint_url: str, airflow_log: Path) -> str:
+    """What a person needs from `make ui`, printed after Airflow is up and again on Enter."""
+    defaults = f"The default Params train the digits {config.epochs} epochs at {config.image_size} px"
+    if (config.image_size, config.epochs) == (QUICK_RUN["image_size"], QUICK_RUN["epochs"]):
+        training = f"  {defaults}, about a minute.\n"
+    else:
+        quick = ", ".join(f"{name} {value}" for name, value in QUICK_RUN.items())
+        training = f"  {defaults}, minutes on a CPU; a quick run:\n  {quick} in the Training section.\n"
+    credentials = " ".join(f"{name}={value}" for name, value in DUMMY_CREDENTIALS.items())
+    return (
+        f"\nAirflow UI: {url}  (login admin / {password})\n"
+        "  DAG image_classifier_retrain: Trigger (the form unpauses it); it runs only when triggered.\n"
+        f"{training}"
+        f"  Airflow's log: {airflow_log}\n"
+        f"  S3 endpoint: {endpoint_url} (in memory: its data, and the UI's runs, are gone after Ctrl-C)\n"
+        "  From another shell (retrain models list, retrain predict IMAGE):\n"
+        f"    export AWS_ENDPOINT_URL={endpoint_url} {credentials}\n"
+        "Enter shows this again; Ctrl-C stops Airflow and the S3 endpoint."
+    )
+
+
+def reprint_on_enter(text: str) -> None:
+    """Airflow's output goes to its log, but a person's own scrolling can still bury the banner."""
+
+    def reprint() -> None:
+        for _ in sys.stdin:
+            print(text, flush=True)
+
+    threading.Thread(target=reprint, daemon=True, name="banner").start()
+
+
 def run_ui(airflow_home: Path, port: int) -> int:
     exit_on_sigterm()
-    param_defaults = demo_params({})
+    # The demo's digits settings, under whatever defaults this shell's deployment sets.
+    param_defaults = demo_params(deployment_param_defaults())
     config = PipelineConfig.from_params(param_defaults)
     url = f"http://127.0.0.1:{port}"
     airflow_home.mkdir(parents=True, exist_ok=True)
@@ -100,6 +139,7 @@ def run_ui(airflow_home: Path, port: int) -> int:
             standalone = subprocess.Popen(
                 [airflow, "standalone"],
                 env=env,
+                stdin=subprocess.DEVNULL,  # Enter is the banner's (reprint_on_enter)
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -111,23 +151,9 @@ def run_ui(airflow_home: Path, port: int) -> int:
                     f"(see {airflow_log})"
                 )
                 return 1
-            quick = ", ".join(f"{name} {value}" for name, value in QUICK_RUN.items())
-            print(
-                f"\nAirflow UI: {url}  (login admin / {admin_password(airflow_home)})\n"
-                "  DAG image_classifier_retrain: unpause it, then Trigger; it runs only when triggered.\n"
-                f"  The default Params train the digits {config.epochs} epochs at {config.image_size} px, "
-                "minutes on a CPU; a quick run:\n"
-                f"  {quick} in the Training section.\n"
-                f"  Airflow's log: {airflow_log}\n"
-                f"  S3 endpoint: {s3.endpoint_url} (in memory: its data, and the UI's runs, are gone "
-                "after Ctrl-C)\n"
-                "  From another shell (retrain models list, retrain predict IMAGE):\n"
-                f"    export AWS_ENDPOINT_URL={s3.endpoint_url} "
-                + " ".join(f"{name}={value}" for name, value in DUMMY_CREDENTIALS.items())
-                + "\n"
-                "Ctrl-C stops Airflow and the S3 endpoint.",
-                flush=True,
-            )
+            text = banner(url, admin_password(airflow_home), config, s3.endpoint_url, airflow_log)
+            print(text, flush=True)
+            reprint_on_enter(text)
             standalone.wait()
             return standalone.returncode or 0
         except KeyboardInterrupt:

@@ -75,6 +75,9 @@ def test_a_regression_against_the_champion_is_refused_and_the_run_stays_green(ch
     blessing = attempt_file(s3, refused, "blessing.json")
     assert not blessing["blessed"] and "champion minus margin" in blessing["reason"], blessing["reason"]
     assert json.loads(refused.pointer or b"null")["version"] == 1
+    # The night report names the champion the attempt was compared with.
+    champion = f"<td>champion</td><td>v1: {evaluation['champion']['accuracy']:.4f}</td>"
+    assert champion in refused.report(s3).decode()
 
 
 def test_a_candidate_within_the_margin_is_deployed_over_a_real_comparison(champion_nights, s3):

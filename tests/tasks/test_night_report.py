@@ -62,8 +62,12 @@ def test_a_deploy_night_shows_the_changes_the_attempt_and_the_new_version(s3, bu
     # The pictures are copied next to the report, and the model card link resolves from there.
     assert exists(s3, S3Uri(bucket, "reports/r1/attempt-1/confusion_matrix.png"))
     assert "src='attempt-1/confusion_matrix.png'" in page
-    assert "href='../../models/digits-cnn/1/model_card.json'" in page
-    assert exists(s3, S3Uri(bucket, "models/digits-cnn/1/model_card.json"))
+    # The model card page is the first link on the page, under the decision.
+    assert (
+        "<p class='links'><a href='../../models/digits-cnn/1/model_card.html'>Model card, version 1</a>"
+        in page
+    )
+    assert exists(s3, S3Uri(bucket, "models/digits-cnn/1/model_card.html"))
 
 
 def test_a_night_with_nothing_to_train_says_so(s3, bucket, candidate):
