@@ -291,7 +291,7 @@ def night_report() -> str:
     """Writes the night report (reports/<run>/night_report.html), whatever the night's end:
     deployed, nothing to train, gave up or failed. The UI shows it on each run."""
     from retrain_alerts import RunRecords, failed_tasks, recording_failure
-    from tasks.config import PipelineConfig
+    from tasks.config import report_settings
     from tasks.errors import PermanentError
     from tasks.night_report import outcome_of, write_night_report
     from tasks.records import Publication
@@ -304,8 +304,7 @@ def night_report() -> str:
     published = ti.xcom_pull(task_ids="deploy") if states.get("deploy") == "success" else None
     version = Publication.from_json(published).version if published else None
     outcome = outcome_of(states, failed, records.failure_reason, version)
-    # The run's own Params, leniently: a night refused for a misspelt key gets its report too.
-    config = PipelineConfig.from_params(dict(context["params"]))
+    config, _ = report_settings(dict(context["params"]))
     with recording_failure(context):
         try:
             uri = write_night_report(s3_client(), config, run_id, outcome)

@@ -48,7 +48,7 @@ def run_settings(dag_id: str, run_id: str) -> tuple[str, str]:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from tasks.config import PipelineConfig
+    from tasks.config import report_settings
 
     if dag_id != RETRAIN_DAG_ID:
         raise HTTPException(404, f"{dag_id} writes no night reports; {RETRAIN_DAG_ID} does")
@@ -56,18 +56,21 @@ def run_settings(dag_id: str, run_id: str) -> tuple[str, str]:
         dag_run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
         if dag_run is None:
             raise HTTPException(404, f"no run {run_id} of {dag_id}")
-        config = PipelineConfig.from_params(dict(dag_run.conf or {}))
+        config, _ = report_settings(dict(dag_run.conf or {}))
     return config.bucket, config.model_name
 
 
 @artifact_app.get("/runs/{dag_id}/{run_id}/report", dependencies=[Depends(requires_access_dag(method="GET"))])
-def night_report(dag_id: str, run_id: str) -> RedirectResponse:
+def night_report(dag_id: str, run_id: str) -> Response:
+    from tasks.artifacts import missing_report_page
     from tasks.layout import run_layout_of, run_segment
+    from tasks.storage import exists
 
     bucket, _ = run_settings(dag_id, run_id)
-    return RedirectResponse(
-        f"files/{run_layout_of(bucket, run_segment(run_id)).night_report.key}", status_code=307
-    )
+    report = run_layout_of(bucket, run_segment(run_id)).night_report
+    if not exists(s3_client(), report):
+        return HTMLResponse(missing_report_page(run_id, str(report)), status_code=404)
+    return RedirectResponse(f"files/{report.key}", status_code=307)
 
 
 @artifact_app.get(

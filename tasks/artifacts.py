@@ -58,6 +58,19 @@ def content_type(key: str) -> str:
     return CONTENT_TYPES.get(suffix, "application/octet-stream")
 
 
+def missing_report_page(run_id: str, report_uri: str) -> str:
+    """What the Night report tab shows for a run without a report (yet)."""
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>No night report</title>"
+        "<style>body { font-family: system-ui, sans-serif; margin: 1.5rem; }</style></head><body>"
+        f"<h1>No night report for {html.escape(run_id)}</h1>"
+        f"<p id='missing-report'>{html.escape(report_uri)} does not exist. The run's night_report task "
+        "writes it when the run ends, whatever its end: this run has not got there yet, or its "
+        "bucket could not be written (that task's log says why), or the report was deleted.</p>"
+        "</body></html>"
+    )
+
+
 @dataclass(frozen=True)
 class VersionRow:
     """One published version as the model page lists it."""

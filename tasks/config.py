@@ -412,6 +412,20 @@ def field_problems(name: str, value: Any) -> Iterator[str]:
     return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
+def report_settings(params: dict[str, Any]) -> tuple[PipelineConfig, str | None]:
+    """Where a run's night report goes and what it may show, also for a run whose Params fail
+    the checks (the night failed; its report says why): the run's settings, else its bucket and
+    model name alone, else the deployment's. The second value is the refusal, if any."""
+    try:
+        return PipelineConfig.from_params(params), None
+    except InvalidSettingsError as refused:
+        location: dict[str, Any] = {name: params[name] for name in ("bucket", "model_name") if name in params}
+        try:
+            return PipelineConfig.from_params(location), str(refused)
+        except InvalidSettingsError:
+            return PipelineConfig.from_params({}), str(refused)
+
+
 # A deployment's own defaults for the Params, as a JSON object (the trigger form shows them).
 PARAM_DEFAULTS_ENV = "RETRAIN_PARAM_DEFAULTS"
 

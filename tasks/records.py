@@ -4,7 +4,8 @@ Each is a frozen dataclass that writes itself as JSON (`to_json`) and reads itse
 (`from_json`, nested records included), so a step's output and the next step's input are one
 contract: the DAG passes `to_json()` through XCom and the receiving task calls `from_json`.
 Keys a record does not declare are ignored on reading (documents may grow); a key it needs
-and does not find is a `RecordError` naming the record, the keys and where it came from.
+and does not find, or a value of another JSON type than its field's, is a `RecordError`
+naming the record, the field and where it came from.
 
 This module holds the records several steps share (the dataset record is read by train,
 evaluate, deploy, freshness and retention); a step's own result sits beside its step.
@@ -43,8 +44,41 @@ def _nested_records(cls: type) -> dict[str, type]:
     return nested
 
 
+@cache
+def _field_kinds(cls: type) -> dict[str, tuple[type, ...]]:
+    """The JSON value types each field accepts, by name (a field typed Any accepts any)."""
+    kinds: dict[str, tuple[type, ...]] = {}
+    for name, hint in get_type_hints(cls).items():
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        accepted: list[type] = []
+        for option in options:
+            origin = typing.get_origin(option) or option
+            if option is Any:
+                break
+            if option is type(None):
+                accepted.append(type(None))
+            elif isinstance(origin, type) and issubclass(origin, JsonRecord | Mapping):
+                accepted.append(Mapping)
+            elif origin in (list, tuple):
+                accepted += [list, tuple]
+            elif origin is float:
+                accepted += [float, int]
+            elif isinstance(origin, type):
+                accepted.append(origin)
+        else:
+            kinds[name] = tuple(accepted)
+    return kinds
+
+
+def _kind_problem(value: Any, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in accepted:
+        return True  # JSON's true is not a number
+    return not isinstance(value, accepted)
+
+
 class JsonRecord:
-    """Mixin for frozen dataclasses: `to_json` and `from_json`."""
+    """Mixin for frozen dataclasses: `to_json` and `from_json` (which checks each value's
+    JSON type against the field's: a number where text belongs is a `RecordError`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -61,12 +95,20 @@ class JsonRecord:
             where = f"{source}: " if source else ""
             raise RecordError(f"{where}not a {cls.__name__} record: no {', '.join(missing)}")
         owner: Any = cls
-        nested = _nested_records(owner)
+        nested, kinds = _nested_records(owner), _field_kinds(owner)
         values = {}
         for option in declared:
             if option.name not in document:
                 continue
             value = document[option.name]
+            accepted = kinds.get(option.name)
+            if accepted and _kind_problem(value, accepted):
+                where = f"{source}: " if source else ""
+                expected = " or ".join(sorted({kind.__name__ for kind in accepted}))
+                raise RecordError(
+                    f"{where}not a {cls.__name__} record: {option.name} is "
+                    f"{type(value).__name__} {value!r:.40}, not {expected}"
+                )
             if option.name in nested and isinstance(value, Mapping):
                 value = nested[option.name].from_json(value, source)  # type: ignore[attr-defined]
             values[option.name] = value

@@ -103,3 +103,24 @@ def test_validate_links_to_its_data_docs_and_other_tasks_get_no_link(api_server,
     # This night deployed nothing: its model-card link says so in one line.
     status, _, body = get(run_url(api_server, run_id, "go/model-card"), token)
     assert status == 404 and b"deployed no version" in body
+
+
+def test_a_run_whose_params_fail_the_checks_still_gets_its_report_in_the_tab(
+    api_server, run_night, s3, bucket
+):
+    """Each value passes its Param's schema; together they fail the config's cross-field check.
+    The night fails, its report says why, and the tab shows it; without a report, a page says
+    why instead of an error."""
+    from tasks.storage import delete_keys
+
+    night = run_night(bucket=bucket, min_image_side=100, max_image_side=50)
+    assert night.state == "failed", night.states
+    reason = "min_image_side 100 is above max_image_side 50"
+    assert reason in night.report(s3).decode()
+    token = login(api_server, "admin")
+    status, kind, body = get(run_url(api_server, night.run_id, "report"), token)
+    assert (status, kind) == (200, "text/html; charset=utf-8") and reason.encode() in body
+    delete_keys(s3, bucket, [run_layout(PipelineConfig(bucket=bucket), night.run_id).night_report.key])
+    status, kind, body = get(run_url(api_server, night.run_id, "report"), token)
+    assert (status, kind) == (404, "text/html; charset=utf-8")
+    assert b"id='missing-report'" in body and b"night_report task" in body
