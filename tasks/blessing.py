@@ -16,6 +16,7 @@ from tasks.config import ATTEMPT_GROUPS, PipelineConfig
 from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
 from tasks.records import Evaluation, JsonRecord
+from tasks.run_documents import AttemptTraining, BlessingDocument
 from tasks.storage import S3Client, get_json, put_json
 
 log = logging.getLogger(__name__)
@@ -120,17 +121,17 @@ def next_step(blessed: bool, blessing_reason: str, attempt: int, max_attempts: i
     return Decision(Verdict.GIVE_UP, f"attempt {attempt} of {max_attempts} not blessed: {blessing_reason}")
 
 
-def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> dict[str, Any]:
+def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> AttemptTraining:
     """What the attempt trained (for a retry: what it changed) and which epoch it published."""
     from tasks.train import TrainRequest, describe_attempt
 
     result = get_json(client, attempt.train_result)
     request = TrainRequest.from_json(result["request"])
-    return {
-        "attempt": describe_attempt(request, number),
-        "epochs_trained": result["epochs_trained"],
-        "kept_epoch": result["kept_epoch"],
-    }
+    return AttemptTraining(
+        attempt=describe_attempt(request, number),
+        epochs_trained=result["epochs_trained"],
+        kept_epoch=result["kept_epoch"],
+    )
 
 
 def blessing_of(evaluation: Evaluation, config: PipelineConfig) -> Blessing:
@@ -157,7 +158,10 @@ def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: Evaluati
     put_json(
         client,
         blessing_uri,
-        blessing.to_json() | {"training": training_summary(client, attempt_layout, evaluation.attempt)},
+        BlessingDocument.from_json(
+            blessing.to_json()
+            | {"training": training_summary(client, attempt_layout, evaluation.attempt).to_json()}
+        ).to_json(),
     )
     attempts = min(config.max_attempts, ATTEMPT_GROUPS)
     decision = next_step(blessing.blessed, blessing.reason, evaluation.attempt, attempts)

@@ -49,6 +49,7 @@ from tasks.partitions import (
     write_slots,
 )
 from tasks.records import JsonRecord
+from tasks.run_documents import ManifestSummary
 from tasks.storage import (
     PermanentStorageError,
     S3Client,
@@ -326,19 +327,19 @@ def summarize_manifest(
     put_json(
         client,
         layout.manifest_summary,
-        {
-            "manifest_uri": str(layout.manifest),
-            "objects": objects,
-            "objects_read": objects_read,
-            "objects_new": sum(part.objects_new for part in collected),
-            "objects_changed": objects_read - sum(part.objects_new for part in collected),
-            "objects_removed": sum(part.objects_removed for part in collected),
-            "partitions": len(collected),
-            "class_names": list(config.class_names),
-            "class_names_from": class_names_from,
-            "objects_per_folder": images_per_class,
-            "skipped_as_noise": skipped or {},
-        },
+        ManifestSummary(
+            manifest_uri=str(layout.manifest),
+            objects=objects,
+            objects_read=objects_read,
+            objects_new=sum(part.objects_new for part in collected),
+            objects_changed=objects_read - sum(part.objects_new for part in collected),
+            objects_removed=sum(part.objects_removed for part in collected),
+            partitions=len(collected),
+            class_names=list(config.class_names),
+            class_names_from=class_names_from,
+            objects_per_folder=images_per_class,
+            skipped_as_noise=skipped or {},
+        ).to_json(),
     )
     log.info(
         "collected %d objects in %d partition(s): %d read, %d from the catalog, %d not decodable; "

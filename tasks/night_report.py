@@ -27,6 +27,7 @@ from tasks.layout import (
     run_layout,
 )
 from tasks.records import DatasetRecord, GateResults, JsonRecord
+from tasks.run_documents import BlessingDocument, DatasetRef, ManifestSummary, QuarantineList
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -60,7 +61,7 @@ class AttemptFacts:
 
     number: int
     evaluation: dict[str, Any]
-    blessing: dict[str, Any] | None
+    blessing: BlessingDocument | None
     pictures: dict[str, str] = field(default_factory=dict)  # title -> path relative to the report
 
 
@@ -71,8 +72,8 @@ class NightFacts:
     model_name: str
     run_id: str
     outcome: NightOutcome
-    collected: dict[str, Any] | None
-    quarantine: dict[str, Any] | None
+    collected: ManifestSummary | None
+    quarantine: QuarantineList | None
     gate: dict[str, GateResults | None]  # stage -> the gate's verdict (None: not run)
     result_pages: dict[str, str]  # stage -> its validation-results page, relative to the report
     dataset: DatasetRecord | None
@@ -102,8 +103,9 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
         ]
         if pages:
             result_pages[stage] = pages[0].removeprefix(layout.reports.key.rstrip("/") + "/")
-    dataset_ref = optional_json(client, layout.dataset_ref)
-    dataset = DatasetRecord.read(client, dataset_ref["dataset_uri"]) if dataset_ref else None
+    left_out = "the report leaves it out"
+    dataset_ref = DatasetRef.read_cached(client, layout.dataset_ref, instead=left_out)
+    dataset = DatasetRecord.read(client, dataset_ref.dataset_uri) if dataset_ref else None
     attempts = [
         facts
         for number in range(1, ATTEMPT_GROUPS + 1)
@@ -116,8 +118,8 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
         model_name=config.model_name,
         run_id=run_id,
         outcome=outcome,
-        collected=optional_json(client, layout.manifest_summary),
-        quarantine=optional_json(client, layout.quarantine),
+        collected=ManifestSummary.read_cached(client, layout.manifest_summary, instead=left_out),
+        quarantine=QuarantineList.read_cached(client, layout.quarantine, instead=left_out),
         gate=gate,
         result_pages=result_pages,
         dataset=dataset,
@@ -138,7 +140,8 @@ def attempt_facts(client: S3Client, layout: RunLayout, number: int) -> AttemptFa
             relative = f"attempt-{number}/{name}"
             copy_object(client, source, layout.report_file(relative))
             pictures[title] = relative
-    return AttemptFacts(number, evaluation, optional_json(client, attempt.blessing), pictures)
+    blessing = BlessingDocument.read_cached(client, attempt.blessing, instead="the report says not decided")
+    return AttemptFacts(number, evaluation, blessing, pictures)
 
 
 def write_night_report(client: S3Client, config: PipelineConfig, run_id: str, outcome: NightOutcome) -> S3Uri:
@@ -220,33 +223,33 @@ def changes_section(facts: NightFacts) -> str:
     if collected is None:
         return "<section><h2>What changed</h2><p>The night stopped before collecting.</p></section>"
     rows = [
-        ["objects listed", collected.get("objects", 0)],
-        ["new", collected.get("objects_new", "-")],
-        ["changed", collected.get("objects_changed", "-")],
-        ["removed since the last night", collected.get("objects_removed", "-")],
-        ["unchanged (from the catalog)", collected.get("objects", 0) - collected.get("objects_read", 0)],
-        ["skipped as noise", sum(collected.get("skipped_as_noise", {}).values())],
+        ["objects listed", collected.objects],
+        ["new", collected.objects_new],
+        ["changed", collected.objects_changed],
+        ["removed since the last night", collected.objects_removed],
+        ["unchanged (from the catalog)", collected.objects - collected.objects_read],
+        ["skipped as noise", sum(collected.skipped_as_noise.values())],
     ]
-    quarantined = (facts.quarantine or {}).get("quarantined", [])
-    if facts.quarantine and "rows_checked" in facts.quarantine:
-        rows.append(["checked by the gate tonight", facts.quarantine["rows_checked"]])
-        rows.append(["gate outcome carried from earlier nights", facts.quarantine["rows_carried"]])
-    gated_by = (facts.quarantine or {}).get("gated_by_run")
-    if gated_by and gated_by != facts.run_id:
-        rows.append(["manifest the same as the one gated by run", text(gated_by)])
+    quarantine = facts.quarantine
+    quarantined = quarantine.quarantined if quarantine else []
+    if quarantine:
+        rows.append(["checked by the gate tonight", quarantine.rows_checked])
+        rows.append(["gate outcome carried from earlier nights", quarantine.rows_carried])
+        if quarantine.gated_by_run != facts.run_id:
+            rows.append(["manifest the same as the one gated by run", text(quarantine.gated_by_run)])
     rows.append(["quarantined", len(quarantined)])
     quarantine_rows = [
-        [text(item["key"]), text("; ".join(item["reasons"]))] for item in quarantined[:QUARANTINE_ROWS_SHOWN]
+        [text(item.key), text("; ".join(item.reasons))] for item in quarantined[:QUARANTINE_ROWS_SHOWN]
     ]
     more = len(quarantined) - len(quarantine_rows)
-    quarantine = (
+    quarantine_table = (
         "<h3>Quarantined objects</h3>"
         + table(["object", "reasons"], quarantine_rows)
         + (f"<p>... and {more} more in quarantine.json</p>" if more > 0 else "")
         if quarantined
         else ""
     )
-    noise = collected.get("skipped_as_noise", {})
+    noise = collected.skipped_as_noise
     noise_text = (
         "<p class='muted'>Skipped as noise: "
         + text(", ".join(f"{name} ({count})" for name, count in sorted(noise.items())))
@@ -258,7 +261,7 @@ def changes_section(facts: NightFacts) -> str:
         "<section><h2>What changed</h2>"
         + table(["objects", "count"], [[text(name), text(value)] for name, value in rows])
         + noise_text
-        + quarantine
+        + quarantine_table
         + "</section>"
     )
 
@@ -282,7 +285,7 @@ def dataset_section(facts: NightFacts) -> str:
     if dataset is None:
         return "<section><h2>Dataset</h2><p>No dataset was assembled this night.</p></section>"
     splits = [[text(split), text(count)] for split, count in dataset.split_counts.items()]
-    per_class = (facts.collected or {}).get("objects_per_folder", {})
+    per_class = facts.collected.objects_per_folder if facts.collected else {}
     classes = [[text(name), text(per_class.get(name, "-"))] for name in dataset.class_names]
     size = dataset.image_size
     return (
@@ -300,13 +303,16 @@ def attempts_section(facts: NightFacts) -> str:
     parts = ["<section><h2>Attempts</h2>"]
     for attempt in facts.attempts:
         evaluation = attempt.evaluation
-        blessing = attempt.blessing or {}
+        blessing = attempt.blessing
         champion = evaluation.get("champion")  # evaluate scores the champion; blessing only compares
-        training = blessing.get("training", {})
-        epochs = f"{training.get('epochs_trained', '-')} / {training.get('kept_epoch', '-')}"
-        verdict = "blessed: " if blessing.get("blessed") else "not blessed: "
+        training = blessing.training if blessing else None
+        epochs = f"{training.epochs_trained} / {training.kept_epoch}" if training else "- / -"
+        if blessing is None:
+            verdict = "not decided"
+        else:
+            verdict = text(("blessed: " if blessing.blessed else "not blessed: ") + blessing.reason)
         rows = [
-            ["what it trained", text(training.get("attempt", "-"))],
+            ["what it trained", text(training.attempt if training else "-")],
             ["epochs trained / kept", text(epochs)],
             ["test accuracy", f"<span class='accuracy'>{evaluation['accuracy']:.4f}</span>"],
             ["macro F1", f"{evaluation['macro_f1']:.4f}"],
@@ -314,10 +320,7 @@ def attempts_section(facts: NightFacts) -> str:
                 "champion",
                 text(f"v{champion['version']}: {champion['accuracy']:.4f}") if champion else "none yet",
             ],
-            [
-                "blessing",
-                text(verdict + blessing.get("reason", "-")) if blessing else "not decided",
-            ],
+            ["blessing", verdict],
         ]
         pictures = "".join(
             f"<figure><img src='{text(path)}' alt='{text(title)}'>"

@@ -44,6 +44,7 @@ from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
 from tasks.partitions import Partition, content_slot, split_frame, write_parts
 from tasks.records import DatasetRecord, JsonRecord
+from tasks.run_documents import DatasetRef
 from tasks.shards import SPLITS
 from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
 from tasks.validate import DataValidationError
@@ -316,7 +317,7 @@ def finish_dataset(
     put_json(
         client,
         run_layout(config, run_id).dataset_ref,
-        {"dataset_uri": str(dataset.record), "dataset_id": dataset_id},
+        DatasetRef(dataset_uri=str(dataset.record), dataset_id=dataset_id).to_json(),
     )
     decoded = sum(part.images_decoded for part in processed)
     reused = sum(part.images_reused for part in processed)

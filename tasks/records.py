@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import types
 import typing
 from collections.abc import Mapping
@@ -32,15 +33,31 @@ class RecordError(PermanentError, ValueError):
     """A document that is not the record it should be (written by another version, or damaged)."""
 
 
+# Python 3.11 can fail compiling annotations in two threads at once ("AST constructor recursion
+# depth mismatch", fixed in 3.12), so the first reading of a record's hints is serialized.
+_HINTS_LOCK = threading.Lock()
+
+
 @cache
-def _nested_records(cls: type) -> dict[str, type]:
-    """The fields of `cls` that hold a record (or None), by name: they are read back as records."""
+def _type_hints(cls: type) -> dict[str, Any]:
+    with _HINTS_LOCK:
+        return get_type_hints(cls)
+
+
+@cache
+def _nested_records(cls: type) -> dict[str, tuple[type, bool]]:
+    """The fields of `cls` that hold a record (or None), or a list of records, by name: (the
+    record's class, whether it is a list). They are read back as records."""
     nested = {}
-    for name, hint in get_type_hints(cls).items():
+    for name, hint in _type_hints(cls).items():
         options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         for option in options:
             if isinstance(option, type) and issubclass(option, JsonRecord):
-                nested[name] = option
+                nested[name] = (option, False)
+            elif typing.get_origin(option) is list:
+                (item,) = typing.get_args(option) or (Any,)
+                if isinstance(item, type) and issubclass(item, JsonRecord):
+                    nested[name] = (item, True)
     return nested
 
 
@@ -48,7 +65,7 @@ def _nested_records(cls: type) -> dict[str, type]:
 def _field_kinds(cls: type) -> dict[str, tuple[type, ...]]:
     """The JSON value types each field accepts, by name (a field typed Any accepts any)."""
     kinds: dict[str, tuple[type, ...]] = {}
-    for name, hint in get_type_hints(cls).items():
+    for name, hint in _type_hints(cls).items():
         options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
         accepted: list[type] = []
         for option in options:
@@ -109,8 +126,17 @@ class JsonRecord:
                     f"{where}not a {cls.__name__} record: {option.name} is "
                     f"{type(value).__name__} {value!r:.40}, not {expected}"
                 )
-            if option.name in nested and isinstance(value, Mapping):
-                value = nested[option.name].from_json(value, source)  # type: ignore[attr-defined]
+            if option.name in nested:
+                record, is_list = nested[option.name]
+                if is_list:
+                    if not all(isinstance(item, Mapping) for item in value):
+                        where = f"{source}: " if source else ""
+                        raise RecordError(
+                            f"{where}not a {cls.__name__} record: {option.name} holds a non-object"
+                        )
+                    value = [record.from_json(item, source) for item in value]  # type: ignore[attr-defined]
+                elif isinstance(value, Mapping):
+                    value = record.from_json(value, source)  # type: ignore[attr-defined]
             values[option.name] = value
         return cls(**values)
 

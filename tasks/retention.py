@@ -30,6 +30,7 @@ from tasks.layout import (
 from tasks.partitions import content_slot
 from tasks.records import DatasetRecord, JsonRecord
 from tasks.registry import Registry
+from tasks.run_documents import DatasetRef
 from tasks.storage import (
     S3Client,
     S3Uri,
@@ -96,7 +97,7 @@ def remove_old_runs(client: S3Client, bucket: str, *, current_run_id: str, keep_
     for segment in kept:
         reference = run_layout_of(bucket, segment).dataset_ref
         if exists(client, reference):
-            kept_datasets.add(get_json(client, reference)["dataset_id"])
+            kept_datasets.add(DatasetRef.read(client, reference).dataset_id)
     referenced_packs: set[str] = set()
     removed_datasets = 0
     for dataset_id in list_folders(client, datasets_root(bucket)):

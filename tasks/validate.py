@@ -23,6 +23,7 @@ from tasks.errors import PermanentError
 from tasks.expectations import Outcome, Validator, table
 from tasks.layout import run_layout
 from tasks.row_outcomes import OUTCOME_COLUMNS, difference, read_row_outcomes, write_row_outcomes
+from tasks.run_documents import QuarantinedObject, QuarantineList
 from tasks.storage import S3Client, put_csv, put_json, upload_tree
 
 log = logging.getLogger(__name__)
@@ -288,19 +289,18 @@ def report_gate(
     `gated_by_run`: the run that gated this manifest, when not this one (tasks/gated_nights.py)."""
     layout = run_layout(config, run_id)
     put_json(client, layout.validation_results("raw"), validator.gate_results().to_json())
+    quarantined = [QuarantinedObject(key, reasons) for key, reasons in sorted(verdict.quarantine.items())]
     put_json(
         client,
         layout.quarantine,
-        {
-            "manifest_uri": manifest_uri,
-            "quarantined": [
-                {"key": key, "reasons": reasons} for key, reasons in sorted(verdict.quarantine.items())
-            ],
-            "duplicates_dropped": verdict.duplicates,
-            "rows_checked": rows_checked,
-            "rows_carried": objects - rows_checked,
-            "gated_by_run": gated_by_run or run_id,
-        },
+        QuarantineList(
+            manifest_uri=manifest_uri,
+            quarantined=quarantined,
+            duplicates_dropped=verdict.duplicates,
+            rows_checked=rows_checked,
+            rows_carried=objects - rows_checked,
+            gated_by_run=gated_by_run or run_id,
+        ).to_json(),
     )
     for key, reasons in sorted(verdict.quarantine.items()):
         log.warning("%s: %s; quarantined", key, "; ".join(reasons))

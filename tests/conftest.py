@@ -190,8 +190,11 @@ def tiny_model_bytes(tmp_path_factory) -> bytes:
 
 @pytest.fixture
 def candidate(s3, bucket, tiny_model_bytes):
-    """An attempt's outputs as train, evaluate and decide leave them (a tiny real model)."""
+    """An attempt's outputs as train, evaluate and decide leave them (a tiny real model); the
+    blessing through the real rule and its document's record."""
+    from tasks.blessing import bless
     from tasks.records import Candidate, DatasetRecord
+    from tasks.run_documents import AttemptTraining, BlessingDocument
     from tasks.storage import S3Uri, put_bytes, put_json
     from tasks.train import TrainRequest, TrainResult
 
@@ -219,16 +222,16 @@ def candidate(s3, bucket, tiny_model_bytes):
             "per_class": per_class,
         },
     )
-    put_json(
-        s3,
-        attempt.join("blessing.json"),
-        {
-            "blessed": True,
-            "reason": "accuracy 0.9700 meets every threshold",
-            "checks": [],
-            "baseline": None,
-        },
+    blessing = bless(
+        {"attempt": 1, "model_uri": f"{attempt_uri}/model.keras", "accuracy": 0.97, "macro_f1": 0.96},
+        None,
+        min_accuracy=0.9,
+        min_macro_f1=None,
+        max_regression=0.0,
     )
+    training = AttemptTraining(attempt="attempt 1: fresh model", epochs_trained=1, kept_epoch=1)
+    document = BlessingDocument.from_json(blessing.to_json() | {"training": training.to_json()})
+    put_json(s3, attempt.join("blessing.json"), document.to_json())
     request = TrainRequest(f"s3://{bucket}/runs/r1/dataset/dataset.json", attempt_uri, epochs=1)
     trained = TrainResult(
         model_uri=f"{attempt_uri}/model.keras",

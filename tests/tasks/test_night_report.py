@@ -1,5 +1,6 @@
 """The night report as a plain function against the moto S3 server, without Airflow: a deploy
-night, a night with nothing to train and a night the gate refused."""
+night, a night with nothing to train and a night the gate refused. The documents it reads are
+built through their records, as their writers build them (a real night's are read in tests/dags/)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ from tasks.deploy import publish_version
 from tasks.layout import run_layout
 from tasks.night_report import NightOutcome, outcome_of, write_night_report
 from tasks.records import GateResults
+from tasks.run_documents import DatasetRef, ManifestSummary, QuarantinedObject, QuarantineList
 from tasks.storage import S3Uri, exists, get_bytes, put_json
 
-COLLECTED = {
-    "objects": 120,
-    "objects_read": 7,
-    "objects_new": 5,
-    "objects_changed": 2,
-    "objects_removed": 3,
-    "skipped_as_noise": {".DS_Store": 2},
-    "objects_per_folder": {"zero": 60, "one": 60},
-}
-QUARANTINE = {"quarantined": [{"key": "raw/one/bad.png", "reasons": ["not decodable: truncated"]}]}
+COLLECTED = ManifestSummary(
+    manifest_uri="s3://b/runs/r1/manifest.csv",
+    objects=120,
+    objects_read=7,
+    objects_new=5,
+    objects_changed=2,
+    objects_removed=3,
+    partitions=1,
+    class_names=["zero", "one"],
+    class_names_from="raw folders",
+    objects_per_folder={"zero": 60, "one": 60},
+    skipped_as_noise={".DS_Store": 2},
+)
+QUARANTINED = [QuarantinedObject("raw/one/bad.png", ["not decodable: truncated"])]
 
 
 def night_outputs(
@@ -30,15 +36,23 @@ def night_outputs(
     """What collect, validate and assemble_dataset leave under a run, through their records
     where they have one (a whole night's documents are read in tests/dags/)."""
     layout = run_layout(PipelineConfig(bucket=bucket), run_id)
-    put_json(s3, layout.manifest_summary, COLLECTED)
-    put_json(s3, layout.quarantine, {**QUARANTINE, "gated_by_run": gated_by or run_id})
+    put_json(s3, layout.manifest_summary, COLLECTED.to_json())
+    quarantine = QuarantineList(
+        manifest_uri=COLLECTED.manifest_uri,
+        quarantined=QUARANTINED,
+        duplicates_dropped=[],
+        rows_checked=COLLECTED.objects,
+        rows_carried=0,
+        gated_by_run=gated_by or run_id,
+    )
+    put_json(s3, layout.quarantine, quarantine.to_json())
     failures = [] if gate_passed else ["class two: 0 images < min_images_per_class 5"]
     raw_gate = GateResults(success=gate_passed, failures=failures, suites={})
     put_json(s3, layout.validation_results("raw"), raw_gate.to_json())
     if dataset_uri:
         processed_gate = GateResults(success=True, failures=[], suites={})
         put_json(s3, layout.validation_results("processed"), processed_gate.to_json())
-        put_json(s3, layout.dataset_ref, {"dataset_uri": dataset_uri, "dataset_id": "ds1"})
+        put_json(s3, layout.dataset_ref, DatasetRef(dataset_uri=dataset_uri, dataset_id="ds1").to_json())
 
 
 def report_text(s3, uri: S3Uri) -> str:

@@ -49,3 +49,42 @@ def test_a_document_that_is_not_the_record_names_what_it_lacks(s3, bucket):
         DatasetRecord.read(s3, uri)
     assert str(raised.value).startswith(f"{uri}: not a DatasetRecord record: no image_size, class_names")
     assert isinstance(raised.value, PermanentError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("test_images", "180", "test_images is str '180', not int"),
+        ("test_images", True, "test_images is bool True, not int"),
+        ("accuracy", "0.95", "accuracy is str '0.95', not float or int"),
+        ("attempt_uri", 7, "attempt_uri is int 7, not str"),
+        ("champion", [1], "champion is list [1], not Mapping or NoneType"),
+    ],
+)
+def test_a_value_of_another_json_type_names_the_document_and_the_field(s3, bucket, field, value, message):
+    uri = S3Uri(bucket, "runs/r/attempt-2/evaluation-record.json")
+    put_json(s3, uri, {**EVALUATION.to_json(), field: value})
+    with pytest.raises(RecordError) as raised:
+        Evaluation.read(s3, uri)
+    assert str(raised.value) == f"{uri}: not a Evaluation record: {message}"
+
+
+def test_a_whole_number_is_a_float_and_null_an_optional_value():
+    read = Evaluation.from_json({**EVALUATION.to_json(), "accuracy": 1, "champion": None})
+    assert (read.accuracy, read.champion) == (1, None)
+
+
+def test_a_list_of_records_reads_back_as_records():
+    from tasks.run_documents import QuarantinedObject, QuarantineList
+
+    listed = QuarantineList(
+        manifest_uri="s3://b/runs/r/manifest.csv",
+        quarantined=[QuarantinedObject("raw/one/bad.png", ["not decodable: truncated"])],
+        duplicates_dropped=[],
+        rows_checked=3,
+        rows_carried=0,
+        gated_by_run="r",
+    )
+    assert QuarantineList.from_json(json.loads(json.dumps(listed.to_json()))) == listed
+    with pytest.raises(RecordError, match="quarantined holds a non-object"):
+        QuarantineList.from_json({**listed.to_json(), "quarantined": ["raw/one/bad.png"]})

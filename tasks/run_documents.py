@@ -1,0 +1,77 @@
+"""The documents a night writes under `runs/<run>/` for people and for later steps, one record
+each: collect's manifest summary, the gate's quarantine list, the dataset reference, and an
+attempt's blessing with what it trained. Their writers write through these records and every
+reader (the night report, retention) reads through them (see tasks/records.py for the
+contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.records import JsonRecord
+
+
+@dataclass(frozen=True)
+class ManifestSummary(JsonRecord):
+    """`runs/<run>/manifest.json`: what collect listed and read tonight."""
+
+    manifest_uri: str
+    objects: int
+    objects_read: int
+    objects_new: int
+    objects_changed: int
+    objects_removed: int
+    partitions: int
+    class_names: list[str]
+    class_names_from: str
+    objects_per_folder: dict[str, int]
+    skipped_as_noise: dict[str, int]
+
+
+@dataclass(frozen=True)
+class QuarantinedObject(JsonRecord):
+    key: str
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class QuarantineList(JsonRecord):
+    """`runs/<run>/quarantine.json`: the objects the raw gate set aside and why."""
+
+    manifest_uri: str
+    quarantined: list[QuarantinedObject]
+    duplicates_dropped: list[str]  # keys of exact duplicates left out of the dataset
+    rows_checked: int
+    rows_carried: int
+    gated_by_run: str  # the run that gated this manifest (an earlier one when unchanged)
+
+
+@dataclass(frozen=True)
+class DatasetRef(JsonRecord):
+    """`runs/<run>/dataset_ref.json`: the dataset this run trains on (datasets are shared)."""
+
+    dataset_uri: str
+    dataset_id: str
+
+
+@dataclass(frozen=True)
+class AttemptTraining(JsonRecord):
+    """What an attempt trained (for a retry: what it changed) and which epoch it published."""
+
+    attempt: str
+    epochs_trained: int
+    kept_epoch: int
+
+
+@dataclass(frozen=True)
+class BlessingDocument(JsonRecord):
+    """`runs/<run>/attempt-<n>/blessing.json`: the blessing of one attempt (the champion it
+    was compared with is in its evaluation.json)."""
+
+    blessed: bool
+    reason: str
+    candidate: dict[str, Any]  # the attempt's identity and scores, as blessing compared them
+    baseline: dict[str, Any] | None  # the champion's scores, when compared with
+    checks: list[dict[str, Any]] = field(default_factory=list)  # one per threshold: tasks.blessing.Check
+    training: AttemptTraining | None = None
