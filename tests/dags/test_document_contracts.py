@@ -1,0 +1,60 @@
+"""One contract per S3 document: every document a real night wrote reads back through the
+record its readers use, with the values the night's other documents agree on. The night is
+the shared chain's forced night that was compared with version 1 and deployed version 2
+(tests/nights.py); the gate-failure night's documents are read in
+test_image_classifier_retrain.py."""
+
+from __future__ import annotations
+
+import json
+
+from tasks.config import PipelineConfig
+from tasks.layout import model_layout, run_layout
+from tasks.night_report import NightOutcome
+from tasks.records import DatasetRecord, Evaluation, GateResults, Pointer
+from tasks.run_documents import BlessingDocument, DatasetRef, ManifestSummary, QuarantineList
+from tasks.storage import get_json
+from tasks.train import TrainResult
+
+
+def test_every_document_of_a_deploy_night_reads_through_its_record(champion_nights, s3):
+    night = champion_nights.passed
+    config = PipelineConfig(bucket=night.bucket, model_name=night.model_name)
+    layout = run_layout(config, night.run_id)
+
+    collected = ManifestSummary.read(s3, layout.manifest_summary)
+    quarantine = QuarantineList.read(s3, layout.quarantine)
+    assert quarantine.manifest_uri == collected.manifest_uri
+    assert quarantine.rows_checked + quarantine.rows_carried == collected.objects
+    for stage in ("raw", "processed"):
+        gate = GateResults.read(s3, layout.validation_results(stage))
+        assert gate.success and gate.failures == [] and gate.suites, stage
+
+    reference = DatasetRef.read(s3, layout.dataset_ref)
+    dataset = DatasetRecord.read(s3, reference.dataset_uri)
+    assert dataset.dataset_id == reference.dataset_id
+    assert sum(dataset.split_counts.values()) == collected.objects - len(quarantine.quarantined)
+
+    attempt = layout.attempt(1)
+    trained = TrainResult.read(s3, attempt.train_result)
+    blessing = BlessingDocument.read(s3, attempt.blessing)
+    evaluation = get_json(s3, attempt.evaluation)
+    assert blessing.blessed and blessing.training is not None
+    assert blessing.training.epochs_trained == trained.epochs_trained
+    assert blessing.baseline is not None and evaluation["champion"]["version"] == 1
+    scored = Evaluation.from_json(
+        {
+            **evaluation,
+            "attempt": 1,
+            "attempt_uri": str(attempt.root),
+            "evaluation_uri": str(attempt.evaluation),
+        },
+        str(attempt.evaluation),
+    )
+    assert scored.champion is not None and scored.champion.version == 1
+
+    outcome = NightOutcome.read(s3, layout.night_outcome)
+    # The pointer as this night left it (a later night of the chain moved it on).
+    pointer = Pointer.from_json(json.loads(night.pointer or b"null"), str(model_layout(config).pointer))
+    assert (outcome.ended, outcome.version, pointer.version) == ("deployed", 2, 2)
+    assert pointer.run_id == night.run_id and pointer.dataset_id == dataset.dataset_id
