@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param, get_current_context
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
     from tasks.partitions import Partition
 
 DEPLOYMENT = DeploymentSettings()
+
+# Tasks that only talk to S3: a throttled or briefly unreachable endpoint gets three tries more.
+S3_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
 
 
 def retrain_params() -> dict[str, Param]:
@@ -126,3 +134,12 @@ def mapped_partition(context: Any, partition: dict[str, Any]) -> Partition:
     part = Partition.from_xcom(partition)
     context["partition_label"] = part.label
     return part
+
+
+def label_edge(upstream: Any, downstream: Any, label: str) -> None:
+    """`upstream >> downstream` with a label in the graph. (A Label between task groups would
+    wire the group's leaves instead of these tasks.)"""
+    upstream >> downstream
+    downstream.operator.dag.set_edge_info(
+        upstream.operator.task_id, downstream.operator.task_id, {"label": label}
+    )

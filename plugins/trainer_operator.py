@@ -140,3 +140,25 @@ class TrainerOperator(DockerOperator):
                     f"and cannot be pulled ({explanation}); build it with `make trainer-image`"
                 ) from error
             raise
+
+
+def trainer_task(train_request: Any) -> TrainerOperator:
+    """The retrain DAG's `train` task: one attempt, in the trainer container (or in-process with
+    trainer_backend=local), with the deployment's connection, engine, network and limits."""
+    from datetime import timedelta
+
+    from retrain_airflow import DEPLOYMENT
+
+    return TrainerOperator(
+        task_id="train",
+        train_request=train_request,
+        backend="{{ params.trainer_backend }}",
+        gpus="{{ params.gpus }}",
+        image="{{ params.trainer_image }}",
+        aws_conn_id=DEPLOYMENT.aws_conn_id,
+        docker_url=DEPLOYMENT.docker_url,
+        network_mode=DEPLOYMENT.docker_network,
+        shm_size=DEPLOYMENT.trainer_shm_bytes,
+        execution_timeout=timedelta(hours=DEPLOYMENT.training_timeout_hours),
+        doc_md="Runs `python -m tasks.train` with this attempt's S3 URIs and hyperparameters.",
+    )

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from tasks.config import ATTEMPT_GROUPS, PipelineConfig
-from tasks.errors import InvalidSettingsError
+from tasks.errors import InvalidSettingsError, PermanentError
 from tasks.layout import AttemptLayout
 from tasks.records import Evaluation, JsonRecord
 from tasks.run_documents import AttemptTraining, BlessingDocument
@@ -167,6 +167,18 @@ def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: Evaluati
     decision = next_step(blessing.blessed, blessing.reason, evaluation.attempt, attempts)
     log.info("%s (%s)", decision.reason, blessing_uri)
     return Decision(decision.verdict, decision.reason, str(blessing_uri))
+
+
+class NoAttemptBlessed(PermanentError):
+    """The night gave up and fail_on_give_up is set: the run fails (production is untouched)."""
+
+
+def give_up(evaluations: list[Evaluation], config: PipelineConfig) -> str:
+    """The give-up reason; raised as NoAttemptBlessed when the run should fail for it."""
+    reason = give_up_reason(evaluations, config)
+    if config.fail_on_give_up:
+        raise NoAttemptBlessed(reason)
+    return reason
 
 
 def give_up_reason(evaluations: list[Evaluation], config: PipelineConfig) -> str:

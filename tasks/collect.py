@@ -129,6 +129,21 @@ class CollectionPlan:
     skipped: dict[str, int]  # objects left out as noise (tasks/noise.py), per kind
     taken_from_run: str = ""  # the run whose plan of the same report this one took; "" when planned
 
+    def mapped(self) -> list[dict[str, Any]]:
+        """One XCom value per mapped collect instance: its partition and the run's classes
+        (read back as a Partition and as PlannedClasses)."""
+        classes = PlannedClasses(self.class_names, self.class_names_from, self.skipped).to_json()
+        return [{**partition, **classes} for partition in self.partitions]
+
+
+@dataclass(frozen=True)
+class PlannedClasses(JsonRecord):
+    """The classes plan_partitions resolved, carried by every partition it maps."""
+
+    class_names: list[str]
+    class_names_from: str
+    skipped: dict[str, int]
+
 
 @dataclass(frozen=True)
 class PartCollected(JsonRecord):

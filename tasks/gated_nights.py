@@ -96,6 +96,21 @@ class Validated:
     fingerprint: str
     taken_from_run: str  # the run whose gated manifest this night took; "" when gated tonight
 
+    def mapped(self) -> list[dict[str, Any]]:
+        """One XCom value per mapped preprocess instance: its partition and the gate's data
+        (read back as a Partition and as GatedData)."""
+        gated = GatedData(self.gate.class_names, self.gate.clean_manifest_uri, self.fingerprint).to_json()
+        return [{**partition, **gated} for partition in self.partitions]
+
+
+@dataclass(frozen=True)
+class GatedData(JsonRecord):
+    """What the gate hands to preprocess and assemble_dataset with every partition."""
+
+    class_names: list[str]
+    clean_manifest_uri: str
+    fingerprint: str
+
 
 def manifest_digest(config: PipelineConfig, parts: list[PartCollected]) -> str | None:
     """Names a night's manifest: the bytes of its parts, in order, and the row rules. None

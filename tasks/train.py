@@ -134,6 +134,34 @@ def plan_attempt(
     return request, describe_attempt(request, attempt)
 
 
+def plan_night_attempt(
+    client: S3Client,
+    config: PipelineConfig,
+    run_id: str,
+    dataset_uri: str,
+    attempt: int,
+    previous: TrainResult | None,
+) -> TrainRequest:
+    """What a night's attempt N trains: only the first may continue from the production model
+    (as warm_start decides); a retry builds on attempt N-1 (see plan_attempt). Logs why."""
+    from tasks.layout import run_layout
+    from tasks.warm_start import production_starting_point
+
+    start = production_starting_point(client, config, dataset_uri) if attempt == 1 else None
+    if start is not None:
+        log.info(start.reason)
+    request, change = plan_attempt(
+        config,
+        dataset_uri=dataset_uri,
+        attempt_uri=str(run_layout(config, run_id).attempt(attempt).root),
+        attempt=attempt,
+        start=start,
+        previous=previous,
+    )
+    log.info(change)
+    return request
+
+
 def describe_attempt(request: TrainRequest, attempt: int) -> str:
     """One line on what an attempt trains: logged by plan and recorded in its blessing."""
     if request.parent_version is not None:
