@@ -17,7 +17,7 @@ from tasks.errors import InvalidSettingsError, PermanentError
 from tasks.layout import AttemptLayout
 from tasks.records import Evaluation, JsonRecord
 from tasks.run_documents import AttemptTraining, BlessingDocument
-from tasks.storage import S3Client, get_json, put_json
+from tasks.storage import S3Client, put_json
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,14 @@ def next_step(blessed: bool, blessing_reason: str, attempt: int, max_attempts: i
 
 def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> AttemptTraining:
     """What the attempt trained (for a retry: what it changed) and which epoch it published."""
-    from tasks.train import TrainRequest, describe_attempt
+    from tasks.train import TrainRequest, TrainResult, describe_attempt
 
-    result = get_json(client, attempt.train_result)
-    request = TrainRequest.from_json(result["request"])
+    result = TrainResult.read(client, attempt.train_result)
+    request = TrainRequest.from_json(result.request)
     return AttemptTraining(
         attempt=describe_attempt(request, number),
-        epochs_trained=result["epochs_trained"],
-        kept_epoch=result["kept_epoch"],
+        epochs_trained=result.epochs_trained,
+        kept_epoch=result.kept_epoch,
     )
 
 

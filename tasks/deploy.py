@@ -16,6 +16,7 @@ from tasks.layout import AttemptLayout
 from tasks.model_card import build_card, card_html, card_markdown
 from tasks.records import Candidate, DatasetRecord, Publication
 from tasks.registry import Registry
+from tasks.run_documents import EvaluationDocument
 from tasks.storage import S3Client, S3Uri, copy_object, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
 
@@ -78,7 +79,7 @@ def publish_version(
             params=config.to_params(),
             dataset=dataset,
             train_result=trained,
-            evaluation=get_json(client, attempt.evaluation),
+            evaluation=EvaluationDocument.read(client, attempt.evaluation),
             blessing=get_json(client, attempt.blessing),
         )
         | lineage

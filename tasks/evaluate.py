@@ -16,6 +16,7 @@ from tasks.layout import AttemptLayout
 from tasks.plots import confusion_matrix_png, training_curves_png
 from tasks.records import ChampionScore, DatasetRecord, Evaluation
 from tasks.registry import Registry
+from tasks.run_documents import EvaluationDocument
 from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
 from tasks.train import open_split
@@ -100,16 +101,17 @@ def evaluate_attempt(
             "macro_f1": champion_metrics["macro_f1"],
             "metrics": champion_metrics,
         }
+    document = {
+        "model_uri": model_uri,
+        "dataset_uri": dataset_uri,
+        "test_images": len(true_labels),
+        **metrics,
+        "champion": champion_summary,
+    }
     put_json(
         client,
         output.evaluation,
-        {
-            "model_uri": model_uri,
-            "dataset_uri": dataset_uri,
-            "test_images": len(true_labels),
-            **metrics,
-            "champion": champion_summary,
-        },
+        EvaluationDocument.from_json(document, str(output.evaluation)).to_json(),
     )
     title = f"attempt {attempt}: accuracy {metrics['accuracy']:.4f} on {len(true_labels)} images"
     put_bytes(

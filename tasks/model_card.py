@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tasks.records import DatasetRecord
+    from tasks.run_documents import EvaluationDocument
 
 
 def code_version() -> str:
@@ -44,7 +45,7 @@ def build_card(
     params: dict[str, Any],
     dataset: DatasetRecord,
     train_result: dict[str, Any],
-    evaluation: dict[str, Any],
+    evaluation: EvaluationDocument,
     blessing: dict[str, Any],
 ) -> dict[str, Any]:
     return {
@@ -74,11 +75,8 @@ def build_card(
             )
         }
         | {"hyperparameters": train_result["request"], "recipe": recipe_summary(train_result["request"])},
-        "metrics": {
-            key: evaluation[key]
-            for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_roc_auc_ovr")
-        }
-        | {"test_images": evaluation["test_images"], "per_class": evaluation["per_class"]},
+        "metrics": evaluation.summary_metrics()
+        | {"test_images": evaluation.test_images, "per_class": evaluation.per_class},
         "blessing": {
             "blessed": blessing["blessed"],
             "reason": blessing["reason"],

@@ -27,13 +27,18 @@ from tasks.layout import (
     run_layout,
 )
 from tasks.records import DatasetRecord, GateResults, JsonRecord
-from tasks.run_documents import BlessingDocument, DatasetRef, ManifestSummary, QuarantineList
+from tasks.run_documents import (
+    BlessingDocument,
+    DatasetRef,
+    EvaluationDocument,
+    ManifestSummary,
+    QuarantineList,
+)
 from tasks.storage import (
     S3Client,
     S3Uri,
     copy_object,
     exists,
-    get_bytes_if_exists,
     iter_objects,
     json_bytes,
     put_bytes,
@@ -60,7 +65,7 @@ class AttemptFacts:
     """One attempt as its evaluation and blessing describe it, with its pictures' report paths."""
 
     number: int
-    evaluation: dict[str, Any]
+    evaluation: EvaluationDocument
     blessing: BlessingDocument | None
     pictures: dict[str, str] = field(default_factory=dict)  # title -> path relative to the report
 
@@ -79,13 +84,6 @@ class NightFacts:
     dataset: DatasetRecord | None
     attempts: list[AttemptFacts]
     model_card_path: str | None  # relative to the report
-
-
-def optional_json(client: S3Client, uri: S3Uri) -> Any:
-    import json
-
-    body = get_bytes_if_exists(client, uri)
-    return None if body is None else json.loads(body)
 
 
 def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome: NightOutcome) -> NightFacts:
@@ -130,7 +128,9 @@ def gather_night(client: S3Client, config: PipelineConfig, run_id: str, outcome:
 
 def attempt_facts(client: S3Client, layout: RunLayout, number: int) -> AttemptFacts | None:
     attempt = layout.attempt(number)
-    evaluation = optional_json(client, attempt.evaluation)
+    evaluation = EvaluationDocument.read_cached(
+        client, attempt.evaluation, instead="the report leaves it out"
+    )
     if evaluation is None:
         return None
     pictures = {}
@@ -304,7 +304,7 @@ def attempts_section(facts: NightFacts) -> str:
     for attempt in facts.attempts:
         evaluation = attempt.evaluation
         blessing = attempt.blessing
-        champion = evaluation.get("champion")  # evaluate scores the champion; blessing only compares
+        champion = evaluation.champion  # evaluate scores the champion; blessing only compares
         training = blessing.training if blessing else None
         epochs = f"{training.epochs_trained} / {training.kept_epoch}" if training else "- / -"
         if blessing is None:
@@ -314,11 +314,11 @@ def attempts_section(facts: NightFacts) -> str:
         rows = [
             ["what it trained", text(training.attempt if training else "-")],
             ["epochs trained / kept", text(epochs)],
-            ["test accuracy", f"<span class='accuracy'>{evaluation['accuracy']:.4f}</span>"],
-            ["macro F1", f"{evaluation['macro_f1']:.4f}"],
+            ["test accuracy", f"<span class='accuracy'>{evaluation.accuracy:.4f}</span>"],
+            ["macro F1", f"{evaluation.macro_f1:.4f}"],
             [
                 "champion",
-                text(f"v{champion['version']}: {champion['accuracy']:.4f}") if champion else "none yet",
+                text(f"v{champion.version}: {champion.accuracy:.4f}") if champion else "none yet",
             ],
             ["blessing", verdict],
         ]

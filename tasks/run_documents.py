@@ -75,3 +75,44 @@ class BlessingDocument(JsonRecord):
     baseline: dict[str, Any] | None  # the champion's scores, when compared with
     checks: list[dict[str, Any]] = field(default_factory=list)  # one per threshold: tasks.blessing.Check
     training: AttemptTraining | None = None
+
+
+@dataclass(frozen=True)
+class ChampionScores(JsonRecord):
+    """The production model scored on the same test split as the candidate."""
+
+    version: int
+    model_uri: str
+    accuracy: float
+    macro_f1: float
+    metrics: dict[str, Any]  # tasks.evaluate.classification_metrics' figures
+
+
+@dataclass(frozen=True)
+class EvaluationDocument(JsonRecord):
+    """`runs/<run>/attempt-<n>/evaluation.json` (copied into each version): an attempt's model
+    scored on the dataset's test split, and the champion it was compared with."""
+
+    model_uri: str
+    dataset_uri: str
+    test_images: int
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    macro_roc_auc_ovr: float | None  # None when the test split holds a single class
+    per_class: dict[str, dict[str, float]]  # precision, recall, f1, support per class
+    roc_auc_ovr: dict[str, float]
+    confusion_matrix: list[list[int]]  # rows true, columns predicted, in class order
+    class_names: list[str]
+    champion: ChampionScores | None  # None: no production model with these classes and size
+
+    def summary_metrics(self) -> dict[str, float | None]:
+        """The headline figures a model card lists."""
+        return {
+            "accuracy": self.accuracy,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "macro_f1": self.macro_f1,
+            "macro_roc_auc_ovr": self.macro_roc_auc_ovr,
+        }

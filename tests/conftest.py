@@ -194,7 +194,7 @@ def candidate(s3, bucket, tiny_model_bytes):
     blessing through the real rule and its document's record."""
     from tasks.blessing import bless
     from tasks.records import Candidate, DatasetRecord
-    from tasks.run_documents import AttemptTraining, BlessingDocument
+    from tasks.run_documents import AttemptTraining, BlessingDocument, EvaluationDocument
     from tasks.storage import S3Uri, put_bytes, put_json
     from tasks.train import TrainRequest, TrainResult
 
@@ -209,19 +209,22 @@ def candidate(s3, bucket, tiny_model_bytes):
         {"epochs": [1], "metrics": {"loss": [1.0], "val_accuracy": [0.9]}, "kept_epoch": 1},
     )
     per_class = {"zero": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
-    put_json(
-        s3,
-        attempt.join("evaluation.json"),
-        {
-            "accuracy": 0.97,
-            "macro_precision": 0.97,
-            "macro_recall": 0.97,
-            "macro_f1": 0.96,
-            "macro_roc_auc_ovr": 0.99,
-            "test_images": 30,
-            "per_class": per_class,
-        },
+    evaluation = EvaluationDocument(
+        model_uri=f"{attempt_uri}/model.keras",
+        dataset_uri=f"s3://{bucket}/runs/r1/dataset/dataset.json",
+        test_images=30,
+        accuracy=0.97,
+        macro_precision=0.97,
+        macro_recall=0.97,
+        macro_f1=0.96,
+        macro_roc_auc_ovr=0.99,
+        per_class=per_class,
+        roc_auc_ovr={"zero": 0.99},
+        confusion_matrix=[[3]],
+        class_names=["zero"],
+        champion=None,
     )
+    put_json(s3, attempt.join("evaluation.json"), evaluation.to_json())
     blessing = bless(
         {"attempt": 1, "model_uri": f"{attempt_uri}/model.keras", "accuracy": 0.97, "macro_f1": 0.96},
         None,

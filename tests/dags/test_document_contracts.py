@@ -11,9 +11,14 @@ import json
 from tasks.config import PipelineConfig
 from tasks.layout import model_layout, run_layout
 from tasks.night_report import NightOutcome
-from tasks.records import DatasetRecord, Evaluation, GateResults, Pointer
-from tasks.run_documents import BlessingDocument, DatasetRef, ManifestSummary, QuarantineList
-from tasks.storage import get_json
+from tasks.records import DatasetRecord, GateResults, Pointer
+from tasks.run_documents import (
+    BlessingDocument,
+    DatasetRef,
+    EvaluationDocument,
+    ManifestSummary,
+    QuarantineList,
+)
 from tasks.train import TrainResult
 
 
@@ -38,20 +43,14 @@ def test_every_document_of_a_deploy_night_reads_through_its_record(champion_nigh
     attempt = layout.attempt(1)
     trained = TrainResult.read(s3, attempt.train_result)
     blessing = BlessingDocument.read(s3, attempt.blessing)
-    evaluation = get_json(s3, attempt.evaluation)
+    evaluation = EvaluationDocument.read(s3, attempt.evaluation)
     assert blessing.blessed and blessing.training is not None
     assert blessing.training.epochs_trained == trained.epochs_trained
-    assert blessing.baseline is not None and evaluation["champion"]["version"] == 1
-    scored = Evaluation.from_json(
-        {
-            **evaluation,
-            "attempt": 1,
-            "attempt_uri": str(attempt.root),
-            "evaluation_uri": str(attempt.evaluation),
-        },
-        str(attempt.evaluation),
+    assert blessing.baseline is not None and evaluation.champion is not None
+    assert (evaluation.champion.version, blessing.baseline["accuracy"]) == (1, evaluation.champion.accuracy)
+    assert (
+        evaluation.test_images == dataset.split_counts["test"] and evaluation.model_uri == trained.model_uri
     )
-    assert scored.champion is not None and scored.champion.version == 1
 
     outcome = NightOutcome.read(s3, layout.night_outcome)
     # The pointer as this night left it (a later night of the chain moved it on).

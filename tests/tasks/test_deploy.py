@@ -40,6 +40,7 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
         "training_curves.png",
         "model_card.json",
         "model_card.md",
+        "model_card.html",
         "deployment.json",
         "serving/1/saved_model.pb",
         MARKER,
