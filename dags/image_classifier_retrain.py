@@ -38,6 +38,7 @@ from retrain_airflow import (
 )
 from retrain_alerts import FailureAlert
 from tasks.config import ATTEMPT_GROUPS
+from tasks.records import RecordJson
 from trainer_operator import trainer_task
 
 log = logging.getLogger("retrain.dag")
@@ -47,7 +48,7 @@ ACCEPT_TASKS = [f"attempt_{attempt}.accept" for attempt in range(1, ATTEMPT_GROU
 
 
 @task(**S3_RETRIES)
-def plan_partitions() -> list[dict[str, Any]]:
+def plan_partitions() -> list[RecordJson]:
     """Lists raw/ once, resolves the classes and splits the keys into partitions: one mapped
     collect (and preprocess) instance each. Each partition carries the run's classes."""
     from tasks.collect import plan_collection
@@ -57,7 +58,7 @@ def plan_partitions() -> list[dict[str, Any]]:
 
 
 @task(map_index_template=PARTITION_LABEL, **S3_RETRIES)
-def collect(partition: dict[str, Any]) -> dict[str, Any]:
+def collect(partition: RecordJson) -> RecordJson:
     """One partition: hashes and inspects its new or changed objects (the rest come from the
     catalog) and writes its part of the manifest."""
     from tasks.collect import PlannedClasses, collect_partition
@@ -68,7 +69,7 @@ def collect(partition: dict[str, Any]) -> dict[str, Any]:
 
 
 @task(**S3_RETRIES)
-def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def validate(planned: list[RecordJson], parts: list[RecordJson]) -> list[RecordJson]:
     """Merges the manifest parts and runs the data-quality gate once over the whole (quarantines
     bad objects, fails the run on unfit data), then splits the clean rows by content into
     partitions for preprocess. A manifest the gate has passed already takes that night's results."""
@@ -84,7 +85,7 @@ def validate(planned: list[dict[str, Any]], parts: list[dict[str, Any]]) -> list
 
 
 @task(map_index_template=PARTITION_LABEL, **S3_RETRIES)
-def preprocess(partition: dict[str, Any]) -> dict[str, Any]:
+def preprocess(partition: RecordJson) -> RecordJson:
     """One partition of the content: decodes, resizes and packs the images the example store
     lacks, and checks every image of the partition."""
     from tasks.gated_nights import GatedData
@@ -96,7 +97,7 @@ def preprocess(partition: dict[str, Any]) -> dict[str, Any]:
 
 
 @task(**S3_RETRIES)
-def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -> dict[str, Any]:
+def assemble_dataset(gated: list[RecordJson], parts: list[RecordJson]) -> RecordJson:
     """Checks the dataset as a whole (split fractions, labels per split) from the partitions'
     statistics and writes it, unless one with the same content exists."""
     from tasks.gated_nights import GatedData
@@ -112,7 +113,7 @@ def assemble_dataset(gated: list[dict[str, Any]], parts: list[dict[str, Any]]) -
 
 
 @task.branch(**S3_RETRIES)
-def check_for_change(dataset: dict[str, Any]) -> str:
+def check_for_change(dataset: RecordJson) -> str:
     """Trains only when the data, the training settings or the trainer code changed since
     the production model (or force_retrain is set)."""
     from tasks.freshness import check_for_change as compare_with_production
@@ -131,7 +132,7 @@ def nothing_to_train() -> None:
 
 
 @task(**S3_RETRIES)
-def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan(dataset: RecordJson, attempt: int, previous: RecordJson | None = None) -> RecordJson:
     """Decides what this attempt trains (and what it changes from the last one); the first
     attempt may continue from the production model (the warm_start Param)."""
     from tasks.preprocess import PreprocessResult
@@ -145,7 +146,7 @@ def plan(dataset: dict[str, Any], attempt: int, previous: dict[str, Any] | None 
 
 
 @task(**S3_RETRIES)
-def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> dict[str, Any]:
+def evaluate(dataset: RecordJson, trained: RecordJson, attempt: int) -> RecordJson:
     """Scores the attempt's model, and the production model if comparable, on the same test
     split; writes evaluation.json and confusion_matrix.png beside the model."""
     from tasks.evaluate import evaluate_attempt
@@ -162,7 +163,7 @@ def evaluate(dataset: dict[str, Any], trained: dict[str, Any], attempt: int) -> 
 
 
 @task.branch(**S3_RETRIES)
-def decide(evaluation: dict[str, Any]) -> str:
+def decide(evaluation: RecordJson) -> str:
     """Blesses or not (blessing.json), then deploys, retrains or gives up."""
     from tasks.blessing import Verdict, bless_attempt
     from tasks.records import Evaluation
@@ -176,7 +177,7 @@ def decide(evaluation: dict[str, Any]) -> str:
 
 
 @task
-def accept(evaluation: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+def accept(evaluation: RecordJson, dataset: RecordJson) -> RecordJson:
     """Hands this attempt's evaluation, and the data it was trained on, to deploy."""
     from tasks.preprocess import PreprocessResult
     from tasks.records import Candidate, Evaluation
@@ -186,7 +187,7 @@ def accept(evaluation: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any
 
 
 @task
-def give_up(evaluations: list[dict[str, Any]]) -> None:
+def give_up(evaluations: list[RecordJson]) -> None:
     """No attempt was blessed: production stays; the run fails unless configured not to."""
     from tasks.blessing import give_up as give_up_night
     from tasks.records import Evaluation
@@ -196,7 +197,7 @@ def give_up(evaluations: list[dict[str, Any]]) -> None:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, outlets=[PRODUCTION_MODEL], **S3_RETRIES)
-def deploy() -> dict[str, Any]:
+def deploy() -> RecordJson:
     """Publishes the accepted attempt as a new version, then moves production.json. Its only
     upstreams are the accept tasks, so it runs exactly when one attempt passed."""
     from retrain_night import accepted_candidate, announce_publication
@@ -219,7 +220,7 @@ def night_report() -> str:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **S3_RETRIES)
-def cleanup() -> dict[str, Any]:
+def cleanup() -> RecordJson:
     """Removes older runs' intermediates, datasets and packs nothing kept refers to."""
     from tasks.retention import remove_old_runs
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.storage import S3_ERRORS, S3Client, S3Uri, explain
+from tasks.storage import S3_ERRORS, ObjectSummary, S3Client, S3Uri, explain
 
 # Where a folder's key ranges start (after the folder's prefix): a folder is listed as
 # len(RANGE_STARTS) + 1 ranges. Spread over digits and letters, where object names mostly begin.
@@ -28,19 +28,19 @@ LISTING_THREADS = 10
 LISTING_COLUMNS = ["key", "bytes", "etag", "last_modified"]
 
 
-def utf8_order(summary: dict[str, Any]) -> bytes:
+def utf8_order(summary: ObjectSummary) -> bytes:
     return str(summary["Key"]).encode("utf-8")
 
 
 def list_range(
     client: S3Client, bucket: str, prefix: str, after: str | None, until: str | None
-) -> list[dict[str, Any]]:
+) -> list[ObjectSummary]:
     """The summaries of keys under `prefix` with after < key <= until (None: unbounded)."""
     paginator = client.get_paginator("list_objects_v2")
-    arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}  # boto3 keyword arguments
     if after is not None:
         arguments["StartAfter"] = after
-    found: list[dict[str, Any]] = []
+    found: list[ObjectSummary] = []
     try:
         for page in paginator.paginate(**arguments):
             for summary in page.get("Contents", []):
@@ -61,12 +61,12 @@ def folder_ranges(prefix: str, count: int = len(RANGE_STARTS) + 1) -> list[tuple
     return list(zip([None, *bounds], [*bounds, None], strict=True))
 
 
-def top_level(client: S3Client, uri: S3Uri) -> tuple[list[str], list[dict[str, Any]]]:
+def top_level(client: S3Client, uri: S3Uri) -> tuple[list[str], list[ObjectSummary]]:
     """The folders right under a prefix, and the objects right under it (not in a folder)."""
     prefix = uri.key
     paginator = client.get_paginator("list_objects_v2")
     folders: list[str] = []
-    objects: list[dict[str, Any]] = []
+    objects: list[ObjectSummary] = []
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, Delimiter="/"):
             folders += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
@@ -78,7 +78,7 @@ def top_level(client: S3Client, uri: S3Uri) -> tuple[list[str], list[dict[str, A
 
 def iter_objects_parallel(
     client: S3Client, uri: S3Uri, threads: int = LISTING_THREADS
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[ObjectSummary]:
     """Yields the object summaries under a prefix as `storage.iter_objects` does (same
     summaries, same order), listing folders and key ranges on `threads` paginators at once."""
     folders, objects = top_level(client, uri)
@@ -93,7 +93,7 @@ def iter_objects_parallel(
     yield from sorted(merged, key=utf8_order)
 
 
-def listing_frame(summaries: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def listing_frame(summaries: Iterable[ObjectSummary]) -> pd.DataFrame:
     """Object summaries as collect keeps them (LISTING_COLUMNS), in the given order."""
     rows = [
         (item["Key"], int(item["Size"]), item["ETag"].strip('"'), item["LastModified"].isoformat())

@@ -21,10 +21,12 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
-from typing import Any, Self, get_type_hints
+from typing import TYPE_CHECKING, Any, Self, get_type_hints
 
 from tasks.errors import PermanentError
-from tasks.storage import S3Client, S3Uri, get_bytes_if_exists, get_json
+
+if TYPE_CHECKING:  # boto3 is imported when a record is read, not when a DAG file is parsed
+    from tasks.storage import S3Client, S3Uri
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +95,16 @@ def _kind_problem(value: Any, accepted: tuple[type, ...]) -> bool:
     return not isinstance(value, accepted)
 
 
+# A record's JSON form (`to_json`), as XCom and S3 carry it between a writer and its readers,
+# who read it back with the record's `from_json`.
+RecordJson = dict[str, Any]
+
+
 class JsonRecord:
     """Mixin for frozen dataclasses: `to_json` and `from_json` (which checks each value's
     JSON type against the field's: a number where text belongs is a `RecordError`)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RecordJson:
         return asdict(self)  # type: ignore[call-overload]
 
     @classmethod
@@ -143,6 +150,8 @@ class JsonRecord:
     @classmethod
     def read(cls, client: S3Client, uri: str | S3Uri) -> Self:
         """The record stored as JSON at `uri`."""
+        from tasks.storage import S3Uri, get_json
+
         location = S3Uri.parse(uri) if isinstance(uri, str) else uri
         return cls.from_json(get_json(client, location), str(location))
 
@@ -150,6 +159,8 @@ class JsonRecord:
     def read_cached(cls, client: S3Client, uri: S3Uri, instead: str) -> Self | None:
         """A cache's record: None when there is none at `uri`, or it is unreadable (logged with
         what is done `instead`)."""
+        from tasks.storage import get_bytes_if_exists
+
         body = get_bytes_if_exists(client, uri)
         if body is None:
             return None

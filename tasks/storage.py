@@ -192,7 +192,12 @@ def list_folders(client: S3Client, uri: S3Uri) -> list[str]:
     return names
 
 
-def iter_objects(client: S3Client, uri: S3Uri) -> Iterator[dict[str, Any]]:
+# One object of a ListObjectsV2 page as boto3 returns it (Key, Size, ETag, LastModified, ...):
+# boto3's own dict, passed through as it came.
+ObjectSummary = dict[str, Any]
+
+
+def iter_objects(client: S3Client, uri: S3Uri) -> Iterator[ObjectSummary]:
     """Yields S3's object summaries (Key, Size, ETag, LastModified) under a prefix."""
     paginator = client.get_paginator("list_objects_v2")
     try:
