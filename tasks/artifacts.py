@@ -88,7 +88,8 @@ class VersionRow:
 def version_rows(registry: Registry) -> list[VersionRow]:
     """Every complete version of a model with its card's figures, oldest first: one HEAD of
     its `_COMPLETE` marker (whether it is complete, and when) and one GET of its card each."""
-    from tasks.storage import get_json, head_object
+    from tasks.model_card import ModelCard
+    from tasks.storage import head_object
 
     pointer = registry.pointer()
     rows = []
@@ -97,22 +98,20 @@ def version_rows(registry: Registry) -> list[VersionRow]:
         marker = head_object(registry.client, version.marker)
         if marker is None:
             continue
-        card = get_json(registry.client, version.model_card)
-        metrics = card.get("metrics", {})
-        splits = card.get("dataset", {}).get("split_counts", {})
+        card = ModelCard.read(registry.client, version.model_card)
         rows.append(
             VersionRow(
                 version=number,
-                accuracy=metrics.get("accuracy"),
-                macro_f1=metrics.get("macro_f1"),
-                images=sum(splits.values()) if splits else None,
+                accuracy=card.metrics.accuracy,
+                macro_f1=card.metrics.macro_f1,
+                images=sum(card.dataset.split_counts.values()),
                 published_at=marker["LastModified"].strftime("%Y-%m-%d %H:%M"),
-                run_id=card.get("run_id"),
+                run_id=card.run_id,
                 production=pointer is not None and pointer.version == number,
                 started_from=(
                     "scratch"
-                    if card.get("parent_version") is None
-                    else f"v{card['parent_version']} (warm generation {card.get('warm_generation', 1)})"
+                    if card.parent_version is None
+                    else f"v{card.parent_version} (warm generation {card.warm_generation or 1})"
                 ),
             )
         )

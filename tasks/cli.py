@@ -148,7 +148,7 @@ def registry_command(options: argparse.Namespace) -> int:
             print(f"{marker} {info.version:>4}  {state:<10}  {accuracy}  {info.run_id or ''}")
         return 0
     if options.models_command == "show":
-        print(json.dumps(registry.card(options.version), indent=2))
+        print(json.dumps(registry.card(options.version).to_json(), indent=2))
         return 0
     pointer = registry.rollback(options.version)
     print(f"production is now version {pointer.version} ({pointer.version_uri})")

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 
+from tasks.card_pages import card_html, card_markdown
 from tasks.config import PipelineConfig
 from tasks.freshness import settings_digest, trainer_code_version, training_signature
 from tasks.layout import AttemptLayout
-from tasks.model_card import build_card, card_html, card_markdown
+from tasks.model_card import Deployment, build_card
 from tasks.records import Candidate, DatasetRecord, Publication
 from tasks.registry import Registry
-from tasks.run_documents import EvaluationDocument
-from tasks.storage import S3Client, S3Uri, copy_object, get_json, put_bytes, put_json
+from tasks.run_documents import BlessingDocument, EvaluationDocument
+from tasks.storage import S3Client, S3Uri, copy_object, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
+from tasks.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -48,43 +50,41 @@ def publish_version(
     """Claims a version, copies the candidate into it, marks it complete, then promotes it."""
     registry = Registry(client, config.bucket, config.model_name)
     dataset = DatasetRecord.read(client, candidate.dataset_uri)
-    trained = get_json(client, AttemptLayout.at(candidate.attempt_uri).train_result)
+    trained = TrainResult.read(client, AttemptLayout.at(candidate.attempt_uri).train_result)
     lineage = {
         "training_signature": training_signature(config, dataset.dataset_id),
         "trainer_code": trainer_code_version(),
         "settings_digest": settings_digest(config),
-        "parent_version": trained["request"].get("parent_version"),
-        "warm_generation": trained["request"].get("warm_generation", 0),
+        "parent_version": trained.request.get("parent_version"),
+        "warm_generation": trained.request.get("warm_generation", 0),
     }
-    deployment = {
-        "run_id": run_id,
-        "attempt": candidate.attempt,
-        "dataset_fingerprint": candidate.dataset_fingerprint,
-        "source_uri": candidate.attempt_uri,
-        "accuracy": candidate.accuracy,
-        "macro_f1": candidate.macro_f1,
+    deployment = Deployment(
+        run_id=run_id,
+        attempt=candidate.attempt,
+        dataset_fingerprint=candidate.dataset_fingerprint,
+        source_uri=candidate.attempt_uri,
+        accuracy=candidate.accuracy,
+        macro_f1=candidate.macro_f1,
         **lineage,
-    }
+    )
     version = registry.claim_version(deployment)
     attempt = AttemptLayout.at(candidate.attempt_uri)
     for name in AttemptLayout.PUBLISHED_FILES:
         copy_object(client, attempt.file(name), version.file(name))
     put_json(client, version.labels, dataset.class_names)
-    card = (
-        build_card(
-            model_name=config.model_name,
-            version=version.version,
-            run_id=run_id,
-            attempt=candidate.attempt,
-            params=config.to_params(),
-            dataset=dataset,
-            train_result=trained,
-            evaluation=EvaluationDocument.read(client, attempt.evaluation),
-            blessing=get_json(client, attempt.blessing),
-        )
-        | lineage
+    card = build_card(
+        model_name=config.model_name,
+        version=version.version,
+        run_id=run_id,
+        attempt=candidate.attempt,
+        params=config.to_params(),
+        dataset=dataset,
+        trained=trained,
+        evaluation=EvaluationDocument.read(client, attempt.evaluation),
+        blessing=BlessingDocument.read(client, attempt.blessing),
+        lineage=lineage,
     )
-    put_json(client, version.model_card, card)
+    put_json(client, version.model_card, card.to_json())
     put_bytes(client, version.model_card_markdown, card_markdown(card).encode(), "text/markdown")
     put_bytes(client, version.model_card_page, card_html(card).encode(), "text/html; charset=utf-8")
     export_for_serving(client, attempt.model, version.serving_export)

@@ -1,17 +1,22 @@
-"""The model card published with every version: where the model came from and how good it is,
-as JSON for programs, and as Markdown and an HTML page for people."""
+"""The model card published with every version: where the model came from and how good it is.
+`ModelCard` is the record of `models/<name>/<version>/model_card.json`, written by deploy and
+read by the registry, the model page, retention, scoring and the CLI; tasks/card_pages.py
+renders it as Markdown and as an HTML page for people."""
 
 from __future__ import annotations
 
 import subprocess
-from html import escape
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.records import JsonRecord
+
 if TYPE_CHECKING:
     from tasks.records import DatasetRecord
-    from tasks.run_documents import EvaluationDocument
+    from tasks.run_documents import BlessingDocument, EvaluationDocument
+    from tasks.train import TrainResult
 
 
 def code_version() -> str:
@@ -30,10 +35,93 @@ def code_version() -> str:
     return f"{version}+{commit}" if commit else version
 
 
-def recipe_summary(request: dict[str, Any]) -> str:
-    from tasks.recipe import Recipe
+@dataclass(frozen=True)
+class CardDataset(JsonRecord):
+    """The data a version was trained and tested on."""
 
-    return Recipe.of(request).summary()
+    fingerprint: str
+    manifest_uri: str
+    split_counts: dict[str, int]
+    class_names: list[str]  # in the model's output order
+    image_size: int
+    dataset_id: str | None = None  # None on versions published before datasets had ids
+
+
+@dataclass(frozen=True)
+class CardTraining(JsonRecord):
+    """How the published weights were trained (train_result.json, summarized)."""
+
+    epochs_trained: int
+    kept_epoch: int
+    final_val_accuracy: float
+    train_seconds: float
+    images_per_second: float
+    resumed_after_epoch: int
+    hyperparameters: dict[str, Any]  # the attempt's TrainRequest, as JSON
+    recipe: str
+
+
+@dataclass(frozen=True)
+class CardMetrics(JsonRecord):
+    """The version's scores on its dataset's test split."""
+
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    macro_roc_auc_ovr: float | None
+    test_images: int
+    per_class: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class CardBlessing(JsonRecord):
+    blessed: bool
+    reason: str
+    checks: list[dict[str, Any]]  # one per threshold: tasks.blessing.Check as JSON
+
+
+@dataclass(frozen=True)
+class ModelCard(JsonRecord):
+    """`models/<name>/<version>/model_card.json`."""
+
+    model_name: str
+    version: int
+    run_id: str
+    attempt: int
+    code_version: str
+    dataset: CardDataset
+    params: dict[str, Any]  # the run's Params (PipelineConfig.to_params)
+    training: CardTraining
+    metrics: CardMetrics
+    blessing: CardBlessing
+    champion: dict[str, Any] | None  # the champion's scores as blessing compared them
+    # Lineage (absent on versions published before warm starts): what freshness and warm
+    # starts compare a night with.
+    training_signature: str | None = None
+    trainer_code: str | None = None
+    settings_digest: str | None = None
+    parent_version: int | None = None
+    warm_generation: int = 0
+
+
+@dataclass(frozen=True)
+class Deployment(JsonRecord):
+    """`models/<name>/<version>/deployment.json`: the claim of a version number by one run's
+    accepted attempt, written create-only before anything else of the version."""
+
+    run_id: str
+    attempt: int
+    dataset_fingerprint: str
+    source_uri: str  # the attempt the version's files are copied from
+    accuracy: float
+    macro_f1: float
+    version: int | None = None  # set by the claim
+    training_signature: str | None = None
+    trainer_code: str | None = None
+    settings_digest: str | None = None
+    parent_version: int | None = None
+    warm_generation: int = 0
 
 
 def build_card(
@@ -44,160 +132,50 @@ def build_card(
     attempt: int,
     params: dict[str, Any],
     dataset: DatasetRecord,
-    train_result: dict[str, Any],
+    trained: TrainResult,
     evaluation: EvaluationDocument,
-    blessing: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "model_name": model_name,
-        "version": version,
-        "run_id": run_id,
-        "attempt": attempt,
-        "code_version": code_version(),
-        "dataset": {
-            "fingerprint": dataset.fingerprint,
-            "dataset_id": dataset.dataset_id,
-            "manifest_uri": dataset.manifest_uri,
-            "split_counts": dataset.split_counts,
-            "class_names": dataset.class_names,
-            "image_size": dataset.image_size,
-        },
-        "params": params,
-        "training": {
-            key: train_result.get(key)
-            for key in (
-                "epochs_trained",
-                "kept_epoch",
-                "final_val_accuracy",
-                "train_seconds",
-                "images_per_second",
-                "resumed_after_epoch",
-            )
-        }
-        | {"hyperparameters": train_result["request"], "recipe": recipe_summary(train_result["request"])},
-        "metrics": evaluation.summary_metrics()
-        | {"test_images": evaluation.test_images, "per_class": evaluation.per_class},
-        "blessing": {
-            "blessed": blessing["blessed"],
-            "reason": blessing["reason"],
-            "checks": blessing["checks"],
-        },
-        "champion": blessing["baseline"],
-    }
+    blessing: BlessingDocument,
+    lineage: dict[str, Any],
+) -> ModelCard:
+    from tasks.recipe import Recipe
+
+    return ModelCard(
+        model_name=model_name,
+        version=version,
+        run_id=run_id,
+        attempt=attempt,
+        code_version=code_version(),
+        dataset=CardDataset(
+            fingerprint=dataset.fingerprint,
+            manifest_uri=dataset.manifest_uri,
+            split_counts=dataset.split_counts,
+            class_names=dataset.class_names,
+            image_size=dataset.image_size,
+            dataset_id=dataset.dataset_id,
+        ),
+        params=params,
+        training=CardTraining(
+            epochs_trained=trained.epochs_trained,
+            kept_epoch=trained.kept_epoch,
+            final_val_accuracy=trained.final_val_accuracy,
+            train_seconds=trained.train_seconds,
+            images_per_second=trained.images_per_second,
+            resumed_after_epoch=trained.resumed_after_epoch,
+            hyperparameters=trained.request,
+            recipe=Recipe.of(trained.request).summary(),
+        ),
+        metrics=CardMetrics.from_json(
+            evaluation.summary_metrics()
+            | {"test_images": evaluation.test_images, "per_class": evaluation.per_class}
+        ),
+        blessing=CardBlessing(blessing.blessed, blessing.reason, blessing.checks),
+        champion=blessing.baseline,
+        **lineage,
+    )
 
 
-def started_from(card: dict[str, Any]) -> str:
+def started_from(card: ModelCard) -> str:
     """Where a version's training started, for people: its parent version or random weights."""
-    parent = card.get("parent_version")
-    if parent is None:
+    if card.parent_version is None:
         return "from scratch (random weights)"
-    return f"from version {parent}'s weights (warm generation {card.get('warm_generation', 1)})"
-
-
-def card_sections(card: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """The card's facts for people, as (heading, items) in plain text: the one source of the
-    Markdown and the HTML card."""
-    data, training, champion = card["dataset"], card["training"], card["champion"]
-    verdict = "blessed" if card["blessing"]["blessed"] else "NOT blessed"
-    return [
-        (
-            "Data",
-            [
-                f"dataset fingerprint {data['fingerprint']}",
-                f"manifest {data['manifest_uri']}",
-                f"images per split: {data['split_counts']}; input "
-                f"{data['image_size']}x{data['image_size']} RGB in [0, 1]",
-                f"classes (output order): {', '.join(data['class_names'])}",
-            ],
-        ),
-        (
-            "Training",
-            [
-                f"{training['epochs_trained']} epochs in {training['train_seconds']} s "
-                f"({training['images_per_second']} images/s); published weights: epoch "
-                f"{training['kept_epoch']} (validation accuracy {training['final_val_accuracy']:.4f})",
-                f"started {started_from(card)}",
-                f"recipe: {training['recipe']}",
-                f"hyperparameters: {training['hyperparameters']}",
-            ],
-        ),
-        (
-            "Blessing",
-            [
-                f"{verdict}: {card['blessing']['reason']}",
-                f"champion: version {champion['version']}, accuracy {champion['accuracy']:.4f}"
-                if champion
-                else "champion: none (first model)",
-            ],
-        ),
-    ]
-
-
-def card_title(card: dict[str, Any]) -> tuple[str, str]:
-    return (
-        f"{card['model_name']} version {card['version']}",
-        f"Reference CNN trained by run {card['run_id']}, attempt {card['attempt']}, "
-        f"code {card['code_version']}.",
-    )
-
-
-def metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
-    metrics = card["metrics"]
-    return [
-        *[(name, f"{value:.4f}") for name, value in metrics.items() if isinstance(value, float)],
-        ("test images", str(metrics["test_images"])),
-    ]
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    title, summary = card_title(card)
-    data, training, blessing = card_sections(card)
-    lines = [f"# {title}", "", summary, ""]
-    for heading, items in (data, training):
-        lines += [f"## {heading}", *[f"- {item}" for item in items], ""]
-    lines += [
-        "![training curves](training_curves.png)",
-        "",
-        "## Test metrics",
-        "| metric | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {value} |" for name, value in metric_rows(card)]
-    lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
-    lines += [f"## {blessing[0]}", *[f"- {item}" for item in blessing[1]], ""]
-    return "\n".join(lines)
-
-
-CARD_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2328; max-width: 60rem; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; border-bottom: 1px solid #d0d7de; }
-table { border-collapse: collapse; } td, th { border: 1px solid #d0d7de; padding: .25rem .6rem; }
-img { max-width: 32rem; border: 1px solid #d0d7de; } li { overflow-wrap: anywhere; }
-"""
-
-
-def card_html(card: dict[str, Any]) -> str:
-    """The card as a self-contained page beside its pictures (every value escaped: the card
-    holds Params and S3 names, which anyone who may trigger a run or write the bucket chose)."""
-    title, summary = card_title(card)
-    body = [f"<h1>{escape(title)}</h1><p>{escape(summary)}</p>"]
-    for heading, items in card_sections(card):
-        body.append(
-            f"<h2>{escape(heading)}</h2><ul>"
-            + "".join(f"<li>{escape(item)}</li>" for item in items)
-            + "</ul>"
-        )
-    rows = "".join(
-        f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in metric_rows(card)
-    )
-    body.append(
-        f"<h2>Test metrics</h2><table>{rows}</table>"
-        "<p><img src='training_curves.png' alt='Training curves'> "
-        "<img src='confusion_matrix.png' alt='Confusion matrix'></p>"
-        "<p><a href='model_card.json'>model_card.json</a> · <a href='model_card.md'>model_card.md</a></p>"
-    )
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Model card: {escape(title)}</title><style>{CARD_STYLE}</style></head>"
-        f"<body>{''.join(body)}</body></html>"
-    )
+    return f"from version {card.parent_version}'s weights (warm generation {card.warm_generation or 1})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tasks.layout import ModelLayout, VersionLayout
+from tasks.model_card import Deployment, ModelCard
 from tasks.records import Pointer
 from tasks.storage import (
     PermanentStorageError,
@@ -25,7 +26,6 @@ from tasks.storage import (
     WriteConflictError,
     download_file,
     exists,
-    get_json,
     head_etag,
     list_folders,
     put_json_if,
@@ -43,27 +43,27 @@ class VersionInfo:
     in_production: bool
 
 
-def pointer_from_card(card: dict[str, Any], version: VersionLayout, published_at: str) -> Pointer:
+def pointer_from_card(card: ModelCard, version: VersionLayout, published_at: str) -> Pointer:
     """production.json, derived from a version's model card (so publish and rollback agree)."""
     return Pointer(
-        model_name=card["model_name"],
-        version=card["version"],
+        model_name=card.model_name,
+        version=card.version,
         version_uri=str(version.root),
         model_uri=str(version.model),
         evaluation_uri=str(version.evaluation),
         serving_uri=str(version.serving_base),
-        class_names=card["dataset"]["class_names"],
-        image_size=card["dataset"]["image_size"],
-        metrics={key: card["metrics"][key] for key in ("accuracy", "macro_f1")},
-        run_id=card["run_id"],
-        attempt=card["attempt"],
-        dataset_fingerprint=card["dataset"]["fingerprint"],
-        dataset_id=card["dataset"].get("dataset_id"),
-        training_signature=card.get("training_signature"),
-        trainer_code=card.get("trainer_code"),
-        settings_digest=card.get("settings_digest"),
-        parent_version=card.get("parent_version"),
-        warm_generation=card.get("warm_generation", 0),
+        class_names=card.dataset.class_names,
+        image_size=card.dataset.image_size,
+        metrics={"accuracy": card.metrics.accuracy, "macro_f1": card.metrics.macro_f1},
+        run_id=card.run_id,
+        attempt=card.attempt,
+        dataset_fingerprint=card.dataset.fingerprint,
+        dataset_id=card.dataset.dataset_id,
+        training_signature=card.training_signature,
+        trainer_code=card.trainer_code,
+        settings_digest=card.settings_digest,
+        parent_version=card.parent_version,
+        warm_generation=card.warm_generation,
         published_at=published_at,
     )
 
@@ -92,20 +92,20 @@ class Registry:
         for number in self.version_numbers():
             version = self.layout.version(number)
             complete = exists(self.client, version.marker)
-            card = get_json(self.client, version.model_card) if complete else {}
+            card = ModelCard.read(self.client, version.model_card) if complete else None
             found.append(
                 VersionInfo(
                     number,
                     complete,
-                    card.get("metrics", {}).get("accuracy"),
-                    card.get("run_id"),
+                    card.metrics.accuracy if card else None,
+                    card.run_id if card else None,
                     bool(pointer and pointer.version == number),
                 )
             )
         return found
 
-    def card(self, version: int | None = None) -> dict[str, Any]:
-        return get_json(self.client, self.complete_version(version).model_card)
+    def card(self, version: int | None = None) -> ModelCard:
+        return ModelCard.read(self.client, self.complete_version(version).model_card)
 
     def complete_version(self, version: int | None = None) -> VersionLayout:
         """The layout of a complete version (production by default); refuses an incomplete one."""
@@ -121,7 +121,7 @@ class Registry:
             )
         return layout
 
-    def load(self, version: int | None = None) -> tuple[Any, dict[str, Any]]:
+    def load(self, version: int | None = None) -> tuple[Any, ModelCard]:
         """(keras model, model card) of a complete version, production by default."""
         from tasks.tensorflow_runtime import load_tensorflow
 
@@ -129,7 +129,7 @@ class Registry:
         import keras
 
         layout = self.complete_version(version)
-        card = get_json(self.client, layout.model_card)
+        card = ModelCard.read(self.client, layout.model_card)
         with tempfile.TemporaryDirectory(prefix="registry-") as scratch:
             local = download_file(self.client, layout.model, Path(scratch) / "model.keras")
             return keras.models.load_model(local, compile=False), card
@@ -148,7 +148,7 @@ class Registry:
             return None
         return pointer
 
-    def claim_version(self, deployment: dict[str, Any]) -> VersionLayout:
+    def claim_version(self, deployment: Deployment) -> VersionLayout:
         """Reuses the version of the same run and attempt if a retried deploy finds one;
         otherwise claims the next number with a create-only write of deployment.json, so two
         runs never share a version."""
@@ -156,15 +156,17 @@ class Registry:
         for number in reversed(taken):
             claimed = self.layout.version(number).deployment
             if exists(self.client, claimed):
-                existing = get_json(self.client, claimed)
-                if (existing["run_id"], existing["attempt"]) == (deployment["run_id"], deployment["attempt"]):
+                existing = Deployment.read(self.client, claimed)
+                if (existing.run_id, existing.attempt) == (deployment.run_id, deployment.attempt):
                     log.info("deploy retried: finishing version %d of this run", number)
                     return self.layout.version(number)
         number = (taken[-1] if taken else 0) + 1
         while True:
             version = self.layout.version(number)
             try:
-                put_json_if(self.client, version.deployment, {**deployment, "version": number}, None)
+                put_json_if(
+                    self.client, version.deployment, replace(deployment, version=number).to_json(), None
+                )
                 return version
             except WriteConflictError:
                 number += 1
@@ -173,7 +175,7 @@ class Registry:
         """Points production at a complete version (a new one, or an earlier one to roll back);
         fails if another writer moved the pointer meanwhile (nothing is overwritten then)."""
         layout = self.complete_version(version)
-        card = get_json(self.client, layout.model_card)
+        card = ModelCard.read(self.client, layout.model_card)
         pointer = pointer_from_card(card, layout, datetime.now(UTC).isoformat())
         put_json_if(
             self.client, self.pointer_uri, pointer.to_json(), head_etag(self.client, self.pointer_uri)
@@ -185,14 +187,12 @@ class Registry:
         return self.promote(version)
 
 
-def predict(
-    model: Any, card: dict[str, Any], images: list[bytes], keys: list[str]
-) -> list[tuple[str, float]]:
+def predict(model: Any, card: ModelCard, images: list[bytes], keys: list[str]) -> list[tuple[str, float]]:
     """(class name, probability) per image, decoded exactly as the pipeline preprocesses."""
     from tasks.images import decode_rgb
 
-    size = card["dataset"]["image_size"]
+    size = card.dataset.image_size
     batch = np.stack([decode_rgb(body, size, key) for body, key in zip(images, keys, strict=True)])
     probabilities = np.asarray(model.predict_on_batch(batch.astype(np.float32) / 255.0))
-    names = card["dataset"]["class_names"]
+    names = card.dataset.class_names
     return [(names[int(np.argmax(row))], float(np.max(row))) for row in probabilities]

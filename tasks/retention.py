@@ -27,6 +27,7 @@ from tasks.layout import (
     run_segment,
     runs_root,
 )
+from tasks.model_card import Deployment, ModelCard
 from tasks.partitions import content_slot
 from tasks.records import DatasetRecord, JsonRecord
 from tasks.registry import Registry
@@ -37,7 +38,6 @@ from tasks.storage import (
     delete_keys,
     delete_prefix,
     exists,
-    get_json,
     iter_objects,
     list_folders,
 )
@@ -73,9 +73,9 @@ def published_lineage(client: S3Client, bucket: str) -> tuple[set[str], set[str]
         for number in registry.version_numbers():
             version = registry.layout.version(number)
             if exists(client, version.deployment):
-                runs.add(run_segment(get_json(client, version.deployment)["run_id"]))
+                runs.add(run_segment(Deployment.read(client, version.deployment).run_id))
             if exists(client, version.model_card):
-                dataset_id = get_json(client, version.model_card)["dataset"].get("dataset_id")
+                dataset_id = ModelCard.read(client, version.model_card).dataset.dataset_id
                 if dataset_id:
                     datasets.add(dataset_id)
     return runs, datasets

@@ -36,10 +36,10 @@ def score_prefix(client: S3Client, registry: Registry, incoming: S3Uri, output: 
                     "key": key,
                     "class_name": name,
                     "probability": round(probability, 6),
-                    "model_version": card["version"],
+                    "model_version": card.version,
                 }
             )
     columns = ["key", "class_name", "probability", "model_version"]
     put_csv(client, output, pd.DataFrame(rows, columns=columns))
-    log.info("scored %d images with version %d; predictions in %s", len(keys), card["version"], output)
-    return ScoreResult(str(output), len(keys), card["version"])
+    log.info("scored %d images with version %d; predictions in %s", len(keys), card.version, output)
+    return ScoreResult(str(output), len(keys), card.version)

@@ -16,8 +16,8 @@ from nights import Night
 from week import CONF, MODEL_NAME
 
 from tasks.artifacts import models_page
+from tasks.card_pages import card_markdown
 from tasks.config import PipelineConfig
-from tasks.model_card import card_markdown
 from tasks.registry import Registry
 from tasks.storage import get_json
 
@@ -60,7 +60,7 @@ def test_changed_nights_continue_from_production_until_a_full_retrain_is_due(wee
     assert request["warm_start_uri"].endswith("/1/model.keras")
     assert lineage(warm) == (2, 1, 1)
     card = registry.card(2)
-    assert (card["parent_version"], card["warm_generation"]) == (1, 1)
+    assert (card.parent_version, card.warm_generation) == (1, 1)
     deployment = get_json(s3, registry.complete_version(2).root.join("deployment.json"))
     assert (deployment["parent_version"], deployment["warm_generation"]) == (1, 1)
     assert "started from version 1's weights (warm generation 1)" in card_markdown(card)

@@ -5,24 +5,26 @@ triggering person's)."""
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
+from tasks.card_pages import card_html, card_markdown
 from tasks.config import PipelineConfig
 from tasks.deploy import publish_version
 from tasks.layout import model_layout
-from tasks.model_card import card_html, card_markdown
-from tasks.storage import get_bytes, get_json, head_object
+from tasks.model_card import ModelCard
+from tasks.storage import get_bytes, head_object
 
 
 def test_deploy_publishes_the_card_as_a_page_beside_its_pictures(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
     publish_version(s3, config, candidate, run_id="r1")
     version = model_layout(config).version(1)
-    card = get_json(s3, version.model_card)
+    card = ModelCard.read(s3, version.model_card)
     page = get_bytes(s3, version.model_card_page).decode()
     assert head_object(s3, version.model_card_page)["ContentType"].startswith("text/html")
-    assert f"<h1>{card['model_name']} version 1</h1>" in page
-    assert f"<td>{card['metrics']['accuracy']:.4f}</td>" in page
-    assert html.escape(", ".join(card["dataset"]["class_names"])) in page
+    assert f"<h1>{card.model_name} version 1</h1>" in page
+    assert f"<td>{card.metrics.accuracy:.4f}</td>" in page
+    assert html.escape(", ".join(card.dataset.class_names)) in page
     for picture in ("training_curves.png", "confusion_matrix.png"):
         assert f"src='{picture}'" in page
         assert head_object(s3, version.file(picture)) is not None
@@ -34,9 +36,8 @@ def test_deploy_publishes_the_card_as_a_page_beside_its_pictures(s3, bucket, can
 
 def test_the_card_page_escapes_hostile_names(s3, bucket, candidate):
     publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="r1")
-    card = get_json(s3, model_layout(PipelineConfig(bucket=bucket)).version(1).model_card)
-    card["dataset"]["class_names"] = ["<script>alert(1)</script>", "two"]
-    card["run_id"] = "manual__<img src=x onerror=alert(2)>"
-    page = card_html(card)
+    card = ModelCard.read(s3, model_layout(PipelineConfig(bucket=bucket)).version(1).model_card)
+    hostile_data = replace(card.dataset, class_names=["<script>alert(1)</script>", "two"])
+    page = card_html(replace(card, dataset=hostile_data, run_id="manual__<img src=x onerror=alert(2)>"))
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -26,19 +26,19 @@ def test_versions_and_pointer(published):
         (2, True, True),
     ]
     assert published.pointer().version == 2
-    assert published.card()["run_id"] == "run-2"
-    assert published.card(1)["run_id"] == "run-1"
+    assert published.card().run_id == "run-2"
+    assert published.card(1).run_id == "run-1"
 
 
 def test_load_and_predict(published, recwarn):
     model, card = published.load()
-    assert card["version"] == 2
+    assert card.version == 2
     # Loading for inference restores no training state, so Keras has no optimizer to warn about.
     assert [str(w.message) for w in recwarn if "optimizer" in str(w.message)] == []
     predictions = predict(model, card, [encode(digit_like(3)), encode(digit_like(9))], ["a.png", "b.png"])
     assert len(predictions) == 2
     for name, probability in predictions:
-        assert name in card["dataset"]["class_names"] and 0.0 <= probability <= 1.0
+        assert name in card.dataset.class_names and 0.0 <= probability <= 1.0
 
 
 def test_incomplete_versions_are_refused(s3, published):

@@ -8,8 +8,41 @@ from steps import collect_and_build
 from tasks.config import PipelineConfig
 from tasks.examples import PREPROCESSING_VERSION, read_index
 from tasks.layout import ModelLayout, example_store, run_layout
+from tasks.model_card import CardBlessing, CardDataset, CardMetrics, CardTraining, Deployment, ModelCard
+from tasks.records import DatasetRecord
 from tasks.retention import remove_old_runs
 from tasks.storage import S3Uri, exists, get_json, iter_objects, put_bytes, put_json
+
+
+def version_claim(run_id: str) -> Deployment:
+    return Deployment(run_id, 1, "fp", f"s3://b/runs/{run_id}/attempt-1", 0.9, 0.9, version=1)
+
+
+def version_card(run_id: str, s3, dataset_uri: str) -> ModelCard:
+    """A version's card as deploy builds it from its documents (their figures do not matter
+    here: retention reads the dataset the version was trained on)."""
+    dataset = DatasetRecord.read(s3, dataset_uri)
+    scores = {"accuracy": 0.9, "macro_precision": 0.9, "macro_recall": 0.9, "macro_f1": 0.9}
+    return ModelCard(
+        model_name="kept-model",
+        version=1,
+        run_id=run_id,
+        attempt=1,
+        code_version="0+test",
+        dataset=CardDataset(
+            dataset.fingerprint,
+            dataset.manifest_uri,
+            dataset.split_counts,
+            dataset.class_names,
+            dataset.image_size,
+            dataset.dataset_id,
+        ),
+        params={},
+        training=CardTraining(1, 1, 0.9, 1.0, 100.0, 0, {}, "reference recipe"),
+        metrics=CardMetrics(**scores, macro_roc_auc_ovr=None, test_images=1, per_class={}),
+        blessing=CardBlessing(True, "meets every threshold", []),
+        champion=None,
+    )
 
 
 def keys(s3, bucket: str, prefix: str) -> set[str]:
@@ -27,8 +60,8 @@ def test_old_runs_go_and_what_versions_and_kept_runs_use_stays(s3, small_digits)
         results[night] = collect_and_build(s3, config, f"night-{night}")
     # Version 1 of a model came from night 1: its run and dataset are its lineage.
     version = ModelLayout.of(small_digits, "kept-model").version(1)
-    put_json(s3, version.deployment, {"run_id": "night-1", "attempt": 1})
-    put_json(s3, version.model_card, {"dataset": {"dataset_id": results[1].dataset_id}})
+    put_json(s3, version.deployment, version_claim("night-1").to_json())
+    put_json(s3, version.model_card, version_card("night-1", s3, results[1].dataset_uri).to_json())
     put_bytes(s3, version.marker, b"")
     models_before = keys(s3, small_digits, "models/")
 
