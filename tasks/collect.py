@@ -48,7 +48,7 @@ from tasks.partitions import (
     write_parts,
     write_slots,
 )
-from tasks.records import JsonRecord
+from tasks.records import JsonRecord, RecordJson
 from tasks.run_documents import ManifestSummary
 from tasks.storage import (
     PermanentStorageError,
@@ -125,11 +125,11 @@ class CollectionPlan:
     class_names: list[str]
     class_names_from: str
     objects: int
-    partitions: list[dict[str, Any]]  # Partition.to_xcom(), each naming its listing part
+    partitions: list[RecordJson]  # Partition.to_xcom(), each naming its listing part
     skipped: dict[str, int]  # objects left out as noise (tasks/noise.py), per kind
     taken_from_run: str = ""  # the run whose plan of the same report this one took; "" when planned
 
-    def mapped(self) -> list[dict[str, Any]]:
+    def mapped(self) -> list[RecordJson]:
         """One XCom value per mapped collect instance: its partition and the run's classes
         (read back as a Partition and as PlannedClasses)."""
         classes = PlannedClasses(self.class_names, self.class_names_from, self.skipped).to_json()

@@ -64,6 +64,12 @@ def _default_backend() -> str:
     return "docker" if has_engine or os.path.exists("/var/run/docker.sock") else "local"
 
 
+# Param names and their JSON values, as the trigger form, a run's conf or the CLI give them.
+Params = dict[str, Any]
+# One Param's JSON Schema (type, bounds, description, section), as Airflow's form reads it.
+JsonSchema = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Everything a run needs to know; built once per task from the run's Params."""
@@ -316,7 +322,7 @@ class PipelineConfig:
             yield f"min_image_side {self.min_image_side} is above max_image_side {self.max_image_side}"
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> PipelineConfig:
+    def from_params(cls, params: Params) -> PipelineConfig:
         """Builds the config from Airflow Params or CLI options; keys that are not settings
         are ignored here (see `unknown_params` to refuse them), missing ones take defaults."""
         known = {f.name for f in fields(cls)}
@@ -330,7 +336,7 @@ class PipelineConfig:
                 values[name] = tuple(values[name])
         return cls(**values)
 
-    def to_params(self) -> dict[str, Any]:
+    def to_params(self) -> Params:
         """The JSON-friendly form recorded in model cards."""
         params = asdict(self)
         for name in LIST_SETTINGS:
@@ -412,14 +418,14 @@ def field_problems(name: str, value: Any) -> Iterator[str]:
     return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
-def report_settings(params: dict[str, Any]) -> tuple[PipelineConfig, str | None]:
+def report_settings(params: Params) -> tuple[PipelineConfig, str | None]:
     """Where a run's night report goes and what it may show, also for a run whose Params fail
     the checks (the night failed; its report says why): the run's settings, else its bucket and
     model name alone, else the deployment's. The second value is the refusal, if any."""
     try:
         return PipelineConfig.from_params(params), None
     except InvalidSettingsError as refused:
-        location: dict[str, Any] = {name: params[name] for name in ("bucket", "model_name") if name in params}
+        location: Params = {name: params[name] for name in ("bucket", "model_name") if name in params}
         try:
             return PipelineConfig.from_params(location), str(refused)
         except InvalidSettingsError:
@@ -430,7 +436,7 @@ def report_settings(params: dict[str, Any]) -> tuple[PipelineConfig, str | None]
 PARAM_DEFAULTS_ENV = "RETRAIN_PARAM_DEFAULTS"
 
 
-def deployment_param_defaults() -> dict[str, Any]:
+def deployment_param_defaults() -> Params:
     """The Param defaults the deployment sets in RETRAIN_PARAM_DEFAULTS, e.g. `make ui`'s
     digits (classes in label order, no flips); each checked as a run's value would be."""
     text = os.environ.get(PARAM_DEFAULTS_ENV, "").strip()
@@ -452,7 +458,7 @@ def deployment_param_defaults() -> dict[str, Any]:
     return defaults
 
 
-def param_schemas() -> dict[str, dict[str, Any]]:
+def param_schemas() -> dict[str, JsonSchema]:
     """Each Param's default and JSON schema (type, bounds, description, section), in form order.
     Defaults are read now, so environment defaults (and the deployment's Param defaults) apply
     when the DAG file is parsed."""
@@ -476,7 +482,7 @@ def param_schemas() -> dict[str, dict[str, Any]]:
     return ordered
 
 
-def bounds_note(schema: dict[str, Any]) -> str:
+def bounds_note(schema: JsonSchema) -> str:
     """The allowed range of a number, for the form's help text: the form's number fields clamp
     an out-of-range entry to the nearest bound when the field loses focus, so the range is
     said where the value is typed."""

@@ -21,7 +21,6 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -38,7 +37,7 @@ from tasks.expectations import Validator
 from tasks.layout import GatedNightLayout, gate_memory, gate_rules_root, gated_night, run_layout
 from tasks.partitions import Partition, part_name
 from tasks.preprocess import dataset_fingerprint, labels_of, split_by_content
-from tasks.records import JsonRecord
+from tasks.records import JsonRecord, RecordJson
 from tasks.row_outcomes import rules_digest
 from tasks.storage import (
     PermanentStorageError,
@@ -92,11 +91,11 @@ class Validated:
     """validate's result: the gate's, and the preprocess partitions, each naming its clean rows."""
 
     gate: GateResult
-    partitions: list[dict[str, Any]]
+    partitions: list[RecordJson]  # Partition.to_xcom()
     fingerprint: str
     taken_from_run: str  # the run whose gated manifest this night took; "" when gated tonight
 
-    def mapped(self) -> list[dict[str, Any]]:
+    def mapped(self) -> list[RecordJson]:
         """One XCom value per mapped preprocess instance: its partition and the gate's data
         (read back as a Partition and as GatedData)."""
         gated = GatedData(self.gate.class_names, self.gate.clean_manifest_uri, self.fingerprint).to_json()

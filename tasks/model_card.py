@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.records import JsonRecord
+from tasks.config import Params
+from tasks.records import JsonRecord, RecordJson
 
 if TYPE_CHECKING:
     from tasks.records import DatasetRecord
@@ -57,7 +58,7 @@ class CardTraining(JsonRecord):
     train_seconds: float
     images_per_second: float
     resumed_after_epoch: int
-    hyperparameters: dict[str, Any]  # the attempt's TrainRequest, as JSON
+    hyperparameters: RecordJson  # the attempt's TrainRequest
     recipe: str
 
 
@@ -91,7 +92,7 @@ class ModelCard(JsonRecord):
     attempt: int
     code_version: str
     dataset: CardDataset
-    params: dict[str, Any]  # the run's Params (PipelineConfig.to_params)
+    params: Params  # the run's (PipelineConfig.to_params)
     training: CardTraining
     metrics: CardMetrics
     blessing: CardBlessing
@@ -130,7 +131,7 @@ def build_card(
     version: int,
     run_id: str,
     attempt: int,
-    params: dict[str, Any],
+    params: Params,
     dataset: DatasetRecord,
     trained: TrainResult,
     evaluation: EvaluationDocument,

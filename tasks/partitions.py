@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.records import RecordJson
 from tasks.storage import S3Client, S3Uri, get_bytes_if_exists, parallel_map, put_csv
 
 SLOTS = 256
@@ -76,11 +77,11 @@ class Partition:
         """How the Airflow grid names the mapped instance."""
         return f"part {self.number + 1} of {self.count}"
 
-    def to_xcom(self) -> dict[str, Any]:
+    def to_xcom(self) -> RecordJson:
         return asdict(self)
 
     @classmethod
-    def from_xcom(cls, value: dict[str, Any]) -> Partition:
+    def from_xcom(cls, value: RecordJson) -> Partition:
         return cls(int(value["number"]), int(value["count"]), str(value.get("uri", "")))
 
 

@@ -23,7 +23,7 @@ from tasks.config import PipelineConfig
 from tasks.errors import InvalidSettingsError
 from tasks.layout import AttemptLayout
 from tasks.recipe import WARM_PERTURB, WARM_SHRINK, Recipe, steps_per_epoch
-from tasks.records import DatasetRecord, JsonRecord
+from tasks.records import DatasetRecord, JsonRecord, RecordJson
 from tasks.settings import same_setting_as
 from tasks.storage import (
     S3Client,
@@ -87,7 +87,7 @@ class TrainResult(JsonRecord):
     train_seconds: float
     images_per_second: float
     resumed_after_epoch: int
-    request: dict[str, Any]
+    request: RecordJson  # the TrainRequest it ran
 
 
 def plan_attempt(
