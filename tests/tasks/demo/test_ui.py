@@ -114,6 +114,10 @@ class Terminal:
 @pytest.fixture
 def make_ui(tmp_path) -> Iterator[tuple[Terminal, Path, int]]:
     home, port = tmp_path / "airflow-ui", free_port()
+    # What an earlier `make ui` left: its metadata and logs, whose S3 data died with it.
+    (home / "logs").mkdir(parents=True)
+    (home / "logs" / "earlier-run.log").write_text("a run whose reports are gone\n")
+    (home / "airflow.db").write_bytes(b"an earlier session's metadata")
     env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env |= {"PYTHONUNBUFFERED": "1", PARAM_DEFAULTS_ENV: json.dumps(QUICK_RUN)}
     terminal = Terminal(["make", "--no-print-directory", "ui", f"UI_HOME={home}", f"UI_PORT={port}"], env)
@@ -148,14 +152,17 @@ class FirstHour:
         self.page.wait_for_url(re.compile("/runs/"), timeout=60_000)
         return urllib.parse.unquote(self.page.url.rsplit("/runs/", 1)[1].split("/")[0])
 
-    def run_state(self, dag_id: str, run_id: str) -> dict:
+    def api(self, path: str) -> dict:
+        """GET on Airflow's REST API with the login's token (the UI's `_token` cookie)."""
         token = next(cookie["value"] for cookie in self.page.context.cookies() if cookie["name"] == "_token")
-        run = urllib.parse.quote(run_id, safe="")
         request = urllib.request.Request(
-            f"{self.url}/api/v2/dags/{dag_id}/dagRuns/{run}", headers={"Authorization": f"Bearer {token}"}
+            f"{self.url}/api/v2/{path}", headers={"Authorization": f"Bearer {token}"}
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
+
+    def run_state(self, dag_id: str, run_id: str) -> dict:
+        return self.api(f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
 
     def wait_for_the_run(self, dag_id: str, run_id: str) -> dict:
         deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
@@ -213,6 +220,9 @@ def test_a_new_users_first_hour_in_the_browser(make_ui, browser_page):
 
     person = FirstHour(browser_page, url)
     person.log_in(password)
+    # The earlier session's runs are forgotten with its S3 data.
+    assert person.api("dags/image_classifier_retrain/dagRuns")["total_entries"] == 0
+    assert not (home / "logs" / "earlier-run.log").exists()
 
     # The form with the deployment's defaults: nothing to fill in, the rules stated.
     form = person.open_trigger_form("image_classifier_retrain")
