@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tasks.config import PipelineConfig
 from tasks.recipe import Recipe
-from tasks.records import DatasetRecord
+from tasks.records import COMPILING, DatasetRecord
 from tasks.registry import Registry
 from tasks.storage import S3Client
 
@@ -64,7 +64,8 @@ def _is_report(statement: ast.stmt) -> bool:
 def code_shape(source: str) -> str:
     """The source's syntax tree without docstrings, comments, log lines and positions: what the
     code does, not how it is worded or laid out."""
-    tree = ast.parse(source)
+    with COMPILING:
+        tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.stmt):

@@ -35,14 +35,15 @@ class RecordError(PermanentError, ValueError):
     """A document that is not the record it should be (written by another version, or damaged)."""
 
 
-# Python 3.11 can fail compiling annotations in two threads at once ("AST constructor recursion
-# depth mismatch", fixed in 3.12), so the first reading of a record's hints is serialized.
-_HINTS_LOCK = threading.Lock()
+# Python 3.11 can fail compiling in two threads at once ("AST constructor recursion depth
+# mismatch", fixed in 3.12), as two deploys racing each other do: whatever compiles source at
+# run time (a record's first reading of its hints, freshness's trainer-code hash) holds this.
+COMPILING = threading.Lock()
 
 
 @cache
 def _type_hints(cls: type) -> dict[str, Any]:
-    with _HINTS_LOCK:
+    with COMPILING:
         return get_type_hints(cls)
 
 
