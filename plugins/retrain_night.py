@@ -56,7 +56,7 @@ def report_the_night(context: Any, s3_client: Any) -> str:
     published = ti.xcom_pull(task_ids="deploy") if states.get("deploy") == "success" else None
     version = Publication.from_json(published).version if published else None
     outcome = outcome_of(states, failed, records.failure_reason, version)
-    config, _ = report_settings(dict(context["params"]))
+    config = report_settings(dict(context["params"]))
     with recording_failure(context):
         try:
             return str(write_night_report(s3_client, config, run_id, outcome))

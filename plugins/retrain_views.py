@@ -56,7 +56,7 @@ def run_settings(dag_id: str, run_id: str) -> tuple[str, str]:
         dag_run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
         if dag_run is None:
             raise HTTPException(404, f"no run {run_id} of {dag_id}")
-        config, _ = report_settings(dict(dag_run.conf or {}))
+        config = report_settings(dict(dag_run.conf or {}))
     return config.bucket, config.model_name
 
 

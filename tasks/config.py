@@ -418,18 +418,18 @@ def field_problems(name: str, value: Any) -> Iterator[str]:
     return value_problems(name, json_schemas(PipelineConfig)[name], value)
 
 
-def report_settings(params: Params) -> tuple[PipelineConfig, str | None]:
+def report_settings(params: Params) -> PipelineConfig:
     """Where a run's night report goes and what it may show, also for a run whose Params fail
     the checks (the night failed; its report says why): the run's settings, else its bucket and
-    model name alone, else the deployment's. The second value is the refusal, if any."""
+    model name alone, else the deployment's."""
     try:
-        return PipelineConfig.from_params(params), None
-    except InvalidSettingsError as refused:
+        return PipelineConfig.from_params(params)
+    except InvalidSettingsError:
         location: Params = {name: params[name] for name in ("bucket", "model_name") if name in params}
         try:
-            return PipelineConfig.from_params(location), str(refused)
+            return PipelineConfig.from_params(location)
         except InvalidSettingsError:
-            return PipelineConfig.from_params({}), str(refused)
+            return PipelineConfig.from_params({})
 
 
 # A deployment's own defaults for the Params, as a JSON object (the trigger form shows them).
