@@ -10,13 +10,12 @@ moves the pointer the same way but, running outside Airflow, emits no Asset even
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from retrain_airflow import pipeline_step, production_asset, retrain_params
 from retrain_alerts import FailureAlert
+from tasks.records import RecordJson
 
 PRODUCTION_MODEL = production_asset()
 PARAMS = {name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")} | {
@@ -25,7 +24,7 @@ PARAMS = {name: param for name, param in retrain_params().items() if name in ("b
 
 
 @task(outlets=[PRODUCTION_MODEL], retries=2)
-def rollback() -> dict[str, Any]:
+def rollback() -> RecordJson:
     """Points production at the chosen version and tells the Asset's consumers."""
     from tasks.registry import Registry
 

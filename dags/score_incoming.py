@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from retrain_airflow import pipeline_step, production_asset, retrain_params
 from retrain_alerts import FailureAlert
+from tasks.records import RecordJson
 
 PARAMS = {name: param for name, param in retrain_params().items() if name in ("bucket", "model_name")} | {
     "incoming_prefix": Param("incoming/", type="string", description="Prefix of the images to score")
@@ -25,7 +25,7 @@ PARAMS = {name: param for name, param in retrain_params().items() if name in ("b
 
 
 @task(retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=True)
-def score() -> dict[str, Any]:
+def score() -> RecordJson:
     """Predicts every image under incoming_prefix and writes one CSV of predictions."""
     from tasks.layout import predictions
     from tasks.registry import Registry

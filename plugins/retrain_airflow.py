@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from retrain_alerts import recording_failure
 from tasks.config import DeploymentSettings, PipelineConfig, param_schemas, unknown_params
 from tasks.errors import InvalidSettingsError
+from tasks.records import RecordJson
 
 if TYPE_CHECKING:
     from tasks.partitions import Partition
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 DEPLOYMENT = DeploymentSettings()
 
 # Tasks that only talk to S3: a throttled or briefly unreachable endpoint gets three tries more.
+# Typed loosely on purpose: task keyword arguments, and with exact types mypy resolves
+# TaskFlow's overloads and refuses the XComArgs the DAG file passes where values are declared.
 S3_RETRIES: dict[str, Any] = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
@@ -126,7 +129,7 @@ def mapped_results(results: Sequence[Any]) -> list[Any]:
 PARTITION_LABEL = "{{ partition_label }}"
 
 
-def mapped_partition(context: Any, partition: dict[str, Any]) -> Partition:
+def mapped_partition(context: Any, partition: RecordJson) -> Partition:
     """The partition a mapped instance works on, from its XCom form; also gives the instance
     its name in the grid (PARTITION_LABEL)."""
     from tasks.partitions import Partition

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
@@ -48,7 +48,7 @@ class Alert:
         failed = where if self.task_id else "the run"
         return f"{self.dag_id} failed ({self.run_id}) at {failed}: {self.reason} {self.url}"
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, str | int | None]:
         return {"text": self.text, **asdict(self)}
 
 
@@ -85,7 +85,7 @@ def recording_failure(context: Any) -> Iterator[None]:
         raise
 
 
-def failed_tasks(task_states: dict[str, Any], task_order: list[str]) -> list[tuple[str, int]]:
+def failed_tasks(task_states: Mapping[str, str | None], task_order: list[str]) -> list[tuple[str, int]]:
     """The run's failed task instances as (task_id, map_index), in the DAG's task order then
     map index. Keys as Airflow's task-state API gives them: mapped instances as task_id_N."""
     position = {task_id: number for number, task_id in enumerate(task_order)}
@@ -146,7 +146,7 @@ class FailureAlert(BaseNotifier):
         dag = context["dag"]
         run_id = context["run_id"]
         run = RunRecords.of(context)
-        failed = failed_tasks(run.task_states(), list(dag.task_ids)) if run else []
+        failed = failed_tasks(run.task_states, list(dag.task_ids)) if run else []
         if run is None or not failed:
             reason = context.get("reason") or "no reason given"
             return Alert(
@@ -158,7 +158,7 @@ class FailureAlert(BaseNotifier):
                 url=run_url(dag.dag_id, run_id),
             )
         task_id, map_index = failed[0]
-        recorded = run.failure_reason(task_id, map_index)
+        recorded = run.failure_reasons.get((task_id, map_index))
         others = len(failed) - 1
         return Alert(
             dag_id=dag.dag_id,
@@ -173,58 +173,71 @@ class FailureAlert(BaseNotifier):
 
 @dataclass(frozen=True)
 class RunRecords:
-    """The failed run's task states and recorded reasons. Read through the task SDK where the
-    callback runs under a supervisor (the DAG processor); `airflow dags test` and `dag.test()`
-    run it in their own process with the metadata database at hand, and it is read there."""
+    """What the alert needs of a failed run: each task instance's state (keys as the task SDK's
+    `get_task_states` gives them: mapped instances as task_id_N) and the one-line reasons the
+    failed ones recorded, by (task_id, map_index)."""
 
-    dag_id: str
-    run_id: str
-    ti: Any
+    task_states: dict[str, str | None]
+    failure_reasons: dict[tuple[str, int], str]
 
     @classmethod
     def of(cls, context: Any) -> RunRecords | None:
-        ti = context.get("ti")
-        if ti is None and cls._supervised():
+        """Read through the task SDK (a public interface) where the callback runs under a
+        supervisor, as in the DAG processor; `airflow dags test` and `dag.test()` run it in
+        their own process with no supervisor, and the metadata database is read there."""
+        run_id, ti = context["run_id"], context.get("ti")
+        if not under_a_supervisor():
+            return records_from_the_metadata_database(context["dag"].dag_id, run_id)
+        if ti is None:
             return None  # a supervised callback without a task instance has nothing to read with
-        return cls(context["dag"].dag_id, context["run_id"], ti)
+        return cls.through_task_sdk(ti, context["dag"], run_id)
 
-    @staticmethod
-    def _supervised() -> bool:
-        from airflow.sdk.execution_time import task_runner
+    @classmethod
+    def through_task_sdk(cls, ti: Any, dag: Any, run_id: str) -> RunRecords:
+        """Read with the task SDK's task instance (in a task, or a supervised callback): every
+        state, and the reason the first failed task (in the DAG's order) recorded."""
+        states = ti.get_task_states(dag_id=dag.dag_id, run_ids=[run_id]).get(run_id, {})
+        reasons = {}
+        for task_id, map_index in failed_tasks(states, list(dag.task_ids))[:1]:
+            reason = ti.xcom_pull(task_ids=task_id, key=FAILURE_REASON_KEY, map_indexes=map_index)
+            if reason is not None:
+                reasons[task_id, map_index] = str(reason)
+        return cls(states, reasons)
 
-        return hasattr(task_runner, "SUPERVISOR_COMMS")
 
-    def task_states(self) -> dict[str, Any]:
-        if self.ti is not None and self._supervised():
-            return self.ti.get_task_states(dag_id=self.dag_id, run_ids=[self.run_id]).get(self.run_id, {})
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
+# Airflow internals, kept to the two functions below: Airflow 3 offers no public interface for
+# them outside a supervised process (its REST API needs a running API server and credentials,
+# which `dags test` does not have). tests/plugins/test_retrain_alerts.py runs both against the
+# pinned Airflow, so an upgrade that changes them fails there, not on the night of a failure.
 
-        with create_session() as session:
-            rows = session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).filter(
-                TaskInstance.dag_id == self.dag_id, TaskInstance.run_id == self.run_id
-            )
-            return {
-                (task_id if map_index < 0 else f"{task_id}_{map_index}"): str(state) if state else None
-                for task_id, map_index, state in rows
-            }
 
-    def failure_reason(self, task_id: str, map_index: int) -> Any:
-        if self.ti is not None and self._supervised():
-            return self.ti.xcom_pull(task_ids=task_id, key=FAILURE_REASON_KEY, map_indexes=map_index)
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
+def under_a_supervisor() -> bool:
+    """Whether this process talks to Airflow through a supervisor (task SDK calls work)."""
+    from airflow.sdk.execution_time import task_runner
 
-        with create_session() as session:
-            value = (
-                session.query(XComModel.value)
-                .filter(
-                    XComModel.dag_id == self.dag_id,
-                    XComModel.run_id == self.run_id,
-                    XComModel.task_id == task_id,
-                    XComModel.map_index == map_index,
-                    XComModel.key == FAILURE_REASON_KEY,
-                )
-                .scalar()
-            )
-        return XComModel.deserialize_value(SimpleNamespace(value=value)) if value is not None else None
+    return hasattr(task_runner, "SUPERVISOR_COMMS")
+
+
+def records_from_the_metadata_database(dag_id: str, run_id: str) -> RunRecords:
+    """The run's task states and recorded failure reasons, read from Airflow's metadata database."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        instances = session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).filter(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+        )
+        states = {
+            (task_id if map_index < 0 else f"{task_id}_{map_index}"): str(state) if state else None
+            for task_id, map_index, state in instances
+        }
+        recorded = session.query(XComModel.task_id, XComModel.map_index, XComModel.value).filter(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == FAILURE_REASON_KEY
+        )
+        reasons = {
+            (task_id, map_index): str(XComModel.deserialize_value(SimpleNamespace(value=value)))
+            for task_id, map_index, value in recorded
+            if value is not None
+        }
+    return RunRecords(states, reasons)

@@ -50,12 +50,11 @@ def report_the_night(context: Any, s3_client: Any) -> str:
     from tasks.records import Publication
 
     ti, run_id = context["ti"], context["run_id"]
-    records = RunRecords(ti.dag_id, run_id, ti)
-    states = records.task_states()
-    failed = failed_tasks(states, list(context["dag"].task_ids))
-    published = ti.xcom_pull(task_ids="deploy") if states.get("deploy") == "success" else None
+    run = RunRecords.through_task_sdk(ti, context["dag"], run_id)
+    failed = failed_tasks(run.task_states, list(context["dag"].task_ids))
+    published = ti.xcom_pull(task_ids="deploy") if run.task_states.get("deploy") == "success" else None
     version = Publication.from_json(published).version if published else None
-    outcome = outcome_of(states, failed, records.failure_reason, version)
+    outcome = outcome_of(run.task_states, failed, run.failure_reasons, version)
     config = report_settings(dict(context["params"]))
     with recording_failure(context):
         try:

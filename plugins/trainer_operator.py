@@ -16,6 +16,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.config import TRAINER_BACKENDS as BACKENDS
+from tasks.records import RecordJson
 
 
 def gpu_device_requests(gpus: str) -> list[Any] | None:
@@ -61,17 +62,16 @@ class TrainerOperator(DockerOperator):
         self.aws_conn_id = aws_conn_id
 
     # Returns the train result (pushed to XCom) instead of DockerOperator's container logs.
-    def execute(self, context: Any) -> dict[str, Any]:  # type: ignore[override]
+    def execute(self, context: Any) -> RecordJson:  # type: ignore[override]
         from retrain_alerts import recording_failure
 
         with recording_failure(context):
             return self._train(context)
 
-    def _train(self, context: Any) -> dict[str, Any]:
+    def _train(self, context: Any) -> RecordJson:
         from retrain_airflow import s3_client
         from tasks.layout import AttemptLayout
-        from tasks.storage import get_json
-        from tasks.train import TrainRequest, parse_request, run_training
+        from tasks.train import TrainRequest, TrainResult, parse_request, run_training
 
         request = TrainRequest.from_json(self.train_request)
         cli_args = request.to_cli_args()
@@ -85,8 +85,7 @@ class TrainerOperator(DockerOperator):
         else:
             raise AirflowFailException(f"trainer_backend={self.backend!r}: use one of {BACKENDS}")
         result_uri = AttemptLayout.at(request.output_uri).train_result
-        result = get_json(s3_client(self.aws_conn_id), result_uri)
-        return {"train_result_uri": str(result_uri), **result}
+        return TrainResult.read(s3_client(self.aws_conn_id), result_uri).to_json()
 
     def _run_trainer_container(self, context: Any, cli_args: list[str], name: str) -> None:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook

@@ -8,15 +8,14 @@ check and a one-line reason recorded in the attempt's `blessing.json`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 from tasks.config import ATTEMPT_GROUPS, PipelineConfig
 from tasks.errors import InvalidSettingsError, PermanentError
 from tasks.layout import AttemptLayout
-from tasks.records import Evaluation, JsonRecord
-from tasks.run_documents import AttemptTraining, BlessingDocument
+from tasks.records import ChampionScore, Evaluation
+from tasks.run_documents import AttemptTraining, BlessingDocument, CandidateScores, Check
 from tasks.storage import S3Client, put_json
 
 log = logging.getLogger(__name__)
@@ -35,24 +34,6 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
-class Check:
-    metric: str
-    kind: str  # "value" (>= threshold) or "change" (>= champion - margin)
-    value: float
-    threshold: float
-    passed: bool
-
-
-@dataclass(frozen=True)
-class Blessing(JsonRecord):
-    blessed: bool
-    reason: str
-    candidate: dict[str, Any]
-    baseline: dict[str, Any] | None
-    checks: list[Check] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     reason: str
@@ -60,14 +41,15 @@ class Decision:
 
 
 def bless(
-    candidate: dict[str, Any],
-    champion: dict[str, Any] | None,
+    candidate: CandidateScores,
+    champion: ChampionScore | None,
     *,
     min_accuracy: float | None,
     min_macro_f1: float | None = None,
     max_regression: float | None = 0.0,
-) -> Blessing:
-    """candidate/champion: dicts with `accuracy`, `macro_f1` and identity fields."""
+) -> BlessingDocument:
+    """Applies the value thresholds, and the change threshold when there is a champion (the
+    document has no `training` yet: bless_attempt adds it)."""
     value_thresholds = {"accuracy": min_accuracy, "macro_f1": min_macro_f1}
     if all(threshold is None for threshold in value_thresholds.values()) and (
         champion is None or max_regression is None
@@ -77,20 +59,16 @@ def bless(
             "champion, max_regression); refusing to bless"
         )
     checks = [
-        Check(metric, "value", candidate[metric], threshold, candidate[metric] >= threshold)
+        Check(metric, "value", score, threshold, score >= threshold)
         for metric, threshold in value_thresholds.items()
         if threshold is not None
+        for score in [getattr(candidate, metric)]
     ]
     if champion is not None and max_regression is not None:
         checks += [
-            Check(
-                metric,
-                "change",
-                candidate[metric],
-                champion[metric] - max_regression,
-                candidate[metric] >= champion[metric] - max_regression,
-            )
+            Check(metric, "change", score, floor, score >= floor)
             for metric in BLESSED_METRICS
+            for score, floor in [(getattr(candidate, metric), getattr(champion, metric) - max_regression)]
         ]
     failed = [check for check in checks if not check.passed]
     if failed:
@@ -100,12 +78,12 @@ def bless(
             for c in failed
         )
     else:
-        reason = f"accuracy {candidate['accuracy']:.4f} meets every threshold" + (
-            f"; champion v{champion['version']} had {champion['accuracy']:.4f}"
+        reason = f"accuracy {candidate.accuracy:.4f} meets every threshold" + (
+            f"; champion v{champion.version} had {champion.accuracy:.4f}"
             if champion
             else "; no champion yet, value thresholds only"
         )
-    return Blessing(not failed, reason, candidate, champion, checks)
+    return BlessingDocument(not failed, reason, candidate, champion, checks)
 
 
 def next_step(blessed: bool, blessing_reason: str, attempt: int, max_attempts: int) -> Decision:
@@ -134,16 +112,11 @@ def training_summary(client: S3Client, attempt: AttemptLayout, number: int) -> A
     )
 
 
-def blessing_of(evaluation: Evaluation, config: PipelineConfig) -> Blessing:
+def blessing_of(evaluation: Evaluation, config: PipelineConfig) -> BlessingDocument:
     """The run's thresholds applied to an evaluated attempt."""
     return bless(
-        {
-            "attempt": evaluation.attempt,
-            "model_uri": evaluation.model_uri,
-            "accuracy": evaluation.accuracy,
-            "macro_f1": evaluation.macro_f1,
-        },
-        evaluation.champion.to_json() if evaluation.champion else None,
+        CandidateScores(evaluation.attempt, evaluation.model_uri, evaluation.accuracy, evaluation.macro_f1),
+        evaluation.champion,
         min_accuracy=config.min_test_accuracy,
         min_macro_f1=config.min_macro_f1,
         max_regression=config.max_regression,
@@ -158,10 +131,7 @@ def bless_attempt(client: S3Client, config: PipelineConfig, evaluation: Evaluati
     put_json(
         client,
         blessing_uri,
-        BlessingDocument.from_json(
-            blessing.to_json()
-            | {"training": training_summary(client, attempt_layout, evaluation.attempt).to_json()}
-        ).to_json(),
+        replace(blessing, training=training_summary(client, attempt_layout, evaluation.attempt)).to_json(),
     )
     attempts = min(config.max_attempts, ATTEMPT_GROUPS)
     decision = next_step(blessing.blessed, blessing.reason, evaluation.attempt, attempts)

@@ -40,7 +40,7 @@ def card_sections(card: ModelCard) -> list[tuple[str, list[str]]]:
             "Blessing",
             [
                 f"{verdict}: {card.blessing.reason}",
-                f"champion: version {champion['version']}, accuracy {champion['accuracy']:.4f}"
+                f"champion: version {champion.version}, accuracy {champion.accuracy:.4f}"
                 if champion
                 else "champion: none (first model)",
             ],

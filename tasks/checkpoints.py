@@ -11,15 +11,33 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tasks.layout import AttemptLayout, best_weights_name
+from tasks.records import JsonRecord
 from tasks.storage import S3Client, S3Uri, delete_prefix, download_tree, parallel_map, upload_file
 
 log = logging.getLogger(__name__)
 
 EPOCH_LEDGER = "epochs.json"
+
+
+@dataclass(frozen=True)
+class TrainingHistory(JsonRecord):
+    """`runs/<run>/attempt-<n>/history.json` (copied into each version): the metrics Keras
+    logged for every finished epoch, and the epoch whose weights were published."""
+
+    epochs: list[int]  # 1-based epoch numbers
+    metrics: dict[str, list[float]]  # loss, accuracy, val_loss, val_accuracy: one per epoch
+    kept_epoch: int
+    kept_by: str  # the recipe's keep_epoch_by ("last" or a validation metric)
+    stopped_early: bool = False
+
+    def kept(self, metric: str) -> float:
+        """`metric` at the kept epoch."""
+        return self.metrics[metric][self.epochs.index(self.kept_epoch)]
 
 
 class ResumableAttempt:
@@ -90,7 +108,7 @@ class ResumableAttempt:
         attempt = self
 
         class _MirrorToS3(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 attempt.record_epoch(epoch, logs or {}, self.model)
                 if attempt.patience_ran_out():
                     log.info(
@@ -104,7 +122,7 @@ class ResumableAttempt:
             _MirrorToS3(),
         ]
 
-    def record_epoch(self, epoch: int, logs: dict[str, Any], model: Any) -> None:
+    def record_epoch(self, epoch: int, logs: dict[str, float], model: Any) -> None:
         previous_best = self.kept_epoch()
         self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
         improved = self.keep_epoch_by != "last" and self.kept_epoch() == epoch + 1
@@ -132,16 +150,16 @@ class ResumableAttempt:
                 batch,
             )
 
-    def history(self) -> dict[str, Any]:
+    def history(self) -> TrainingHistory:
         """Metrics of every finished epoch, each once, across all tries."""
         names = [name for name in self.epochs[0] if name != "epoch"] if self.epochs else []
-        return {
-            "epochs": [entry["epoch"] for entry in self.epochs],
-            "metrics": {name: [entry[name] for entry in self.epochs] for name in names},
-            "kept_epoch": self.kept_epoch(),
-            "kept_by": self.keep_epoch_by,
-            "stopped_early": self.patience_ran_out(),
-        }
+        return TrainingHistory(
+            epochs=[int(entry["epoch"]) for entry in self.epochs],
+            metrics={name: [entry[name] for entry in self.epochs] for name in names},
+            kept_epoch=self.kept_epoch(),
+            kept_by=self.keep_epoch_by,
+            stopped_early=self.patience_ran_out(),
+        )
 
     def finish(self) -> None:
         self._mirror(self.tensorboard_dir, self.layout.tensorboard)

@@ -64,6 +64,9 @@ from tasks.storage import (
 
 log = logging.getLogger(__name__)
 
+# One row of a listing, manifest or catalog CSV as pandas gives it (column -> value; the
+# columns are MANIFEST_COLUMNS, the types parse_manifest's).
+ManifestRow = dict[str, Any]
 FACT_COLUMNS = ["sha256", "decodable", "format", "width", "height", "mode", "channels", "reason"]
 MANIFEST_COLUMNS = [
     "key",
@@ -241,7 +244,7 @@ def collect_partition(
     )
     done = 0
 
-    def examine(pair: tuple[dict[str, Any], dict[str, Any] | None]) -> dict[str, Any]:
+    def examine(pair: tuple[ManifestRow, ManifestRow | None]) -> ManifestRow:
         nonlocal done
         summary, cached = pair
         if cached is not None:
@@ -400,21 +403,21 @@ def collect_parts(
     return plan, parts
 
 
-def facts_of(sha256: str | None, facts: ImageFacts) -> dict[str, Any]:
+def facts_of(sha256: str | None, facts: ImageFacts) -> ManifestRow:
     """The manifest's columns for what reading one object found."""
     found = asdict(facts)
     reason = found.pop("problem")
     return {"sha256": sha256, "decodable": reason is None, **found, "reason": reason}
 
 
-def still_current(cached: dict[str, Any] | None, listed: dict[str, Any]) -> dict[str, Any] | None:
+def still_current(cached: ManifestRow | None, listed: ManifestRow) -> ManifestRow | None:
     """The catalog row if it still describes the listed object (same ETag and size)."""
     if cached is None or cached["etag"] != listed["etag"]:
         return None
     return cached if int(cached["bytes"]) == int(listed["bytes"]) else None
 
 
-def read_catalog(client: S3Client, config: PipelineConfig, slots: list[int]) -> dict[str, dict[str, Any]]:
+def read_catalog(client: S3Client, config: PipelineConfig, slots: list[int]) -> dict[str, ManifestRow]:
     """key -> what was last read of it, for the keys of `slots`; empty without a catalog."""
     rows = read_slots(client, partial(catalog_slot, config), slots, parse_manifest)
     if rows.empty:

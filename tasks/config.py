@@ -34,6 +34,7 @@ from tasks.settings import (
     EXECUTION,
     SECTIONS,
     TRAINING,
+    JsonSchema,
     declared_problems,
     json_schemas,
     same_setting_as,
@@ -66,8 +67,6 @@ def _default_backend() -> str:
 
 # Param names and their JSON values, as the trigger form, a run's conf or the CLI give them.
 Params = dict[str, Any]
-# One Param's JSON Schema (type, bounds, description, section), as Airflow's form reads it.
-JsonSchema = dict[str, Any]
 
 
 @dataclass(frozen=True)

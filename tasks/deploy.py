@@ -15,12 +15,12 @@ from tasks.config import PipelineConfig
 from tasks.freshness import settings_digest, trainer_code_version, training_signature
 from tasks.layout import AttemptLayout
 from tasks.model_card import Deployment, build_card
-from tasks.records import Candidate, DatasetRecord, Publication
+from tasks.records import Candidate, DatasetRecord, Lineage, Publication
 from tasks.registry import Registry
 from tasks.run_documents import BlessingDocument, EvaluationDocument
 from tasks.storage import S3Client, S3Uri, copy_object, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
-from tasks.train import TrainResult
+from tasks.train import TrainRequest, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,16 @@ def publish_version(
     """Claims a version, copies the candidate into it, marks it complete, then promotes it."""
     registry = Registry(client, config.bucket, config.model_name)
     dataset = DatasetRecord.read(client, candidate.dataset_uri)
-    trained = TrainResult.read(client, AttemptLayout.at(candidate.attempt_uri).train_result)
-    lineage = {
-        "training_signature": training_signature(config, dataset.dataset_id),
-        "trainer_code": trainer_code_version(),
-        "settings_digest": settings_digest(config),
-        "parent_version": trained.request.get("parent_version"),
-        "warm_generation": trained.request.get("warm_generation", 0),
-    }
+    attempt = AttemptLayout.at(candidate.attempt_uri)
+    trained = TrainResult.read(client, attempt.train_result)
+    request = TrainRequest.from_json(trained.request, str(attempt.train_result))
+    lineage = Lineage(
+        training_signature=training_signature(config, dataset.dataset_id),
+        trainer_code=trainer_code_version(),
+        settings_digest=settings_digest(config),
+        parent_version=request.parent_version,
+        warm_generation=request.warm_generation,
+    )
     deployment = Deployment(
         run_id=run_id,
         attempt=candidate.attempt,
@@ -65,10 +67,9 @@ def publish_version(
         source_uri=candidate.attempt_uri,
         accuracy=candidate.accuracy,
         macro_f1=candidate.macro_f1,
-        **lineage,
+        **lineage.to_json(),
     )
     version = registry.claim_version(deployment)
-    attempt = AttemptLayout.at(candidate.attempt_uri)
     for name in AttemptLayout.PUBLISHED_FILES:
         copy_object(client, attempt.file(name), version.file(name))
     put_json(client, version.labels, dataset.class_names)

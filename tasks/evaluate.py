@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from tasks.checkpoints import TrainingHistory
 from tasks.config import PipelineConfig
 from tasks.layout import AttemptLayout
 from tasks.plots import confusion_matrix_png, training_curves_png
-from tasks.records import ChampionScore, DatasetRecord, Evaluation
+from tasks.records import DatasetRecord, Evaluation
 from tasks.registry import Registry
-from tasks.run_documents import EvaluationDocument
-from tasks.storage import S3Client, S3Uri, download_file, get_json, put_bytes, put_json
+from tasks.run_documents import ChampionScores, ClassificationMetrics, EvaluationDocument
+from tasks.storage import S3Client, S3Uri, download_file, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
 from tasks.train import open_split
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def classification_metrics(
     true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
-) -> dict[str, Any]:
+) -> ClassificationMetrics:
     """Accuracy; per-class and macro precision, recall and F1; one-vs-rest ROC AUC (over the
     classes present in the test split); the confusion matrix (rows true, columns predicted)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
@@ -45,17 +46,17 @@ def classification_metrics(
         class_names[label]: float(roc_auc_score(true_labels == label, probabilities[:, label]))
         for label in present
     }
-    return {
-        "accuracy": float(np.mean(true_labels == predicted)),
-        "macro_precision": float(np.mean(precision)),
-        "macro_recall": float(np.mean(recall)),
-        "macro_f1": float(np.mean(f1)),
-        "macro_roc_auc_ovr": float(np.mean(list(roc_auc.values()))) if roc_auc else None,
-        "per_class": per_class,
-        "roc_auc_ovr": roc_auc,
-        "confusion_matrix": confusion_matrix(true_labels, predicted, labels=labels).tolist(),
-        "class_names": class_names,
-    }
+    return ClassificationMetrics(
+        accuracy=float(np.mean(true_labels == predicted)),
+        macro_precision=float(np.mean(precision)),
+        macro_recall=float(np.mean(recall)),
+        macro_f1=float(np.mean(f1)),
+        macro_roc_auc_ovr=float(np.mean(list(roc_auc.values()))) if roc_auc else None,
+        per_class=per_class,
+        roc_auc_ovr=roc_auc,
+        confusion_matrix=confusion_matrix(true_labels, predicted, labels=labels).tolist(),
+        class_names=class_names,
+    )
 
 
 def predict_test_split(model: Any, test_data: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -91,48 +92,44 @@ def evaluate_attempt(
                 scored[role] = predict_test_split(model, test_data)
     true_labels, probabilities = scored["candidate"]
     metrics = classification_metrics(true_labels, probabilities, class_names)
-    champion_summary = None
+    champion_scores = None
     if champion is not None and "champion" in scored:
         champion_metrics = classification_metrics(*scored["champion"], class_names)
-        champion_summary = {
-            "version": champion.version,
-            "model_uri": champion.model_uri,
-            "accuracy": champion_metrics["accuracy"],
-            "macro_f1": champion_metrics["macro_f1"],
-            "metrics": champion_metrics,
-        }
-    document = {
-        "model_uri": model_uri,
-        "dataset_uri": dataset_uri,
-        "test_images": len(true_labels),
-        **metrics,
-        "champion": champion_summary,
-    }
-    put_json(
-        client,
-        output.evaluation,
-        EvaluationDocument.from_json(document, str(output.evaluation)).to_json(),
+        champion_scores = ChampionScores(
+            champion.version,
+            champion.model_uri,
+            champion_metrics.accuracy,
+            champion_metrics.macro_f1,
+            champion_metrics,
+        )
+    document = EvaluationDocument(
+        **metrics.to_json(),
+        model_uri=model_uri,
+        dataset_uri=dataset_uri,
+        test_images=len(true_labels),
+        champion=champion_scores,
     )
-    title = f"attempt {attempt}: accuracy {metrics['accuracy']:.4f} on {len(true_labels)} images"
+    put_json(client, output.evaluation, document.to_json())
+    title = f"attempt {attempt}: accuracy {metrics.accuracy:.4f} on {len(true_labels)} images"
     put_bytes(
         client,
         output.confusion_matrix,
-        confusion_matrix_png(metrics["confusion_matrix"], class_names, title),
+        confusion_matrix_png(metrics.confusion_matrix, class_names, title),
         "image/png",
     )
-    history = get_json(client, output.history)
+    history = TrainingHistory.read(client, output.history)
     curves_title = (
-        f"attempt {attempt}: epoch {history.get('kept_epoch', len(history['epochs']))} of "
-        f"{len(history['epochs'])} kept (best {history.get('kept_by', 'last')})"
+        f"attempt {attempt}: epoch {history.kept_epoch} of {len(history.epochs)} kept "
+        f"(best {history.kept_by})"
     )
     put_bytes(client, output.training_curves, training_curves_png(history, curves_title), "image/png")
     log.info(
         "test accuracy %.4f, macro F1 %.4f on %d images%s; written to %s",
-        metrics["accuracy"],
-        metrics["macro_f1"],
+        metrics.accuracy,
+        metrics.macro_f1,
         len(true_labels),
-        f" (champion v{champion_summary['version']}: {champion_summary['accuracy']:.4f})"
-        if champion_summary
+        f" (champion v{champion_scores.version}: {champion_scores.accuracy:.4f})"
+        if champion_scores
         else " (no comparable champion)",
         output.evaluation,
     )
@@ -142,7 +139,7 @@ def evaluate_attempt(
         model_uri,
         str(output.evaluation),
         len(true_labels),
-        metrics["accuracy"],
-        metrics["macro_f1"],
-        ChampionScore.from_json(champion_summary) if champion_summary else None,
+        metrics.accuracy,
+        metrics.macro_f1,
+        champion_scores.score() if champion_scores else None,
     )

@@ -45,7 +45,7 @@ def split_of(sha256: str) -> str:
     return next(split for split, bound in SPLIT_BOUNDS.items() if bucket < bound)
 
 
-def pixel_facts(image: np.ndarray) -> dict[str, Any]:
+def pixel_facts(image: np.ndarray) -> dict[str, int | float | str]:
     """What the processed-data expectations check of one image, without its pixels."""
     return {
         "height": image.shape[0],
@@ -93,8 +93,8 @@ def store_new_examples(
             )
         return decode_rgb(body, image_size, row.key)
 
-    facts: dict[str, dict[str, Any]] = {}
-    stored: list[dict[str, Any]] = []
+    facts: dict[str, dict[str, int | float | str]] = {}
+    stored: list[dict[str, int | float | str]] = []  # index rows
     with tempfile.TemporaryDirectory(prefix="packs-") as scratch:
         open_packs: dict[str, PackWriter] = {}
 

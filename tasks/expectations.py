@@ -21,6 +21,11 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
 
 
+# A result document as Great Expectations returns it (an expectation's `result`, a suite run's
+# summary): GX's own JSON, read by key where a failure is described.
+GxResult = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Outcome:
     suite: str
@@ -30,7 +35,7 @@ class Outcome:
     observed: str
     unexpected_keys: list[str] = field(default_factory=list)
     unexpected_values: list[Any] = field(default_factory=list)  # beside unexpected_keys
-    bounds: dict[str, Any] = field(default_factory=dict)  # min_value / max_value, if any
+    bounds: dict[str, float] = field(default_factory=dict)  # min_value / max_value, if any
     # From the expectation's meta: what a failing key is ("class") and the setting behind
     # the bound ("min_images_per_class"), so a failure reads in the user's terms.
     subject: str | None = None
@@ -80,7 +85,7 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _observed(result: dict[str, Any], key_column: str | None = None) -> str:
+def _observed(result: GxResult, key_column: str | None = None) -> str:
     if "unexpected_count" in result:
         rows = result.get("unexpected_index_list") or []
         if key_column and rows:
@@ -129,7 +134,7 @@ class Validator:
             },
         )
         self.source = self.context.data_sources.add_pandas("pipeline")
-        self.results: dict[str, Any] = {}
+        self.results: dict[str, GxResult] = {}  # by suite name
         self.failures: list[str] = []
 
     def run(
@@ -145,7 +150,7 @@ class Validator:
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
         )
-        result_format: dict[str, Any] = {"result_format": "COMPLETE" if key_column else "SUMMARY"}
+        result_format: dict[str, str | list[str]] = {"result_format": "COMPLETE" if key_column else "SUMMARY"}
         if key_column:
             result_format["unexpected_index_column_names"] = [key_column]
         checkpoint = self.context.checkpoints.add(
@@ -157,7 +162,7 @@ class Validator:
             )
         )
         checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame})
-        self.results[name] = checkpoint_result.describe_dict()
+        self.results[name] = dict(checkpoint_result.describe_dict())
         outcomes = []
         for validation in checkpoint_result.run_results.values():
             for result in validation.results:

@@ -30,13 +30,13 @@ import pandas as pd
 
 from tasks.layout import inventory_delivery_files
 from tasks.listing import LISTING_COLUMNS, in_listing_order, top_level
+from tasks.records import JsonRecord
 from tasks.storage import (
     PermanentStorageError,
     S3Client,
     S3Uri,
     exists,
     get_bytes,
-    get_json,
     iter_chunks,
     parallel_map,
 )
@@ -48,6 +48,26 @@ REQUIRED_FIELDS = ("Key", "Size", "LastModifiedDate", "ETag")
 VERSION_FIELDS = ("IsLatest", "IsDeleteMarker")  # in reports of versioned buckets
 GZIP = 31  # zlib wbits for a gzip stream
 WHOLE_SECONDS_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z"  # how S3 writes LastModifiedDate
+
+
+@dataclass(frozen=True)
+class InventoryFile(JsonRecord):
+    key: str  # in the destination bucket
+    size: int
+    MD5checksum: str
+
+
+@dataclass(frozen=True)
+class InventoryManifest(JsonRecord):
+    """A delivery's `manifest.json`, in the fields (and AWS's names for them) this reads."""
+
+    sourceBucket: str
+    destinationBucket: str  # an ARN: arn:aws:s3:::<bucket>
+    fileFormat: str  # CSV, ORC or Parquet
+    fileSchema: str  # the data files' columns, comma-separated
+    files: list[InventoryFile]
+    version: str = "2016-11-30"
+    creationTimestamp: str = ""  # milliseconds since the epoch, as text
 
 
 def latest_delivery(client: S3Client, report: S3Uri) -> S3Uri:
@@ -88,19 +108,19 @@ def fetch_inventory(client: S3Client, report: S3Uri, bucket: str) -> InventoryRe
     checked and each data file's text digested as it streams in (none is held whole;
     inventory_listing fetches the files again where their rows are needed)."""
     delivery = latest_delivery(client, report)
-    manifest = get_json(client, inventory_delivery_files(delivery)[0])
+    manifest = InventoryManifest.read(client, inventory_delivery_files(delivery)[0])
     where = describe(delivery)
-    if manifest.get("sourceBucket") != bucket:
-        raise PermanentStorageError(f"{where} is of bucket {manifest.get('sourceBucket')}, not {bucket}")
-    if manifest.get("fileFormat") != "CSV":
-        raise PermanentStorageError(f"{where} is {manifest.get('fileFormat')}; only CSV reports are read")
-    columns = [name.strip() for name in manifest["fileSchema"].split(",")]
+    if manifest.sourceBucket != bucket:
+        raise PermanentStorageError(f"{where} is of bucket {manifest.sourceBucket}, not {bucket}")
+    if manifest.fileFormat != "CSV":
+        raise PermanentStorageError(f"{where} is {manifest.fileFormat}; only CSV reports are read")
+    columns = [name.strip() for name in manifest.fileSchema.split(",")]
     missing = [name for name in REQUIRED_FIELDS if name not in columns]
     if missing:
         raise PermanentStorageError(f"{where} lacks {', '.join(missing)}; add them to the inventory's fields")
-    destination = manifest["destinationBucket"].removeprefix("arn:aws:s3:::")
+    destination = manifest.destinationBucket.removeprefix("arn:aws:s3:::")
     wanted = [name for name in (*REQUIRED_FIELDS, *VERSION_FIELDS) if name in columns]
-    files = [S3Uri(destination, file["key"]) for file in manifest["files"]]
+    files = [S3Uri(destination, file.key) for file in manifest.files]
     digests = parallel_map(lambda uri: text_digest(client, uri), files)
     return InventoryReport(delivery, wanted, [columns.index(name) for name in wanted], files, digests)
 

@@ -9,10 +9,11 @@ import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tasks.config import Params
-from tasks.records import JsonRecord, RecordJson
+from tasks.records import ChampionScore, JsonRecord, Lineage, RecordJson
+from tasks.run_documents import Check
 
 if TYPE_CHECKING:
     from tasks.records import DatasetRecord
@@ -79,11 +80,11 @@ class CardMetrics(JsonRecord):
 class CardBlessing(JsonRecord):
     blessed: bool
     reason: str
-    checks: list[dict[str, Any]]  # one per threshold: tasks.blessing.Check as JSON
+    checks: list[Check]  # one per threshold
 
 
 @dataclass(frozen=True)
-class ModelCard(JsonRecord):
+class ModelCard(Lineage):
     """`models/<name>/<version>/model_card.json`."""
 
     model_name: str
@@ -96,18 +97,11 @@ class ModelCard(JsonRecord):
     training: CardTraining
     metrics: CardMetrics
     blessing: CardBlessing
-    champion: dict[str, Any] | None  # the champion's scores as blessing compared them
-    # Lineage (absent on versions published before warm starts): what freshness and warm
-    # starts compare a night with.
-    training_signature: str | None = None
-    trainer_code: str | None = None
-    settings_digest: str | None = None
-    parent_version: int | None = None
-    warm_generation: int = 0
+    champion: ChampionScore | None  # the champion's scores as blessing compared them
 
 
 @dataclass(frozen=True)
-class Deployment(JsonRecord):
+class Deployment(Lineage):
     """`models/<name>/<version>/deployment.json`: the claim of a version number by one run's
     accepted attempt, written create-only before anything else of the version."""
 
@@ -118,11 +112,6 @@ class Deployment(JsonRecord):
     accuracy: float
     macro_f1: float
     version: int | None = None  # set by the claim
-    training_signature: str | None = None
-    trainer_code: str | None = None
-    settings_digest: str | None = None
-    parent_version: int | None = None
-    warm_generation: int = 0
 
 
 def build_card(
@@ -136,7 +125,7 @@ def build_card(
     trained: TrainResult,
     evaluation: EvaluationDocument,
     blessing: BlessingDocument,
-    lineage: dict[str, Any],
+    lineage: Lineage,
 ) -> ModelCard:
     from tasks.recipe import Recipe
 
@@ -171,7 +160,7 @@ def build_card(
         ),
         blessing=CardBlessing(blessing.blessed, blessing.reason, blessing.checks),
         champion=blessing.baseline,
-        **lineage,
+        **lineage.to_json(),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -352,15 +353,15 @@ img { max-width: 32rem; border: 1px solid #d0d7de; }
 def outcome_of(
     states: dict[str, str | None],
     failed: list[tuple[str, int]],
-    reason_of: Any,
+    failure_reasons: Mapping[tuple[str, int], str],
     deployed_version: int | None,
 ) -> NightOutcome:
     """How the night ended, from its task states (`failed` in task order, as
-    retrain_alerts.failed_tasks gives them; `reason_of(task_id, map_index)` their recorded
-    one-line reasons)."""
+    retrain_alerts.failed_tasks gives them; `failure_reasons` their recorded one-line reasons
+    by (task_id, map_index))."""
     if failed:
         task_id, map_index = failed[0]
-        reason = reason_of(task_id, map_index) or "see the task log"
+        reason = failure_reasons.get((task_id, map_index)) or "see the task log"
         if task_id.endswith(".give_up"):
             return NightOutcome("gave up", reason)
         label = task_id if map_index < 0 else f"{task_id} [{map_index}]"

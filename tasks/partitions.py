@@ -19,7 +19,6 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,7 +129,7 @@ def write_slots(
 
 def write_parts(
     client: S3Client, frames: list[pd.DataFrame], uri_of: Callable[[str], S3Uri]
-) -> list[dict[str, Any]]:
+) -> list[RecordJson]:
     """Writes each partition's rows (`frames[p]`) as CSV to `uri_of(<part name>)`, in parallel;
     returns the partitions in their XCom form, each naming its file."""
     count = len(frames)

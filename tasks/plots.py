@@ -4,7 +4,10 @@ drawn with matplotlib's Agg backend (no display) as PNG bytes."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.checkpoints import TrainingHistory
 
 
 def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, Any]:
@@ -46,12 +49,11 @@ def confusion_matrix_png(matrix: list[list[int]], class_names: list[str], title:
     return _png(figure)
 
 
-def training_curves_png(history: dict[str, Any], title: str) -> bytes:
-    """Loss and accuracy per epoch, training vs validation, with the kept epoch marked
-    (history.json as the trainer writes it)."""
-    epochs = history["epochs"]
-    metrics = history["metrics"]
-    kept = history.get("kept_epoch")
+def training_curves_png(history: TrainingHistory, title: str) -> bytes:
+    """Loss and accuracy per epoch, training vs validation, with the kept epoch marked."""
+    epochs = history.epochs
+    metrics = history.metrics
+    kept = history.kept_epoch
     figure, panels = _figure(10, 4, panels=2)
     for axes, name in zip(panels, ("loss", "accuracy"), strict=True):
         for key, label, style in ((name, "training", "-o"), (f"val_{name}", "validation", "-s")):

@@ -43,10 +43,10 @@ from tasks.examples import (
 from tasks.expectations import Validator, table
 from tasks.layout import dataset_layout, example_store, run_layout
 from tasks.partitions import Partition, content_slot, split_frame, write_parts
-from tasks.records import DatasetRecord, JsonRecord
+from tasks.records import DatasetRecord, JsonRecord, RecordJson
 from tasks.run_documents import DatasetRef
 from tasks.shards import SPLITS
-from tasks.storage import S3Client, S3Uri, exists, get_json, parallel_map, put_csv, put_json, upload_tree
+from tasks.storage import S3Client, exists, parallel_map, put_csv, put_json, upload_tree
 from tasks.validate import DataValidationError
 
 __all__ = ["PreprocessResult", "build_dataset", "split_of"]
@@ -191,6 +191,25 @@ def checked_and_reported(
 
 
 @dataclass(frozen=True)
+class ClassCount(JsonRecord):
+    split: str
+    class_name: str
+    images: int
+
+
+@dataclass(frozen=True)
+class PartReport(JsonRecord):
+    """`runs/<run>/processed/<part>.json`: what one preprocessing partition hands to
+    assemble_dataset: its images per (split, class), its packs per split, and its gate's failure."""
+
+    partition: str
+    images: int
+    counts: list[ClassCount]
+    packs: dict[str, list[str]]  # pack URIs per split
+    failure: str | None  # None: the partition's images passed the processed-data checks
+
+
+@dataclass(frozen=True)
 class PartProcessed(JsonRecord):
     uri: str  # the partition's processed/<part>.json: packs, counts, failures
     images: int
@@ -200,7 +219,7 @@ class PartProcessed(JsonRecord):
 
 def plan_preprocessing(
     client: S3Client, config: PipelineConfig, manifest_uri: str, run_id: str, count: int
-) -> list[dict[str, Any]]:
+) -> list[RecordJson]:
     """Splits the (clean) manifest by content into `count` partitions and writes each one's
     rows under the run; returns the partitions, each naming its rows' file."""
     return split_by_content(client, config, read_manifest(client, manifest_uri), run_id, count)
@@ -208,7 +227,7 @@ def plan_preprocessing(
 
 def split_by_content(
     client: S3Client, config: PipelineConfig, manifest: pd.DataFrame, run_id: str, count: int
-) -> list[dict[str, Any]]:
+) -> list[RecordJson]:
     """plan_preprocessing on a manifest already read."""
     frames = split_frame(manifest, "sha256", content_slot, count)
     return write_parts(client, frames, run_layout(config, run_id).clean_part)
@@ -249,17 +268,14 @@ def preprocess_partition(
         )
         for split in SPLITS
     }
-    put_json(
-        client,
-        uri,
-        {
-            "partition": partition.label,
-            "images": len(rows),
-            "counts": split_class_counts(rows, splits).to_dict("records"),
-            "packs": packs,
-            "failure": failure and f"{partition.label}: {failure}",
-        },
+    counts = [
+        ClassCount(str(row.split), str(row.class_name), int(row.images))
+        for row in split_class_counts(rows, splits).itertuples(index=False)
+    ]
+    report = PartReport(
+        partition.label, len(rows), counts, packs, f"{partition.label}: {failure}" if failure else None
     )
+    put_json(client, uri, report.to_json())
     return PartProcessed(str(uri), len(rows), len(missing), len(unique) - len(missing))
 
 
@@ -275,11 +291,11 @@ def finish_dataset(
     then dataset.json) unless one with the same content exists. `fingerprint`, where the gate
     knows it already, spares reading the manifest when the dataset exists."""
     processed = parts
-    reports = parallel_map(lambda part: get_json(client, S3Uri.parse(part.uri)), processed)
-    counts = pd.DataFrame([row for report in reports for row in report["counts"]])
+    reports = parallel_map(lambda part: PartReport.read(client, part.uri), processed)
+    counts = pd.DataFrame([count.to_json() for report in reports for count in report.counts])
     if counts.empty:
         counts = pd.DataFrame(columns=["split", "class_name", "images"])
-    failures = [report["failure"] for report in reports if report["failure"]]
+    failures = [report.failure for report in reports if report.failure]
     whole = checked_and_reported(client, config, count_frames(counts), "processed", run_id)
     if whole:
         failures.append(whole)
@@ -299,7 +315,7 @@ def finish_dataset(
             labelled = labelled_rows(client, config, manifest_uri)
         put_csv(client, dataset.labels, labelled)
         packs = {
-            split: sorted({uri for report in reports for uri in report["packs"][split]}) for split in SPLITS
+            split: sorted({uri for report in reports for uri in report.packs[split]}) for split in SPLITS
         }
         record = DatasetRecord(
             dataset_id=dataset_id,

@@ -42,7 +42,7 @@ COMPILING = threading.Lock()
 
 
 @cache
-def _type_hints(cls: type) -> dict[str, Any]:
+def _type_hints(cls: type) -> dict[str, object]:
     with COMPILING:
         return get_type_hints(cls)
 
@@ -196,7 +196,7 @@ class GateResults(JsonRecord):
 
     success: bool  # every suite passed
     failures: list[str]  # one line per failed expectation, as the task's failure says it
-    suites: dict[str, Any]  # Great Expectations' summary of each suite's run, by suite name
+    suites: dict[str, Any]  # Great Expectations' summary (its JSON) of each suite's run, by suite
 
 
 @dataclass(frozen=True)
@@ -261,8 +261,28 @@ class Publication(JsonRecord):
     accuracy: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class Lineage(JsonRecord):
+    """Where a model version came from, as freshness and warm starts compare it with a night.
+    The pointer, the model card and the version's deployment.json carry these fields at their
+    top level (versions published before warm starts lack them: the defaults)."""
+
+    # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
+    training_signature: str | None = None
+    # What a warm start needs to match (tasks/warm_start.py), and where this version came from:
+    # the version it continued from (None: trained from scratch) and how many warm nights deep.
+    trainer_code: str | None = None
+    settings_digest: str | None = None
+    parent_version: int | None = None
+    warm_generation: int = 0
+
+    def lineage(self) -> Lineage:
+        """Just the lineage of a record that carries one."""
+        return Lineage(**{name: getattr(self, name) for name in Lineage.__dataclass_fields__})
+
+
 @dataclass(frozen=True)
-class Pointer(JsonRecord):
+class Pointer(Lineage):
     """`models/<name>/production.json`: the version consumers load, derived from its model card."""
 
     model_name: str
@@ -279,11 +299,3 @@ class Pointer(JsonRecord):
     dataset_fingerprint: str
     published_at: str
     dataset_id: str | None = None
-    # What the model was trained from and with (tasks/freshness.py): equal means nothing new.
-    training_signature: str | None = None
-    # What a warm start needs to match (tasks/warm_start.py), and where this version came from:
-    # the version it continued from (None: trained from scratch) and how many warm nights deep.
-    trainer_code: str | None = None
-    settings_digest: str | None = None
-    parent_version: int | None = None
-    warm_generation: int = 0

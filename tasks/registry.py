@@ -59,12 +59,8 @@ def pointer_from_card(card: ModelCard, version: VersionLayout, published_at: str
         attempt=card.attempt,
         dataset_fingerprint=card.dataset.fingerprint,
         dataset_id=card.dataset.dataset_id,
-        training_signature=card.training_signature,
-        trainer_code=card.trainer_code,
-        settings_digest=card.settings_digest,
-        parent_version=card.parent_version,
-        warm_generation=card.warm_generation,
         published_at=published_at,
+        **card.lineage().to_json(),
     )
 
 

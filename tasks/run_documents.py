@@ -7,9 +7,8 @@ contract)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from tasks.records import JsonRecord
+from tasks.records import ChampionScore, JsonRecord
 
 
 @dataclass(frozen=True)
@@ -65,16 +64,52 @@ class AttemptTraining(JsonRecord):
 
 
 @dataclass(frozen=True)
+class CandidateScores(JsonRecord):
+    """An attempt as blessing compares it."""
+
+    attempt: int
+    model_uri: str
+    accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Check(JsonRecord):
+    """One blessing threshold applied to one metric."""
+
+    metric: str
+    kind: str  # "value" (>= threshold) or "change" (>= champion - margin)
+    value: float
+    threshold: float
+    passed: bool
+
+
+@dataclass(frozen=True)
 class BlessingDocument(JsonRecord):
-    """`runs/<run>/attempt-<n>/blessing.json`: the blessing of one attempt (the champion it
-    was compared with is in its evaluation.json)."""
+    """`runs/<run>/attempt-<n>/blessing.json`: the blessing of one attempt (the champion's
+    full figures are in its evaluation.json)."""
 
     blessed: bool
     reason: str
-    candidate: dict[str, Any]  # the attempt's identity and scores, as blessing compared them
-    baseline: dict[str, Any] | None  # the champion's scores, when compared with
-    checks: list[dict[str, Any]] = field(default_factory=list)  # one per threshold: tasks.blessing.Check
+    candidate: CandidateScores
+    baseline: ChampionScore | None  # the champion's scores, when compared with one
+    checks: list[Check] = field(default_factory=list)
     training: AttemptTraining | None = None
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics(JsonRecord):
+    """A model's figures on a test split (tasks.evaluate.classification_metrics)."""
+
+    accuracy: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    macro_roc_auc_ovr: float | None  # None when the test split holds a single class
+    per_class: dict[str, dict[str, float]]  # precision, recall, f1, support per class
+    roc_auc_ovr: dict[str, float]
+    confusion_matrix: list[list[int]]  # rows true, columns predicted, in class order
+    class_names: list[str]
 
 
 @dataclass(frozen=True)
@@ -85,26 +120,21 @@ class ChampionScores(JsonRecord):
     model_uri: str
     accuracy: float
     macro_f1: float
-    metrics: dict[str, Any]  # tasks.evaluate.classification_metrics' figures
+    metrics: ClassificationMetrics
+
+    def score(self) -> ChampionScore:
+        return ChampionScore(self.version, self.model_uri, self.accuracy, self.macro_f1)
 
 
-@dataclass(frozen=True)
-class EvaluationDocument(JsonRecord):
+@dataclass(frozen=True, kw_only=True)
+class EvaluationDocument(ClassificationMetrics):
     """`runs/<run>/attempt-<n>/evaluation.json` (copied into each version): an attempt's model
-    scored on the dataset's test split, and the champion it was compared with."""
+    scored on the dataset's test split (its metrics at the top level), and the champion it was
+    compared with."""
 
     model_uri: str
     dataset_uri: str
     test_images: int
-    accuracy: float
-    macro_precision: float
-    macro_recall: float
-    macro_f1: float
-    macro_roc_auc_ovr: float | None  # None when the test split holds a single class
-    per_class: dict[str, dict[str, float]]  # precision, recall, f1, support per class
-    roc_auc_ovr: dict[str, float]
-    confusion_matrix: list[list[int]]  # rows true, columns predicted, in class order
-    class_names: list[str]
     champion: ChampionScores | None  # None: no production model with these classes and size
 
     def summary_metrics(self) -> dict[str, float | None]:

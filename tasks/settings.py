@@ -60,8 +60,12 @@ def json_type(hint: Any) -> str | list[str]:
     return _JSON_TYPES[hint]
 
 
+# One Param's JSON Schema (type, bounds, description, section), as Airflow's form reads it.
+JsonSchema = dict[str, Any]
+
+
 @cache
-def json_schemas(owner: type) -> dict[str, dict[str, Any]]:
+def json_schemas(owner: type) -> dict[str, JsonSchema]:
     """Each declared setting of a dataclass with its JSON schema (type and keywords)."""
     hints = get_type_hints(owner)
     return {
@@ -76,7 +80,7 @@ def json_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def value_problems(name: str, schema: dict[str, Any], value: Any) -> Iterator[str]:
+def value_problems(name: str, schema: JsonSchema, value: Any) -> Iterator[str]:
     """What is wrong with one value against its schema, one line per problem."""
     from jsonschema import FormatChecker
     from jsonschema.validators import validator_for

@@ -263,7 +263,7 @@ class WriteConflictError(PermanentStorageError):
     """A conditional write lost: somebody else wrote the object since we read it."""
 
 
-def head_object(client: S3Client, uri: S3Uri) -> dict[str, Any] | None:
+def head_object(client: S3Client, uri: S3Uri) -> ObjectSummary | None:
     """The object's metadata (ETag, LastModified, ...), or None when it does not exist."""
     try:
         return dict(client.head_object(Bucket=uri.bucket, Key=uri.key))

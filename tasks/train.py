@@ -187,10 +187,10 @@ class EpochLogger:
         import keras
 
         class _EpochLogger(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 self.started = time.perf_counter()
 
-            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 logs = logs or {}
                 seconds = time.perf_counter() - self.started
                 log.info(
@@ -353,14 +353,14 @@ def run_training(client: S3Client, request: TrainRequest) -> TrainResult:
             inference_model(model, request.recipe).save(model_path)
         upload_file(client, model_path, output.model)
         history = attempt.history()
-        put_json(client, output.history, history)
-        epochs_this_try = len(history["epochs"]) - finished_epochs
+        put_json(client, output.history, history.to_json())
+        epochs_this_try = len(history.epochs) - finished_epochs
         result = TrainResult(
             model_uri=str(output.model),
             history_uri=str(output.history),
-            epochs_trained=len(history["epochs"]),
-            kept_epoch=history["kept_epoch"],
-            final_val_accuracy=history["metrics"]["val_accuracy"][history["kept_epoch"] - 1],
+            epochs_trained=len(history.epochs),
+            kept_epoch=history.kept_epoch,
+            final_val_accuracy=history.kept("val_accuracy"),
             train_seconds=round(train_seconds, 2),
             images_per_second=round(counts["train"] * epochs_this_try / max(train_seconds, 1e-9), 1),
             resumed_after_epoch=finished_epochs,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -193,8 +193,9 @@ def candidate(s3, bucket, tiny_model_bytes):
     """An attempt's outputs as train, evaluate and decide leave them (a tiny real model); the
     blessing through the real rule and its document's record."""
     from tasks.blessing import bless
+    from tasks.checkpoints import TrainingHistory
     from tasks.records import Candidate, DatasetRecord
-    from tasks.run_documents import AttemptTraining, BlessingDocument, EvaluationDocument
+    from tasks.run_documents import AttemptTraining, CandidateScores, EvaluationDocument
     from tasks.storage import S3Uri, put_bytes, put_json
     from tasks.train import TrainRequest, TrainResult
 
@@ -203,11 +204,8 @@ def candidate(s3, bucket, tiny_model_bytes):
     put_bytes(s3, attempt.join("model.keras"), tiny_model_bytes)
     put_bytes(s3, attempt.join("confusion_matrix.png"), b"\x89PNG")
     put_bytes(s3, attempt.join("training_curves.png"), b"\x89PNG")
-    put_json(
-        s3,
-        attempt.join("history.json"),
-        {"epochs": [1], "metrics": {"loss": [1.0], "val_accuracy": [0.9]}, "kept_epoch": 1},
-    )
+    history = TrainingHistory([1], {"loss": [1.0], "val_accuracy": [0.9]}, kept_epoch=1, kept_by="last")
+    put_json(s3, attempt.join("history.json"), history.to_json())
     per_class = {"zero": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 3}}
     evaluation = EvaluationDocument(
         model_uri=f"{attempt_uri}/model.keras",
@@ -226,15 +224,14 @@ def candidate(s3, bucket, tiny_model_bytes):
     )
     put_json(s3, attempt.join("evaluation.json"), evaluation.to_json())
     blessing = bless(
-        {"attempt": 1, "model_uri": f"{attempt_uri}/model.keras", "accuracy": 0.97, "macro_f1": 0.96},
+        CandidateScores(1, f"{attempt_uri}/model.keras", accuracy=0.97, macro_f1=0.96),
         None,
         min_accuracy=0.9,
         min_macro_f1=None,
         max_regression=0.0,
     )
     training = AttemptTraining(attempt="attempt 1: fresh model", epochs_trained=1, kept_epoch=1)
-    document = BlessingDocument.from_json(blessing.to_json() | {"training": training.to_json()})
-    put_json(s3, attempt.join("blessing.json"), document.to_json())
+    put_json(s3, attempt.join("blessing.json"), replace(blessing, training=training).to_json())
     request = TrainRequest(f"s3://{bucket}/runs/r1/dataset/dataset.json", attempt_uri, epochs=1)
     trained = TrainResult(
         model_uri=f"{attempt_uri}/model.keras",

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
+from tasks.inventory import InventoryFile, InventoryManifest
 from tasks.layout import inventory_data_file, inventory_delivery, inventory_delivery_files
 from tasks.storage import S3Client, S3Uri, iter_objects, put_bytes
 
@@ -37,7 +38,7 @@ def write_inventory(
         )
         for item in iter_objects(client, S3Uri(bucket, prefix))
     ]
-    files = []
+    files: list[InventoryFile] = []
     for start in range(0, max(len(rows), 1), ROWS_PER_FILE):
         text = io.StringIO()
         writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
@@ -45,17 +46,16 @@ def write_inventory(
         body = gzip.compress(text.getvalue().encode())
         data = inventory_data_file(report, f"{uuid.uuid4()}.csv.gz")
         put_bytes(client, data, body)
-        files.append({"key": data.key, "size": len(body), "MD5checksum": hashlib.md5(body).hexdigest()})  # noqa: S324
+        files.append(InventoryFile(data.key, len(body), hashlib.md5(body).hexdigest()))  # noqa: S324
     manifest = json.dumps(
-        {
-            "sourceBucket": bucket,
-            "destinationBucket": f"arn:aws:s3:::{report.bucket}",
-            "version": "2016-11-30",
-            "creationTimestamp": str(int(began.timestamp() * 1000)),
-            "fileFormat": "CSV",
-            "fileSchema": ", ".join(FIELDS),
-            "files": files,
-        }
+        InventoryManifest(
+            sourceBucket=bucket,
+            destinationBucket=f"arn:aws:s3:::{report.bucket}",
+            fileFormat="CSV",
+            fileSchema=", ".join(FIELDS),
+            files=files,
+            creationTimestamp=str(int(began.timestamp() * 1000)),
+        ).to_json()
     ).encode()
     delivery = inventory_delivery(report, began.strftime("%Y-%m-%dT%H-%MZ"))
     manifest_uri, checksum_uri = inventory_delivery_files(delivery)

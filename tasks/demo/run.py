@@ -16,9 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from tasks.config import PipelineConfig
+from tasks.config import Params, PipelineConfig
 from tasks.demo.data import DIGIT_PARAMS, upload_digits
 from tasks.demo.local_s3 import LocalS3
 from tasks.layout import model_layout, output_prefixes, run_segment
@@ -81,13 +80,13 @@ def upload_demo_data(s3: LocalS3, config: PipelineConfig) -> None:
     )
 
 
-def demo_params(conf: dict[str, Any]) -> dict[str, Any]:
+def demo_params(conf: Params) -> Params:
     """The run's Params: the digits' (label order, no mirror flips) and the demo's epochs,
     under whatever the person passed with --conf."""
     return {**DIGIT_PARAMS, "epochs": DEMO_EPOCHS, **conf}
 
 
-def run_demo(output_folder: Path, airflow_home: Path, conf: dict[str, Any]) -> int:
+def run_demo(output_folder: Path, airflow_home: Path, conf: Params) -> int:
     exit_on_sigterm()
     conf = demo_params(conf)
     config = PipelineConfig.from_params(conf)

@@ -47,7 +47,7 @@ def test_every_document_of_a_deploy_night_reads_through_its_record(champion_nigh
     assert blessing.blessed and blessing.training is not None
     assert blessing.training.epochs_trained == trained.epochs_trained
     assert blessing.baseline is not None and evaluation.champion is not None
-    assert (evaluation.champion.version, blessing.baseline["accuracy"]) == (1, evaluation.champion.accuracy)
+    assert (evaluation.champion.version, blessing.baseline.accuracy) == (1, evaluation.champion.accuracy)
     assert (
         evaluation.test_images == dataset.split_counts["test"] and evaluation.model_uri == trained.model_uri
     )

@@ -9,7 +9,13 @@ import logging
 import pytest
 from alert_sink import WebhookSink
 
-from retrain_alerts import FailureAlert, failed_tasks, one_line
+from retrain_alerts import (
+    FailureAlert,
+    failed_tasks,
+    one_line,
+    records_from_the_metadata_database,
+    under_a_supervisor,
+)
 
 # The run-level callback reads the run's task states from the metadata database here.
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -118,3 +124,17 @@ def test_under_airflow_dags_test_a_failed_night_alerts_once_without_a_traceback(
     assert [message["task_id"] for message in alert_sink.messages] == ["plan_partitions"], output[-3000:]
     assert "the bucket does not exist" in alert_sink.messages[0]["reason"]
     assert "get_template_env" not in output and "Error in the on_failure_callback" not in output
+
+
+def test_the_airflow_internals_the_alert_reads_work_on_the_pinned_airflow(dagbag, s3_endpoint):
+    """The two functions that reach into Airflow (no public interface serves outside a
+    supervisor) read a real failed run: its task states and the reason its failed task
+    recorded; and a test process is not supervised. Mapped instances: tests/dags/."""
+    run = dagbag.get_dag("rollback_production").test(
+        run_conf={"bucket": "no-such-bucket-alerts", "model_name": "digits-cnn", "version": 3}
+    )
+    records = records_from_the_metadata_database("rollback_production", run.run_id)
+    assert records.task_states == {"rollback": "failed"}
+    ((task, reason),) = records.failure_reasons.items()
+    assert task == ("rollback", -1) and "no-such-bucket-alerts" in reason and "\n" not in reason
+    assert not under_a_supervisor()

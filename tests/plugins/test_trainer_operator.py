@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.storage import S3Uri, iter_objects
-from tasks.train import TrainRequest
+from tasks.train import TrainRequest, TrainResult
 from trainer_operator import TrainerOperator, container_name, gpu_device_requests
 
 
@@ -74,8 +74,9 @@ def test_docker_and_local_backends_write_the_same_layout(s3, dataset, trainer_im
         "tensorboard/train/events.out.tfevents.*",
         "tensorboard/validation/events.out.tfevents.*",
     }
-    assert results["docker"]["train_result_uri"].endswith("/docker/attempt-1/train_result.json")
-    assert results["docker"]["epochs_trained"] == results["local"]["epochs_trained"] == 1
+    docker, local = (TrainResult.from_json(results[backend]) for backend in ("docker", "local"))
+    assert docker.model_uri.endswith("/docker/attempt-1/model.keras")
+    assert docker.epochs_trained == local.epochs_trained == 1
     assert not leftover_containers(docker_client)
 
 

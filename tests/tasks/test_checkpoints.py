@@ -123,7 +123,7 @@ def test_best_epoch_weights_are_kept_and_survive_a_resume(s3, bucket, tmp_path):
     assert resumed.restore() == 3
     resumed.keep_best(model)
     assert weights_of(model) == 1.0  # epoch 2's weights, not the last epoch's
-    assert resumed.history()["kept_epoch"] == 2 and resumed.history()["kept_by"] == "val_accuracy"
+    assert resumed.history().kept_epoch == 2 and resumed.history().kept_by == "val_accuracy"
 
 
 def test_kept_epoch_and_patience_follow_the_ledger(s3, bucket, tmp_path):

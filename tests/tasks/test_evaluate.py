@@ -21,17 +21,17 @@ from tasks.train import TrainRequest, run_training
 def test_metrics_on_known_predictions():
     probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
     metrics = classification_metrics(np.array([0, 0, 1, 1]), probabilities, ["a", "b"])
-    assert metrics["accuracy"] == 0.75
-    assert metrics["confusion_matrix"] == [[1, 1], [0, 2]]
-    assert metrics["per_class"]["a"] == {
+    assert metrics.accuracy == 0.75
+    assert metrics.confusion_matrix == [[1, 1], [0, 2]]
+    assert metrics.per_class["a"] == {
         "precision": 1.0,
         "recall": 0.5,
         "f1": pytest.approx(2 / 3),
         "support": 2,
     }
-    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
-    assert metrics["macro_precision"] == pytest.approx((1 + 2 / 3) / 2)
-    assert metrics["roc_auc_ovr"] == {"a": 1.0, "b": 1.0}  # probabilities rank every pair right
+    assert metrics.macro_f1 == pytest.approx((2 / 3 + 0.8) / 2)
+    assert metrics.macro_precision == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics.roc_auc_ovr == {"a": 1.0, "b": 1.0}  # probabilities rank every pair right
 
 
 @pytest.mark.slow

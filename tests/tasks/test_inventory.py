@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,8 +17,8 @@ from images_factory import digit_like, encode
 from tasks.collect import plan_collection
 from tasks.config import PipelineConfig
 from tasks.demo.inventory import write_inventory
-from tasks.inventory import as_listed_time, read_inventory, text_digest
-from tasks.storage import PermanentStorageError, S3Uri, get_bytes, put_bytes
+from tasks.inventory import InventoryManifest, as_listed_time, read_inventory, text_digest
+from tasks.storage import PermanentStorageError, S3Uri, get_bytes, put_bytes, put_json
 
 KEYS = [
     "raw/cat/0.png",
@@ -81,16 +80,16 @@ def test_a_report_that_cannot_be_used_says_why_in_one_line(s3, bucket, reports):
     with pytest.raises(PermanentStorageError, match=f"is of bucket {bucket}, not other-bucket"):
         read_inventory(s3, reports, "other-bucket", "raw/")
     manifest_uri = S3Uri(reports.bucket, delivery.key + "manifest.json")
-    manifest = json.loads(get_bytes(s3, manifest_uri))
-    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": "Bucket, Key, Size"}).encode())
+    manifest = InventoryManifest.read(s3, manifest_uri)
+    put_json(s3, manifest_uri, replace(manifest, fileSchema="Bucket, Key, Size").to_json())
     with pytest.raises(PermanentStorageError, match="lacks LastModifiedDate, ETag"):
         read_inventory(s3, reports, bucket, "raw/")
-    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileFormat": "Parquet"}).encode())
+    put_json(s3, manifest_uri, replace(manifest, fileFormat="Parquet").to_json())
     with pytest.raises(PermanentStorageError, match="is Parquet; only CSV reports are read"):
         read_inventory(s3, reports, bucket, "raw/")
     # A data file with fewer columns than its manifest names.
     schema = "Bucket, VersionId, Key, Size, LastModifiedDate, ETag"
-    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": schema}).encode())
+    put_json(s3, manifest_uri, replace(manifest, fileSchema=schema).to_json())
     with pytest.raises(PermanentStorageError, match=r"\.csv\.gz does not match its manifest: ") as raised:
         read_inventory(s3, reports, bucket, "raw/")
     assert "\n" not in str(raised.value)
@@ -108,9 +107,9 @@ def test_a_versioned_buckets_report_gives_only_current_objects(s3, bucket, repor
     body = gzip.compress("".join(",".join(f'"{value}"' for value in row) + "\n" for row in rows).encode())
     delivery = write_inventory(s3, bucket, reports, EARLIER)  # of an empty bucket: then replaced
     manifest_uri = S3Uri(reports.bucket, delivery.key + "manifest.json")
-    manifest = json.loads(get_bytes(s3, manifest_uri))
-    put_bytes(s3, S3Uri(reports.bucket, manifest["files"][0]["key"]), body)
-    put_bytes(s3, manifest_uri, json.dumps({**manifest, "fileSchema": fields}).encode())
+    manifest = InventoryManifest.read(s3, manifest_uri)
+    put_bytes(s3, S3Uri(reports.bucket, manifest.files[0].key), body)
+    put_json(s3, manifest_uri, replace(manifest, fileSchema=fields).to_json())
     listing = read_inventory(s3, reports, bucket, "raw/")
     assert listing.to_dict("records") == [
         {"key": "raw/cat/kept.png", "bytes": 10, "etag": "aa", "last_modified": "2026-12-01T01:02:03+00:00"},

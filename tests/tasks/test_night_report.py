@@ -87,7 +87,7 @@ def test_a_deploy_night_shows_the_changes_the_attempt_and_the_new_version(s3, bu
 def test_a_night_with_nothing_to_train_says_so(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
     night_outputs(s3, bucket, "r2", gate_passed=True, dataset_uri=candidate.dataset_uri, gated_by="r1")
-    outcome = outcome_of({"nothing_to_train": "success", "deploy": "skipped"}, [], lambda *_: None, None)
+    outcome = outcome_of({"nothing_to_train": "success", "deploy": "skipped"}, [], {}, None)
     page = report_text(s3, write_night_report(s3, config, "r2", outcome))
     assert "Nothing to train: production kept" in page
     assert "<td>manifest the same as the one gated by run</td><td>r1</td>" in page
@@ -100,7 +100,10 @@ def test_a_night_the_gate_refused_says_where_it_stopped_and_why(s3, bucket):
     night_outputs(s3, bucket, "r3", gate_passed=False, dataset_uri=None)
     reason = "class two: 0 images < min_images_per_class 5"
     outcome = outcome_of(
-        {"validate": "failed", "deploy": "upstream_failed"}, [("validate", -1)], lambda *_: reason, None
+        {"validate": "failed", "deploy": "upstream_failed"},
+        [("validate", -1)],
+        {("validate", -1): reason},
+        None,
     )
     page = report_text(s3, write_night_report(s3, config, "r3", outcome))
     assert "Failed at validate: production kept" in page and html.escape(reason) in page
@@ -109,7 +112,7 @@ def test_a_night_the_gate_refused_says_where_it_stopped_and_why(s3, bucket):
 
 
 def test_a_night_that_stopped_before_collecting_still_gets_a_report(s3, bucket):
-    outcome = outcome_of({"plan_partitions": "failed"}, [("plan_partitions", -1)], lambda *_: None, None)
+    outcome = outcome_of({"plan_partitions": "failed"}, [("plan_partitions", -1)], {}, None)
     page = report_text(s3, write_night_report(s3, PipelineConfig(bucket=bucket), "r4", outcome))
     assert "Failed at plan_partitions" in page and "see the task log" in page
     assert "The night stopped before collecting." in page
@@ -117,8 +120,11 @@ def test_a_night_that_stopped_before_collecting_still_gets_a_report(s3, bucket):
 
 def test_the_outcome_names_a_give_up_and_a_mapped_instance():
     gave_up = outcome_of(
-        {"attempt_2.give_up": "failed"}, [("attempt_2.give_up", -1)], lambda *_: "best 0.8", None
+        {"attempt_2.give_up": "failed"},
+        [("attempt_2.give_up", -1)],
+        {("attempt_2.give_up", -1): "best 0.8"},
+        None,
     )
     assert (gave_up.ended, gave_up.reason) == ("gave up", "best 0.8")
-    mapped = outcome_of({"collect_1": "failed"}, [("collect", 1)], lambda *_: "timeout", None)
+    mapped = outcome_of({"collect_1": "failed"}, [("collect", 1)], {("collect", 1): "timeout"}, None)
     assert mapped.failed_task == "collect [1]"

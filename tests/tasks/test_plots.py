@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from PIL import Image
 
+from tasks.checkpoints import TrainingHistory
 from tasks.plots import confusion_matrix_png, training_curves_png
 
 FASHION = [
@@ -20,17 +22,17 @@ FASHION = [
     "Bag",
     "Ankle boot",
 ]
-HISTORY = {
-    "epochs": [1, 2, 3],
-    "metrics": {
+HISTORY = TrainingHistory(
+    epochs=[1, 2, 3],
+    metrics={
         "loss": [1.2, 0.8, 0.6],
         "accuracy": [0.6, 0.75, 0.8],
         "val_loss": [1.0, 0.7, 0.9],
         "val_accuracy": [0.65, 0.78, 0.74],
     },
-    "kept_epoch": 2,
-    "kept_by": "val_accuracy",
-}
+    kept_epoch=2,
+    kept_by="val_accuracy",
+)
 
 
 def pixels(png: bytes) -> Image.Image:
@@ -49,6 +51,6 @@ def test_confusion_matrix_grows_with_the_classes_and_is_not_blank():
 
 def test_training_curves_mark_the_kept_epoch():
     with_mark = pixels(training_curves_png(HISTORY, "attempt 1"))
-    without_mark = pixels(training_curves_png({**HISTORY, "kept_epoch": None}, "attempt 1"))
+    without_mark = pixels(training_curves_png(replace(HISTORY, kept_epoch=0), "attempt 1"))
     assert with_mark.size == without_mark.size
     assert with_mark.tobytes() != without_mark.tobytes()
