@@ -218,7 +218,9 @@ def measure_sample(number: int, per_class: int, conf: dict, airflow_home: Path) 
         client = make_client(s3.endpoint_url)
         upload_sample(client, bucket, sample)
         print(f"sample {number}: {len(sample)} images in s3://{bucket}/raw/", flush=True)
-        airflow, env = airflow_command(airflow_home, s3, RETRAIN_TRAINER_BACKEND="local")
+        airflow, env = airflow_command(
+            airflow_home, s3, RETRAIN_TRAINER_BACKEND="local", RETRAIN_ALLOWED_BUCKETS=bucket
+        )
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         run_conf = {"bucket": bucket, "model_name": "fashion-cnn", "class_names": list(CLASS_NAMES), **conf}
         log_path = OUTPUT / f"sample-{number}.log"

@@ -69,7 +69,9 @@ def measure_sample(number: int, per_class: int, conf: dict) -> dict:
     started = time.perf_counter()
     with LocalS3() as s3:
         client = make_client(s3.endpoint_url)
-        airflow, env = airflow_command(FOLDER.resolve() / "airflow", s3, RETRAIN_TRAINER_BACKEND="local")
+        airflow, env = airflow_command(
+            FOLDER.resolve() / "airflow", s3, RETRAIN_TRAINER_BACKEND="local", RETRAIN_ALLOWED_BUCKETS=bucket
+        )
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         nights = {}
         steps = (

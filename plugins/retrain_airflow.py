@@ -66,7 +66,9 @@ def s3_client(aws_conn_id: str = DEPLOYMENT.aws_conn_id) -> Any:
 def run_config(context: Any, known_params: Iterable[str] | None = None) -> PipelineConfig:
     """The run's validated config; refuses conf keys that are not among the DAG's Params
     (`known_params`, by default the retrain DAG's). Airflow accepts such keys, adds them to
-    the run's params and ignores them, so a misspelt key would silently run the default."""
+    the run's params and ignores them, so a misspelt key would silently run the default. A
+    bucket the deployment does not allow (RETRAIN_ALLOWED_BUCKETS) is refused here, before
+    any S3 call."""
     with failing_fast():
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
@@ -74,7 +76,11 @@ def run_config(context: Any, known_params: Iterable[str] | None = None) -> Pipel
         refused = unknown_params(list(conf), known=known)
         if refused:
             raise InvalidSettingsError(refused)
-        return PipelineConfig.from_params(dict(context["params"]))
+        config = PipelineConfig.from_params(dict(context["params"]))
+        refusal = DeploymentSettings().bucket_refusal(config)
+        if refusal:
+            raise InvalidSettingsError(refusal)
+        return config
 
 
 @dataclass(frozen=True)

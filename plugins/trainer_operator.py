@@ -42,7 +42,7 @@ def container_name(run_id: str, task_id: str, try_number: int) -> str:
 class TrainerOperator(DockerOperator):
     """Trains one attempt described by a TrainRequest dict (templated, usually an XComArg)."""
 
-    template_fields = (*DockerOperator.template_fields, "train_request", "backend", "gpus")
+    template_fields = (*DockerOperator.template_fields, "train_request")
 
     def __init__(
         self,
@@ -143,21 +143,23 @@ class TrainerOperator(DockerOperator):
 
 def trainer_task(train_request: Any) -> TrainerOperator:
     """The retrain DAG's `train` task: one attempt, in the trainer container (or in-process with
-    trainer_backend=local), with the deployment's connection, engine, network and limits."""
+    trainer_backend=local), with the deployment's backend, image, GPUs, connection, engine,
+    network and limits, read when the DAG is parsed: no run can choose what runs with the keys."""
     from datetime import timedelta
 
-    from retrain_airflow import DEPLOYMENT
+    from tasks.config import DeploymentSettings
 
+    deployment = DeploymentSettings()
     return TrainerOperator(
         task_id="train",
         train_request=train_request,
-        backend="{{ params.trainer_backend }}",
-        gpus="{{ params.gpus }}",
-        image="{{ params.trainer_image }}",
-        aws_conn_id=DEPLOYMENT.aws_conn_id,
-        docker_url=DEPLOYMENT.docker_url,
-        network_mode=DEPLOYMENT.docker_network,
-        shm_size=DEPLOYMENT.trainer_shm_bytes,
-        execution_timeout=timedelta(hours=DEPLOYMENT.training_timeout_hours),
+        backend=deployment.trainer_backend,
+        gpus=deployment.gpus,
+        image=deployment.trainer_image,
+        aws_conn_id=deployment.aws_conn_id,
+        docker_url=deployment.docker_url,
+        network_mode=deployment.docker_network,
+        shm_size=deployment.trainer_shm_bytes,
+        execution_timeout=timedelta(hours=deployment.training_timeout_hours),
         doc_md="Runs `python -m tasks.train` with this attempt's S3 URIs and hyperparameters.",
     )

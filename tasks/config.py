@@ -10,6 +10,7 @@ environment once per installation.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 import os
 from collections.abc import Iterator
@@ -55,6 +56,10 @@ CLASS_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 def _env(name: str, default: str) -> Any:
     return lambda: os.environ.get(name, default)
+
+
+def _bucket_patterns(text: str) -> tuple[str, ...]:
+    return tuple(pattern.strip() for pattern in text.split(",") if pattern.strip())
 
 
 def _default_backend() -> str:
@@ -273,25 +278,6 @@ class PipelineConfig:
         True, description="Fail the run when no attempt is blessed", section=BLESSING
     )
     # Execution
-    trainer_backend: str = setting(
-        default_factory=_default_backend,
-        description="docker: the trainer image through DockerOperator; local: in the worker's process",
-        section=EXECUTION,
-        enum=list(TRAINER_BACKENDS),
-    )
-    gpus: str = setting(
-        default_factory=_env("RETRAIN_GPUS", "0"),
-        description="GPUs for the trainer container: all, a count, or 0 for CPU",
-        section=EXECUTION,
-        pattern=r"^(all|[0-9]+)$",
-    )
-    trainer_image: str = setting(
-        default_factory=_env("RETRAIN_TRAINER_IMAGE", "nightly-retrain-trainer:latest"),
-        description="Image (and tag) the docker backend runs",
-        section=EXECUTION,
-        minLength=1,
-    )
-
     keep_runs: int = setting(
         14,
         description="Retention: the newest runs whose intermediates are kept (model versions, what "
@@ -355,8 +341,9 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class DeploymentSettings:
     """Settings fixed per installation, deliberately not Params: they shape the DAG when it is
-    parsed (schedule, task groups, timeouts) or name infrastructure a run must not switch.
-    Each comes from the environment variable in its description."""
+    parsed (schedule, task groups, timeouts), name infrastructure a run must not switch, or
+    decide what code runs with the pipeline's S3 keys and where those keys may be used (see
+    docs/security.md). Each comes from the environment variable in its description."""
 
     aws_conn_id: str = setting(
         default_factory=_env("RETRAIN_AWS_CONN_ID", "aws_default"),
@@ -389,6 +376,40 @@ class DeploymentSettings:
         default_factory=_env("RETRAIN_ALERT_WEBHOOK_URL", ""),
         description="RETRAIN_ALERT_WEBHOOK_URL: where failure alerts are POSTed; empty: alerts off",
     )
+    trainer_backend: str = setting(
+        default_factory=_default_backend,
+        description="RETRAIN_TRAINER_BACKEND: docker, the trainer image through DockerOperator (the "
+        "default where an engine is configured); local, in the worker's process",
+    )
+    trainer_image: str = setting(
+        default_factory=_env("RETRAIN_TRAINER_IMAGE", "nightly-retrain-trainer:latest"),
+        description="RETRAIN_TRAINER_IMAGE: the image (and tag) the docker backend runs",
+    )
+    gpus: str = setting(
+        default_factory=_env("RETRAIN_GPUS", "0"),
+        description="RETRAIN_GPUS: GPUs for the trainer container: all, a count, or 0 for CPU",
+    )
+    allowed_buckets: tuple[str, ...] = setting(
+        default_factory=lambda: _bucket_patterns(
+            os.environ.get("RETRAIN_ALLOWED_BUCKETS") or os.environ.get("RETRAIN_BUCKET", "nightly-retrain")
+        ),
+        description="RETRAIN_ALLOWED_BUCKETS: the buckets a run's bucket and inventory_uri may name, "
+        "comma-separated (shell-style patterns, * for any); default: RETRAIN_BUCKET's",
+    )
+
+    def bucket_refusal(self, config: PipelineConfig) -> str | None:
+        """Why this deployment refuses the buckets a run's settings name, or None."""
+        named = {"bucket": config.bucket}
+        if config.inventory_uri:
+            named["inventory_uri"] = config.inventory_uri.removeprefix("s3://").split("/", 1)[0]
+        for name, bucket in named.items():
+            if not any(fnmatch.fnmatchcase(bucket, pattern) for pattern in self.allowed_buckets):
+                return (
+                    f"{name}: bucket {bucket!r} is not one this deployment allows "
+                    f"({', '.join(self.allowed_buckets)}); an admin adds it to RETRAIN_ALLOWED_BUCKETS"
+                )
+        return None
+
     # RETRAIN_ATTEMPT_GROUPS (ATTEMPT_GROUPS above) belongs here too; the config needs it as
     # the bound of max_attempts, so it is read once at import.
 
@@ -420,15 +441,18 @@ def field_problems(name: str, value: Any) -> Iterator[str]:
 def report_settings(params: Params) -> PipelineConfig:
     """Where a run's night report goes and what it may show, also for a run whose Params fail
     the checks (the night failed; its report says why): the run's settings, else its bucket and
-    model name alone, else the deployment's."""
-    try:
-        return PipelineConfig.from_params(params)
-    except InvalidSettingsError:
-        location: Params = {name: params[name] for name in ("bucket", "model_name") if name in params}
+    model name alone, else the deployment's. A bucket the deployment does not allow is never
+    used: the deployment's own is."""
+    deployment = DeploymentSettings()
+    location: Params = {name: params[name] for name in ("bucket", "model_name") if name in params}
+    for candidate in (params, location, {}):
         try:
-            return PipelineConfig.from_params(location)
+            config = PipelineConfig.from_params(candidate)
         except InvalidSettingsError:
-            return PipelineConfig.from_params({})
+            continue
+        if deployment.bucket_refusal(config) is None:
+            return config
+    return PipelineConfig.from_params({})
 
 
 # A deployment's own defaults for the Params, as a JSON object (the trigger form shows them).

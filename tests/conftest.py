@@ -52,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
             # Trainer containers reach the moto server on the host's loopback.
             "RETRAIN_DOCKER_NETWORK": "host",
             "RETRAIN_TRAINER_BACKEND": "local",
+            # Every test makes its own buckets on the session's S3 server; the refusal of a
+            # bucket outside the allow-list is tested in tests/security/ with a list set.
+            "RETRAIN_ALLOWED_BUCKETS": "*",
         }
     )
 

@@ -99,9 +99,6 @@ def test_params_have_types_and_defaults(retrain_dag):
         "max_attempts": "integer",
         "min_images": "integer",
         "fail_on_give_up": ["null", "boolean"],
-        "trainer_backend": "string",
-        "gpus": "string",
-        "trainer_image": "string",
     }
     for name, json_type in expected.items():
         assert params.get_param(name).schema["type"] == json_type, name

@@ -10,13 +10,16 @@ import html
 import json
 import os
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from nights import BARE_RECIPE, FAST, GATE_CONF, GUARDED_MODEL, guard_production, new_bucket
+from nights import BARE_RECIPE, FAST, GATE_CONF, GUARDED_MODEL, NightRunner, guard_production, new_bucket
 
 from tasks.layout import MARKER_FILE as MARKER
 from tasks.storage import S3Uri, exists, get_bytes, get_json, iter_objects, put_bytes
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "image_classifier_retrain.py"
 
 pytestmark = pytest.mark.slow
 
@@ -77,23 +80,25 @@ def test_empty_raw_prefix_fails_at_collection_and_nothing_runs_after(run_night, 
     assert f"AirflowFailException: s3://{bucket}/raw/: no objects to train on" in night.log
 
 
-def test_docker_backend_deploys_and_no_secret_leaks(run_night, s3, digits_bucket, trainer_image):
+def test_docker_backend_deploys_and_no_secret_leaks(
+    run_night, s3, digits_bucket, trainer_image, monkeypatch, pytestconfig
+):
+    """The deployment chooses the docker backend and its image (the DAG is parsed with them)."""
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    monkeypatch.setenv("RETRAIN_TRAINER_BACKEND", "docker")
+    monkeypatch.setenv("RETRAIN_TRAINER_IMAGE", trainer_image)
+    monkeypatch.setenv("RETRAIN_GPUS", "0")
+    docker_dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("image_classifier_retrain")
+    train = docker_dag.get_task("attempt_1.train")
+    assert (train.backend, train.image) == ("docker", trainer_image)
+    run_docker_night = NightRunner(docker_dag, run_night.pristine_params, s3, run_night.webhook, pytestconfig)
     model_name = f"e2e-docker-{uuid.uuid4().hex[:6]}"
-    night = run_night(
-        **{
-            "bucket": digits_bucket,
-            "model_name": model_name,
-            "min_test_accuracy": 0.5,
-            "max_attempts": 1,
-            "trainer_backend": "docker",
-            "trainer_image": trainer_image,
-            "gpus": "0",
-            **FAST,
-        }
+    night = run_docker_night(
+        bucket=digits_bucket, model_name=model_name, min_test_accuracy=0.5, max_attempts=1, **FAST
     )
     assert night.state == "success", night.states
     assert "trainer container retrain-" in night.log

@@ -150,8 +150,7 @@ options = [name for name in __import__("os").environ if name.startswith("AIRFLOW
 described = conf.configuration_description
 print(json.dumps({
     "conn_id": train.aws_conn_id, "docker_url": train.docker_url, "network": train.network_mode,
-    "backend": dag.params["trainer_backend"], "image": dag.params["trainer_image"],
-    "gpus": dag.params["gpus"], "schedule": dag.schedule,
+    "backend": train.backend, "image": train.image, "gpus": train.gpus, "schedule": dag.schedule,
     "bucket": dag.params["bucket"], "config_bucket": PipelineConfig().bucket,
     "unknown_options": [name for name in options if (parts := name.lower().split("__"))[1] != "celery"
                         and parts[2] not in described.get(parts[1], {}).get("options", {})],

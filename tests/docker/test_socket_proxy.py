@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import docker
 import pytest
@@ -15,9 +17,15 @@ PROBE_IMAGE = "nightly-retrain-base:bookworm"
 
 
 @pytest.fixture(scope="module")
-def proxy(docker_client) -> docker.APIClient:
+def proxy(docker_client) -> Iterator[docker.APIClient]:
     """HAProxy with the stack's config, published on a free loopback port; a low-level client
     (the one DockerOperator uses) pointed at it."""
+    with running_proxy(docker_client, {}) as client:
+        yield client
+
+
+@contextmanager
+def running_proxy(docker_client, environment: dict[str, str]) -> Iterator[docker.APIClient]:
     try:
         docker_client.images.get(SERVICES_IMAGE)
     except docker.errors.ImageNotFound:
@@ -34,6 +42,7 @@ def proxy(docker_client) -> docker.APIClient:
             "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
         },
         ports={"2375/tcp": ("127.0.0.1", None)},
+        environment=environment,
         detach=True,
     )
     try:
@@ -122,3 +131,16 @@ def test_engine_wide_endpoints_are_refused(proxy, method, path):
     # Raw requests: docker-py's streaming helpers do not raise on an error status.
     response = proxy.request(method, proxy.base_url + path)
     assert response.status_code == 403, response.text
+
+
+# A registry that refuses connections at once: a pull that passes the proxy fails at the engine.
+UNREACHABLE_IMAGE = "127.0.0.1:1/nightly-retrain-elsewhere:latest"
+
+
+def test_image_pulls_are_refused_unless_the_deployment_turns_them_on(proxy, docker_client):
+    """A pull would run whatever a registry serves under the image's name with the S3 keys."""
+    refused = proxy.post(f"{proxy.base_url}/images/create", params={"fromImage": UNREACHABLE_IMAGE})
+    assert refused.status_code == 403, refused.text
+    with running_proxy(docker_client, {"RETRAIN_ALLOW_IMAGE_PULLS": "true"}) as pulling:
+        passed = pulling.post(f"{pulling.base_url}/images/create", params={"fromImage": UNREACHABLE_IMAGE})
+        assert passed.status_code != 403, "the deployment turned pulls on; the proxy still refused"

@@ -39,10 +39,7 @@ def test_params_override_defaults_and_airflow_extras_are_ignored():
         ({"min_test_accuracy": 1.5}, "min_test_accuracy: 1.5 is greater than the maximum of 1"),
         ({"epochs": "3"}, "epochs: '3' is not of type 'integer'"),
         ({"min_image_side": 100, "max_image_side": 50}, "min_image_side 100 is above max_image_side 50"),
-        (
-            {"trainer_backend": "kubernetes"},
-            "trainer_backend: 'kubernetes' is not one of ['docker', 'local']",
-        ),
+        ({"warm_start": "sometimes"}, "warm_start: 'sometimes' is not one of ['auto', 'never', 'always']"),
     ],
 )
 def test_invalid_settings_are_rejected_with_the_reason(params, message):
@@ -74,6 +71,20 @@ def test_every_param_is_documented():
 
     documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert [name for name in param_schemas() if f"| `{name}` |" not in documented] == []
+
+
+def test_every_deployment_setting_is_documented_and_none_is_a_param():
+    from dataclasses import fields
+    from pathlib import Path
+
+    from tasks.config import DeploymentSettings
+
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    descriptions = [option.metadata["description"] for option in fields(DeploymentSettings)]
+    variables = [description.split(":")[0].split()[0] for description in descriptions]
+    assert all(name.startswith("RETRAIN_") for name in variables), variables
+    assert [name for name in variables if f"| `{name}` |" not in documented] == []
+    assert not {option.name for option in fields(DeploymentSettings)} & set(param_schemas())
 
 
 def test_a_deployment_sets_the_forms_defaults_and_a_bad_one_is_one_line(monkeypatch):
