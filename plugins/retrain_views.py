@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
+from functools import cache
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from retrain_airflow import s3_client
 
@@ -39,6 +40,13 @@ log = logging.getLogger(__name__)
 
 RETRAIN_DAG_ID = "image_classifier_retrain"
 URL_PREFIX = "/retrain"
+
+
+@cache
+def artifact_client() -> Any:
+    """The API server's one S3 client for these routes (boto3 clients are thread-safe)."""
+    return s3_client()
+
 
 artifact_app = FastAPI(title="Nightly Retrain artifacts", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -62,14 +70,14 @@ def run_settings(dag_id: str, run_id: str) -> tuple[str, str]:
 
 @artifact_app.get("/runs/{dag_id}/{run_id}/report", dependencies=[Depends(requires_access_dag(method="GET"))])
 def night_report(dag_id: str, run_id: str) -> Response:
-    from tasks.artifacts import missing_report_page
-    from tasks.layout import run_layout_of, run_segment
+    from tasks.artifacts import SERVED_HEADERS, missing_report_page, report_segment
+    from tasks.layout import run_layout_of
     from tasks.storage import exists
 
     bucket, _ = run_settings(dag_id, run_id)
-    report = run_layout_of(bucket, run_segment(run_id)).night_report
-    if not exists(s3_client(), report):
-        return HTMLResponse(missing_report_page(run_id, str(report)), status_code=404)
+    report = run_layout_of(bucket, report_segment(artifact_client(), bucket, run_id)).night_report
+    if not exists(artifact_client(), report):
+        return HTMLResponse(missing_report_page(run_id, str(report)), status_code=404, headers=SERVED_HEADERS)
     return RedirectResponse(f"files/{report.key}", status_code=307)
 
 
@@ -78,18 +86,34 @@ def night_report(dag_id: str, run_id: str) -> Response:
     dependencies=[Depends(requires_access_dag(method="GET"))],
 )
 def run_file(dag_id: str, run_id: str, path: str) -> Response:
-    from tasks.artifacts import RefusedPath, artifact_key, content_type
-    from tasks.storage import S3Uri, get_bytes_if_exists
+    """Streams the object, as hostile content (SERVED_HEADERS), if its kind is served and it
+    is not larger than MAX_SERVED_BYTES."""
+    from tasks.artifacts import (
+        MAX_SERVED_BYTES,
+        SERVED_HEADERS,
+        RefusedPath,
+        artifact_key,
+        content_type,
+        report_segment,
+    )
+    from tasks.storage import S3Uri, open_object
 
     bucket, model_name = run_settings(dag_id, run_id)
     try:
-        key = artifact_key(path, run_id, model_name)
+        key = artifact_key(path, run_id, model_name, report_segment(artifact_client(), bucket, run_id))
+        media_type = content_type(key)
     except RefusedPath as refused:
         raise HTTPException(refused.status, str(refused)) from None
-    body = get_bytes_if_exists(s3_client(), S3Uri(bucket, key))
-    if body is None:
+    opened = open_object(artifact_client(), S3Uri(bucket, key))
+    if opened is None:
         raise HTTPException(404, f"{S3Uri(bucket, key)} does not exist (yet)")
-    return Response(body, media_type=content_type(key), headers={"Cache-Control": "no-store"})
+    size, chunks = opened
+    if size > MAX_SERVED_BYTES:
+        chunks.close()
+        shown = f"over the {MAX_SERVED_BYTES:,} shown here; read it from S3"
+        raise HTTPException(413, f"{S3Uri(bucket, key)} is {size:,} bytes, {shown}")
+    headers = SERVED_HEADERS | {"Content-Length": str(size)}
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 @artifact_app.get(
@@ -97,18 +121,19 @@ def run_file(dag_id: str, run_id: str, path: str) -> Response:
 )
 def go(dag_id: str, run_id: str, target: str) -> RedirectResponse:
     """Resolves an extra link: `data-docs`, `attempt-<n>` or `model-card`."""
-    from tasks.layout import ModelLayout, run_layout_of, run_segment
+    from tasks.artifacts import report_segment
+    from tasks.layout import ModelLayout, run_layout_of
     from tasks.night_report import NightOutcome
     from tasks.storage import get_bytes_if_exists
 
     bucket, model_name = run_settings(dag_id, run_id)
-    run = run_layout_of(bucket, run_segment(run_id))
+    run = run_layout_of(bucket, report_segment(artifact_client(), bucket, run_id))
     if target == "data-docs":
         return RedirectResponse(f"../files/{run.data_docs_index('raw').key}", status_code=307)
     if target.startswith("attempt-") and target.removeprefix("attempt-").isdigit():
         return RedirectResponse(f"../files/{run.night_report.key}#{target}", status_code=307)
     if target == "model-card":
-        written = get_bytes_if_exists(s3_client(), run.night_outcome)
+        written = get_bytes_if_exists(artifact_client(), run.night_outcome)
         outcome = NightOutcome.from_json(json.loads(written)) if written else None
         if outcome is None or outcome.version is None:
             raise HTTPException(404, f"run {run_id} deployed no version (see its night report)")
@@ -154,10 +179,12 @@ class ModelCardLink(RunArtifactLink):
     "/models", dependencies=[Depends(requires_access_dag(method="GET", param_dag_id=RETRAIN_DAG_ID))]
 )
 def models() -> HTMLResponse:
-    from tasks.artifacts import models_page
+    from tasks.artifacts import SERVED_HEADERS, models_page
     from tasks.config import PipelineConfig
 
-    return HTMLResponse(models_page(s3_client(), PipelineConfig(), RETRAIN_DAG_ID))
+    return HTMLResponse(
+        models_page(artifact_client(), PipelineConfig(), RETRAIN_DAG_ID), headers=SERVED_HEADERS
+    )
 
 
 class RetrainViewsPlugin(AirflowPlugin):

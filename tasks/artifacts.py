@@ -10,23 +10,40 @@ refused. `models_page` renders the read-only model history the UI shows in its n
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tasks.config import PipelineConfig
-from tasks.layout import MODELS_PREFIX, REPORTS_PREFIX, run_segment
+from tasks.layout import MODELS_PREFIX, REPORTS_PREFIX, legacy_run_segment, run_layout_of, run_segment
 from tasks.registry import Registry
 
+# The only kinds of object served: what the reports, the Data Docs and the model cards are
+# made of. Script (the Data Docs' .js) and model weights are not.
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".png": "image/png",
     ".json": "application/json",
     ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
     ".md": "text/markdown; charset=utf-8",
     ".csv": "text/csv; charset=utf-8",
     ".svg": "image/svg+xml",
+}
+# Larger objects are refused rather than streamed into the UI.
+MAX_SERVED_BYTES = 20 * 1024 * 1024
+# Whatever the bucket holds is served as hostile content: no script runs (the sandbox has no
+# allow-scripts and script-src is 'none'), and it keeps the document's own origin only so
+# that its pictures and links load with the viewer's login; nothing loads from elsewhere.
+SERVED_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox "
+        "allow-top-navigation-by-user-activation; default-src 'none'; img-src 'self' data:; "
+        "style-src 'self' 'unsafe-inline'; font-src 'self' data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
 }
 
 
@@ -38,24 +55,49 @@ class RefusedPath(Exception):
         self.status = status
 
 
-def artifact_key(path: str, run_id: str, model_name: str) -> str:
+def report_segment(client: Any, bucket: str, run_id: str) -> str:
+    """The folder of the run's reports: its own (`run_segment`), or, for a run of an earlier
+    release that has none, the shared folder that release wrote (`legacy_run_segment`), but
+    only if the report there was not written by another run since."""
+    from tasks.storage import exists, get_bytes_if_exists
+
+    segment, legacy = run_segment(run_id), legacy_run_segment(run_id)
+    if legacy == segment or exists(client, run_layout_of(bucket, segment).night_outcome):
+        return segment
+    written = get_bytes_if_exists(client, run_layout_of(bucket, legacy).night_outcome)
+    if written is None:
+        return segment
+    try:
+        writer = json.loads(written).get("run_id")
+    except (ValueError, AttributeError):
+        return segment
+    return legacy if writer in (None, run_id) else segment
+
+
+def artifact_key(path: str, run_id: str, model_name: str, segment: str | None = None) -> str:
     """The S3 key for a path requested under a run, if the run may show it: its own reports
-    or its model's files. Refuses (400) absolute paths, backslashes and `.`/`..`/empty
-    segments however they were encoded, and (403) every other prefix."""
+    (under `segment`, by default its `run_segment`) or its model's files. Refuses (400)
+    absolute paths, backslashes and `.`/`..`/empty segments however they were encoded, and
+    (403) every other prefix."""
     if path.startswith("/") or "\\" in path or "\x00" in path:
         raise RefusedPath(400, "absolute or malformed paths are refused")
     segments = path.split("/")
     if any(segment in ("", ".", "..") for segment in segments):
         raise RefusedPath(400, "paths with empty, '.' or '..' segments are refused")
-    allowed = (f"{REPORTS_PREFIX}{run_segment(run_id)}/", f"{MODELS_PREFIX}{model_name}/")
+    allowed = (f"{REPORTS_PREFIX}{segment or run_segment(run_id)}/", f"{MODELS_PREFIX}{model_name}/")
     if not path.startswith(allowed):
         raise RefusedPath(403, f"only {allowed[0]} and {allowed[1]} of this run can be shown")
     return path
 
 
 def content_type(key: str) -> str:
+    """The served type of `key`; a kind outside CONTENT_TYPES is refused (403)."""
     suffix = key[key.rfind(".") :].lower() if "." in key.rsplit("/", 1)[-1] else ""
-    return CONTENT_TYPES.get(suffix, "application/octet-stream")
+    if suffix not in CONTENT_TYPES:
+        raise RefusedPath(
+            403, f"{suffix or 'files without a suffix'}: not served here ({', '.join(CONTENT_TYPES)} are)"
+        )
+    return CONTENT_TYPES[suffix]
 
 
 def missing_report_page(run_id: str, report_uri: str) -> str:

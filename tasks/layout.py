@@ -59,8 +59,26 @@ def best_weights_name(epoch: int) -> str:
     return f"epoch-{epoch}.weights.h5"
 
 
+SEGMENT_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
 def run_segment(run_id: str) -> str:
-    """A run id as an S3 path segment: Airflow's ids hold ':' and '+', which URL tools mangle."""
+    """A run id as an S3 path segment, one per run id: letters, digits, '.', '_' and '-' stay as
+    they are; every other character (Airflow's ':' and '+', and '~' itself) becomes '~' and
+    two hex digits per UTF-8 byte. So `scheduled__2026-01-02T02:00:00+00:00` is
+    `scheduled__2026-01-02T02~3A00~3A00~2B00~3A00`, and no two run ids share a folder."""
+    return "".join(
+        character
+        if character in SEGMENT_CHARACTERS
+        else "".join(f"~{byte:02X}" for byte in character.encode())
+        for character in run_id
+    )
+
+
+def legacy_run_segment(run_id: str) -> str:
+    """The folder runs written before one-folder-per-run-id used: every other character became
+    '_', so two run ids could share it. Read only where an earlier run's outputs must still
+    be found (retention, the night report of such a run): see docs/security.md."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,7 @@ class NightOutcome(JsonRecord):
     reason: str
     failed_task: str | None = None
     version: int | None = None
+    run_id: str | None = None  # the run that wrote it (absent in reports of earlier releases)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def write_night_report(client: S3Client, config: PipelineConfig, run_id: str, ou
     put_bytes(
         client,
         layout.night_outcome,
-        json_bytes(outcome.to_json()),
+        json_bytes(replace(outcome, run_id=run_id).to_json()),
         content_type="application/json",
     )
     log.info("night report (%d bytes): %s", len(page), uri)

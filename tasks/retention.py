@@ -22,6 +22,7 @@ from tasks.layout import (
     dataset_layout,
     datasets_root,
     examples_root,
+    legacy_run_segment,
     models_root,
     run_layout_of,
     run_segment,
@@ -73,7 +74,9 @@ def published_lineage(client: S3Client, bucket: str) -> tuple[set[str], set[str]
         for number in registry.version_numbers():
             version = registry.layout.version(number)
             if exists(client, version.deployment):
-                runs.add(run_segment(Deployment.read(client, version.deployment).run_id))
+                run_id = Deployment.read(client, version.deployment).run_id
+                # Versions published before one folder per run id came from the shared folder.
+                runs |= {run_segment(run_id), legacy_run_segment(run_id)}
             if exists(client, version.model_card):
                 dataset_id = ModelCard.read(client, version.model_card).dataset.dataset_id
                 if dataset_id:

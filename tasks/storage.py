@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +220,30 @@ def iter_chunks(client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20) -> Ite
         yield from client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].iter_chunks(chunk_bytes)
     except S3_ERRORS as error:
         raise explain(error, str(uri)) from error
+
+
+def open_object(
+    client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20
+) -> tuple[int, Generator[bytes, None, None]] | None:
+    """(size, its bytes in chunks as they arrive) of the object, or None when there is no such
+    object: for streaming an object on without holding it."""
+    try:
+        response = client.get_object(Bucket=uri.bucket, Key=uri.key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise explain(error, str(uri)) from error
+    except S3_ERRORS as error:
+        raise explain(error, str(uri)) from error
+    body = response["Body"]
+
+    def chunks() -> Generator[bytes, None, None]:
+        try:
+            yield from body.iter_chunks(chunk_bytes)
+        finally:
+            body.close()
+
+    return int(response["ContentLength"]), chunks()
 
 
 def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:

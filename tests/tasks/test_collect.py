@@ -20,7 +20,10 @@ def test_class_is_the_folder_under_the_raw_prefix():
 def test_manifest_has_a_row_per_object_with_its_content_hash(s3, digits_bucket):
     config = PipelineConfig(bucket=digits_bucket)
     result = collect_manifest(s3, config, "manual__2026-01-01T00:00:00+00:00")
-    assert result.manifest_uri == f"s3://{digits_bucket}/runs/manual__2026-01-01T00_00_00_00_00/manifest.csv"
+    assert (
+        result.manifest_uri
+        == f"s3://{digits_bucket}/runs/manual__2026-01-01T00~3A00~3A00~2B00~3A00/manifest.csv"
+    )
     manifest = read_manifest(s3, result.manifest_uri)
     assert list(manifest.columns) == MANIFEST_COLUMNS
     assert len(manifest) == result.object_count == 600

@@ -12,15 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_segment_is_a_safe_path_segment():
-    assert (
-        run_segment("manual__2026-11-28T12:16:25.497459+00:00") == "manual__2026-11-28T12_16_25.497459_00_00"
-    )
+    segment = run_segment("manual__2026-11-28T12:16:25.497459+00:00")
+    assert segment == "manual__2026-11-28T12~3A16~3A25.497459~2B00~3A00"
+    assert run_segment("nightly_2026-11-28") == "nightly_2026-11-28"  # a plain id reads as it is
 
 
 def test_the_keys_consumers_and_steps_rely_on():
     config = PipelineConfig(bucket="shop", model_name="cnn")
     run = run_layout(config, "scheduled__2026-01-02T02:00:00+00:00")
-    segment = "scheduled__2026-01-02T02_00_00_00_00"
+    segment = "scheduled__2026-01-02T02~3A00~3A00~2B00~3A00"
     assert str(run.manifest) == f"s3://shop/runs/{segment}/manifest.csv"
     assert str(run.dataset_ref) == f"s3://shop/runs/{segment}/dataset_ref.json"
     assert str(run.data_docs_index("raw")) == f"s3://shop/reports/{segment}/data_docs/raw/index.html"
