@@ -16,7 +16,7 @@ from tasks.freshness import settings_digest, trainer_code_version, training_sign
 from tasks.layout import AttemptLayout
 from tasks.model_card import Deployment, build_card
 from tasks.records import Candidate, DatasetRecord, Lineage, Publication
-from tasks.registry import Registry
+from tasks.registry import ProductionMovedError, Registry
 from tasks.run_documents import BlessingDocument, EvaluationDocument
 from tasks.storage import S3Client, S3Uri, copy_object, put_bytes, put_json
 from tasks.tensorflow_runtime import load_tensorflow
@@ -42,6 +42,25 @@ def export_for_serving(client: S3Client, model_uri: S3Uri, target: S3Uri) -> Non
         )
         model.export(str(Path(scratch) / "saved_model"), format="tf_saved_model", verbose=False)
         upload_tree(client, Path(scratch) / "saved_model", target)
+
+
+def promote_as_judged(registry: Registry, version: int, candidate: Candidate, run_id: str) -> None:
+    """Promotes the version only if production is still the one the candidate was judged
+    against (a rollback or another run since: ProductionMovedError, in one line, and the
+    version stays published, unpromoted). A retried deploy whose promotion landed is done."""
+    try:
+        registry.promote(version, expected_etag=candidate.production_etag)
+    except ProductionMovedError:
+        now = registry.pointer()
+        if now is not None and (now.version, now.run_id) == (version, run_id):
+            log.info("deploy retried: production already points at version %d of this run", version)
+            return
+        moved_to = f"version {now.version} (run {now.run_id})" if now else "no version"
+        raise ProductionMovedError(
+            f"production moved to {moved_to} after attempt {candidate.attempt} was compared with it; "
+            f"version {version} stays published but unpromoted; the next night compares with "
+            f"the production of then (or promote it with `retrain models rollback {version}`)"
+        ) from None
 
 
 def publish_version(
@@ -90,7 +109,7 @@ def publish_version(
     put_bytes(client, version.model_card_page, card_html(card).encode(), "text/html; charset=utf-8")
     export_for_serving(client, attempt.model, version.serving_export)
     put_bytes(client, version.marker, b"")
-    registry.promote(version.version)
+    promote_as_judged(registry, version.version, candidate, run_id)
     log.info(
         "published %s version %d (test accuracy %.4f); pointer %s",
         config.model_name,

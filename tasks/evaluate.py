@@ -80,7 +80,8 @@ def evaluate_attempt(
     class_names = dataset.class_names
     output = AttemptLayout.at(attempt_uri)
     model_uri = str(output.model)
-    champion = Registry(client, config.bucket, config.model_name).champion(class_names, dataset.image_size)
+    production, production_etag = Registry(client, config.bucket, config.model_name).production()
+    champion = Registry.champion_of(production, class_names, dataset.image_size)
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         folder = Path(scratch)
         test_data = open_split(client, dataset, "test", folder, batch_size=64)
@@ -142,4 +143,5 @@ def evaluate_attempt(
         metrics.accuracy,
         metrics.macro_f1,
         champion_scores.score() if champion_scores else None,
+        production_etag,
     )

@@ -221,6 +221,9 @@ class Evaluation(JsonRecord):
     accuracy: float
     macro_f1: float
     champion: ChampionScore | None  # None: no production model with these classes and input size
+    # production.json's ETag as this attempt was judged (None: no production yet): deploy
+    # promotes only if production is still that one.
+    production_etag: str | None
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ class Candidate(JsonRecord):
     macro_f1: float
     dataset_uri: str
     dataset_fingerprint: str
+    production_etag: str | None  # production.json as the attempt was judged (see Evaluation)
 
     @classmethod
     def accepted(cls, evaluation: Evaluation, dataset_uri: str, dataset_fingerprint: str) -> Candidate:
@@ -247,6 +251,7 @@ class Candidate(JsonRecord):
             macro_f1=evaluation.macro_f1,
             dataset_uri=dataset_uri,
             dataset_fingerprint=dataset_fingerprint,
+            production_etag=evaluation.production_etag,
         )
 
 

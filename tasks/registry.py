@@ -26,6 +26,7 @@ from tasks.storage import (
     WriteConflictError,
     download_file,
     exists,
+    get_json_and_etag,
     head_etag,
     list_folders,
     put_json_if,
@@ -62,6 +63,10 @@ def pointer_from_card(card: ModelCard, version: VersionLayout, published_at: str
         published_at=published_at,
         **card.lineage().to_json(),
     )
+
+
+class ProductionMovedError(WriteConflictError):
+    """production.json is no longer the one a promotion was decided against."""
 
 
 class Registry:
@@ -130,10 +135,20 @@ class Registry:
             local = download_file(self.client, layout.model, Path(scratch) / "model.keras")
             return keras.models.load_model(local, compile=False), card
 
-    def champion(self, class_names: list[str], image_size: int) -> Pointer | None:
+    def production(self) -> tuple[Pointer | None, str | None]:
+        """(the production pointer, its ETag), read together; (None, None) before the first
+        publication. A promotion conditional on that ETag lands only if production is still
+        what was read."""
+        found = get_json_and_etag(self.client, self.pointer_uri)
+        if found is None:
+            return None, None
+        document, etag = found
+        return Pointer.from_json(document, str(self.pointer_uri)), etag
+
+    @staticmethod
+    def champion_of(pointer: Pointer | None, class_names: list[str], image_size: int) -> Pointer | None:
         """The production pointer, if a candidate with these classes (in this order) and this
         input size can be compared with it."""
-        pointer = self.pointer()
         if pointer is None:
             return None
         if pointer.class_names != list(class_names) or pointer.image_size != image_size:
@@ -167,20 +182,23 @@ class Registry:
             except WriteConflictError:
                 number += 1
 
-    def promote(self, version: int) -> Pointer:
-        """Points production at a complete version (a new one, or an earlier one to roll back);
-        fails if another writer moved the pointer meanwhile (nothing is overwritten then)."""
+    def promote(self, version: int, *, expected_etag: str | None) -> Pointer:
+        """Points production at a complete version, only if production.json still has
+        `expected_etag` (None: there is no production yet): a `ProductionMovedError` otherwise,
+        and nothing is overwritten."""
         layout = self.complete_version(version)
         card = ModelCard.read(self.client, layout.model_card)
         pointer = pointer_from_card(card, layout, datetime.now(UTC).isoformat())
-        put_json_if(
-            self.client, self.pointer_uri, pointer.to_json(), head_etag(self.client, self.pointer_uri)
-        )
+        try:
+            put_json_if(self.client, self.pointer_uri, pointer.to_json(), expected_etag)
+        except WriteConflictError as conflict:
+            raise ProductionMovedError(f"{conflict}; version {version} was not promoted") from conflict
         return pointer
 
     def rollback(self, version: int) -> Pointer:
-        """Points production back at an earlier complete version."""
-        return self.promote(version)
+        """Points production back at an earlier complete version (as production is now: a
+        person chose it; only a concurrent writer makes it fail)."""
+        return self.promote(version, expected_etag=head_etag(self.client, self.pointer_uri))
 
 
 def predict(model: Any, card: ModelCard, images: list[bytes], keys: list[str]) -> list[tuple[str, float]]:

@@ -319,6 +319,20 @@ def put_json_if(client: S3Client, uri: S3Uri, document: Any, expected_etag: str 
         raise explain(error, f"writing {uri}") from error
 
 
+def get_json_and_etag(client: S3Client, uri: S3Uri) -> tuple[Any, str] | None:
+    """(the JSON document, its ETag) read in one request, or None when there is no such object:
+    for a later write conditional on the document being still the one read."""
+    try:
+        response = client.get_object(Bucket=uri.bucket, Key=uri.key)
+        return json.loads(response["Body"].read()), str(response["ETag"])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise explain(error, str(uri)) from error
+    except S3_ERRORS as error:
+        raise explain(error, str(uri)) from error
+
+
 def exists(client: S3Client, uri: S3Uri) -> bool:
     return head_etag(client, uri) is not None
 

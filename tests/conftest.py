@@ -273,6 +273,7 @@ def candidate(s3, bucket, tiny_model_bytes):
         macro_f1=0.96,
         dataset_uri=f"s3://{bucket}/runs/r1/dataset/dataset.json",
         dataset_fingerprint="fp",
+        production_etag=None,  # judged before any production existed
     )
 
 

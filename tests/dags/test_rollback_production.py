@@ -3,8 +3,9 @@ production Asset's event, which a CLI rollback cannot."""
 
 from __future__ import annotations
 
+from steps import judge_and_publish
+
 from tasks.config import PipelineConfig
-from tasks.deploy import publish_version
 from tasks.registry import Registry
 
 
@@ -20,7 +21,7 @@ def asset_events(dag_run) -> list[dict]:
 
 def test_rollback_moves_production_and_tells_the_assets_consumers(dagbag, s3, bucket, candidate):
     for run_id in ("run-1", "run-2"):
-        publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id=run_id)
+        judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, run_id)
     dag_run = dagbag.get_dag("rollback_production").test(
         run_conf={"bucket": bucket, "model_name": "digits-cnn", "version": 1}
     )
@@ -31,7 +32,7 @@ def test_rollback_moves_production_and_tells_the_assets_consumers(dagbag, s3, bu
 
 
 def test_rolling_back_to_a_missing_version_fails_and_keeps_production(dagbag, s3, bucket, candidate, capfd):
-    publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-1")
+    judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, "run-1")
     dag_run = dagbag.get_dag("rollback_production").test(
         run_conf={"bucket": bucket, "model_name": "digits-cnn", "version": 7}
     )

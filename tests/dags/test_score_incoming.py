@@ -6,14 +6,14 @@ import csv
 import io
 
 from images_factory import digit_like, encode
+from steps import judge_and_publish
 
 from tasks.config import PipelineConfig
-from tasks.deploy import publish_version
 from tasks.storage import S3Uri, get_bytes, iter_objects, put_bytes
 
 
 def test_consumer_scores_incoming_images(dagbag, s3, bucket, candidate):
-    publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-1")
+    judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, "run-1")
     for index in range(5):
         put_bytes(s3, S3Uri(bucket, f"incoming/new-{index}.png"), encode(digit_like(index)))
     consumer = dagbag.get_dag("score_incoming")

@@ -41,13 +41,13 @@ def test_unknown_arguments_are_refused():
 
 def test_models_and_predict_commands(s3, s3_endpoint, bucket, candidate, tmp_path):
     from images_factory import digit_like, encode
+    from steps import judge_and_publish
 
     from tasks.config import PipelineConfig
     from tasks.demo.data import DIGIT_CLASS_NAMES
-    from tasks.deploy import publish_version
 
     for run_id in ("run-1", "run-2"):
-        publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id=run_id)
+        judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, run_id)
     where = ("--bucket", bucket)
     listed = retrain("models", "list", *where, endpoint=s3_endpoint)
     assert listed.returncode == 0, listed.stderr
@@ -114,10 +114,11 @@ def test_missing_wrong_or_unreachable_credentials_and_endpoints_are_one_line(s3_
 
 
 def test_an_unreadable_image_is_one_line(s3, s3_endpoint, bucket, candidate, tmp_path):
-    from tasks.config import PipelineConfig
-    from tasks.deploy import publish_version
+    from steps import judge_and_publish
 
-    publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-1")
+    from tasks.config import PipelineConfig
+
+    judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, "run-1")
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not an image")
     unreadable = retrain("predict", str(not_an_image), "--bucket", bucket, endpoint=s3_endpoint)

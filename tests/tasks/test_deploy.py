@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from steps import judge_and_publish
 
 from tasks.config import PipelineConfig
 from tasks.deploy import publish_version
 from tasks.layout import MARKER_FILE as MARKER
 from tasks.layout import model_layout
 from tasks.recipe import Recipe
-from tasks.registry import Registry
+from tasks.registry import ProductionMovedError, Registry
 from tasks.storage import (
     S3Uri,
     StorageError,
@@ -65,8 +66,8 @@ def test_first_publication_is_version_1_with_marker_and_pointer(s3, bucket, cand
 
 def test_versions_only_grow_and_old_ones_stay(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish_version(s3, config, candidate, run_id="run-1")
-    second = publish_version(s3, config, candidate, run_id="run-2")
+    judge_and_publish(s3, config, candidate, "run-1")
+    second = judge_and_publish(s3, config, candidate, "run-2")
     assert second.version == 2
     assert Registry(s3, bucket, config.model_name).version_numbers() == [1, 2]
     assert get_json(s3, model_layout(config).pointer)["version"] == 2
@@ -81,18 +82,21 @@ def test_a_retried_deploy_finishes_its_own_version(s3, bucket, candidate):
     assert Registry(s3, bucket, config.model_name).version_numbers() == [1]
 
 
-def test_a_stale_pointer_write_loses_without_overwriting(
-    s3, bucket, candidate, writer_between_read_and_write
-):
-    """Another run moves the pointer between our read of its ETag and our write."""
-    import tasks.registry as registry
-
+def test_a_rollback_made_while_the_night_trained_is_kept(s3, bucket, candidate):
+    """The night judged its candidate against version 2; a person rolls back to version 1 before
+    it deploys: deploy publishes version 3 but does not promote it over the rollback."""
     config = PipelineConfig(bucket=bucket)
-    publish_version(s3, config, candidate, run_id="run-1")
-    writer_between_read_and_write(registry, {"version": 99, "written_by": "the other run"})
-    with pytest.raises(WriteConflictError, match=r"production\.json: changed by another writer"):
-        publish_version(s3, config, candidate, run_id="run-2")
-    assert get_json(s3, model_layout(config).pointer)["written_by"] == "the other run"
+    registry = Registry(s3, bucket, config.model_name)
+    for run_id in ("run-1", "run-2"):
+        judge_and_publish(s3, config, candidate, run_id)
+    _, judged_against = registry.production()
+    registry.rollback(1)
+    rolled_back = get_bytes(s3, model_layout(config).pointer)
+    with pytest.raises(ProductionMovedError, match=r"version 3 stays published but unpromoted") as raised:
+        publish_version(s3, config, replace(candidate, production_etag=judged_against), run_id="run-3")
+    assert "production moved to version 1 (run run-1)" in str(raised.value) and "\n" not in str(raised.value)
+    assert get_bytes(s3, model_layout(config).pointer) == rolled_back
+    assert [(v.version, v.complete, v.in_production) for v in registry.versions()][-1] == (3, True, False)
 
 
 def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidate):
@@ -106,29 +110,20 @@ def test_pointer_is_untouched_until_the_version_is_complete(s3, bucket, candidat
     assert head_etag(s3, S3Uri(bucket, f"models/digits-cnn/2/{MARKER}")) is None
 
 
-def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate, monkeypatch):
-    """Both runs read the pointer's ETag before either writes (a barrier holds them there);
-    the conditional write lets exactly one through."""
+def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate):
+    """Two runs judged their candidates against the same production; the conditional write
+    lets exactly one promotion through."""
     import threading
 
-    import tasks.registry as registry
-
     config = PipelineConfig(bucket=bucket)
-    publish_version(s3, config, candidate, run_id="run-0")
-    both_read = threading.Barrier(2, timeout=60)
-    real_head_etag = registry.head_etag
-
-    def read_then_wait(client, uri):
-        etag = real_head_etag(client, uri)
-        both_read.wait()
-        return etag
-
-    monkeypatch.setattr(registry, "head_etag", read_then_wait)
+    judge_and_publish(s3, config, candidate, "run-0")
+    _, judged_against = Registry(s3, bucket, config.model_name).production()
+    judged = replace(candidate, production_etag=judged_against)
     outcomes: dict[str, object] = {}
 
     def deploy_run(run_id: str) -> None:
         try:
-            outcomes[run_id] = publish_version(s3, config, candidate, run_id=run_id)
+            outcomes[run_id] = publish_version(s3, config, judged, run_id=run_id)
         except WriteConflictError as error:
             outcomes[run_id] = error
 
@@ -140,7 +135,7 @@ def test_two_deploys_racing_for_the_pointer_one_wins(s3, bucket, candidate, monk
     winners = [run for run, outcome in outcomes.items() if not isinstance(outcome, Exception)]
     losers = [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)]
     assert len(winners) == 1 and len(losers) == 1
-    assert "production.json: changed by another writer since it was read" in str(losers[0])
+    assert isinstance(losers[0], ProductionMovedError) and "production moved to version" in str(losers[0])
     pointer = get_json(s3, model_layout(config).pointer)
     assert pointer["run_id"] == winners[0]
     assert exists(s3, S3Uri.parse(pointer["version_uri"]).join(MARKER))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 from kill_switch import run_killed
 from reliability import record
-from steps import collect_and_build
+from steps import collect_and_build, judge_and_publish
 
 from tasks.collect import collect_manifest, read_manifest
 from tasks.config import PipelineConfig
@@ -160,16 +160,17 @@ publish_version(make_client(), config, Candidate(**spec["candidate"]), run_id="r
 def test_deploy_killed_then_retried_publishes_one_complete_version(s3, bucket, candidate, after_pointer):
     config = PipelineConfig(bucket=bucket)
     registry = Registry(s3, bucket, config.model_name)
-    publish_version(s3, config, candidate, run_id="run-1")  # production before the drill: version 1
+    judge_and_publish(s3, config, candidate, "run-1")  # production before the drill: version 1
+    judged = replace(candidate, production_etag=registry.production()[1])  # as run-2's evaluate read it
 
-    spec = {"bucket": bucket, "after": after_pointer, "candidate": asdict(candidate)}
+    spec = {"bucket": bucket, "after": after_pointer, "candidate": asdict(judged)}
     run_killed(DEPLOY_IN_CHILD.replace("{spec}", repr(json.dumps(spec))))
     pointer = registry.pointer()
     assert pointer is not None and pointer.version == (2 if after_pointer else 1)
     assert exists(s3, S3Uri.parse(pointer.version_uri).join("_COMPLETE"))
     assert registry.version_numbers() == [1, 2]
 
-    retried = publish_version(s3, config, candidate, run_id="run-2")
+    retried = publish_version(s3, config, judged, run_id="run-2")
     assert retried.version == 2
     assert registry.version_numbers() == [1, 2]
     assert [(v.version, v.complete, v.in_production) for v in registry.versions()] == [
@@ -179,7 +180,7 @@ def test_deploy_killed_then_retried_publishes_one_complete_version(s3, bucket, c
     claims = [get_json(s3, model_layout(config).version(n).deployment)["run_id"] for n in (1, 2)]
     assert claims == ["run-1", "run-2"]
 
-    assert publish_version(s3, config, candidate, run_id="run-3").version == 3
+    assert judge_and_publish(s3, config, candidate, "run-3").version == 3
     moment = "after the pointer moved" if after_pointer else "after the version's files, before the pointer"
     record(
         f"kill-deploy-{'after' if after_pointer else 'before'}-pointer",

@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 from dataclasses import replace
 
+from steps import judge_and_publish
+
 from tasks.card_pages import card_html, card_markdown
 from tasks.config import PipelineConfig
-from tasks.deploy import publish_version
 from tasks.layout import model_layout
 from tasks.model_card import ModelCard
 from tasks.storage import get_bytes, head_object
@@ -17,7 +18,7 @@ from tasks.storage import get_bytes, head_object
 
 def test_deploy_publishes_the_card_as_a_page_beside_its_pictures(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
-    publish_version(s3, config, candidate, run_id="r1")
+    judge_and_publish(s3, config, candidate, "r1")
     version = model_layout(config).version(1)
     card = ModelCard.read(s3, version.model_card)
     page = get_bytes(s3, version.model_card_page).decode()
@@ -35,7 +36,7 @@ def test_deploy_publishes_the_card_as_a_page_beside_its_pictures(s3, bucket, can
 
 
 def test_the_card_page_escapes_hostile_names(s3, bucket, candidate):
-    publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="r1")
+    judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, "r1")
     card = ModelCard.read(s3, model_layout(PipelineConfig(bucket=bucket)).version(1).model_card)
     hostile_data = replace(card.dataset, class_names=["<script>alert(1)</script>", "two"])
     page = card_html(replace(card, dataset=hostile_data, run_id="manual__<img src=x onerror=alert(2)>"))

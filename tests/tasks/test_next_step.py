@@ -35,6 +35,7 @@ def evaluated(attempt: int, accuracy: float, macro_f1: float, champion: dict | N
         accuracy=accuracy,
         macro_f1=macro_f1,
         champion=ChampionScore.from_json(champion) if champion else None,
+        production_etag=None,
     )
 
 

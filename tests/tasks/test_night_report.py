@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import html
 
+from steps import judge_and_publish
+
 from tasks.config import PipelineConfig
-from tasks.deploy import publish_version
 from tasks.layout import run_layout
 from tasks.night_report import NightOutcome, outcome_of, write_night_report
 from tasks.records import GateResults
@@ -62,7 +63,7 @@ def report_text(s3, uri: S3Uri) -> str:
 def test_a_deploy_night_shows_the_changes_the_attempt_and_the_new_version(s3, bucket, candidate):
     config = PipelineConfig(bucket=bucket)
     night_outputs(s3, bucket, "r1", gate_passed=True, dataset_uri=candidate.dataset_uri)
-    publish_version(s3, config, candidate, run_id="r1")
+    judge_and_publish(s3, config, candidate, "r1")
     outcome = NightOutcome("deployed", "version 1 is production now", version=1)
     uri = write_night_report(s3, config, "r1", outcome)
     assert uri.key == "reports/r1/night_report.html"

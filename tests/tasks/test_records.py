@@ -22,6 +22,7 @@ EVALUATION = Evaluation(
     champion=ChampionScore(
         version=3, model_uri="s3://b/models/m/3/model.keras", accuracy=0.93, macro_f1=0.92
     ),
+    production_etag='"3c1f"',
 )
 
 

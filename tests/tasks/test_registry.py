@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from images_factory import digit_like, encode
+from steps import judge_and_publish
 
 from tasks.config import PipelineConfig
-from tasks.deploy import publish_version
 from tasks.registry import Registry, predict
 from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix
 
@@ -15,8 +15,8 @@ from tasks.storage import S3Uri, StorageError, WriteConflictError, delete_prefix
 def published(s3, bucket, candidate) -> Registry:
     """Two published versions of the same (tiny, real) model; production is version 2."""
     config = PipelineConfig(bucket=bucket)
-    publish_version(s3, config, candidate, run_id="run-1")
-    publish_version(s3, config, candidate, run_id="run-2")
+    judge_and_publish(s3, config, candidate, "run-1")
+    judge_and_publish(s3, config, candidate, "run-2")
     return Registry(s3, bucket, config.model_name)
 
 
@@ -53,7 +53,7 @@ def test_incomplete_versions_are_refused(s3, published):
 def test_rollback_then_republish(s3, bucket, candidate, published):
     assert published.rollback(1).version == 1
     assert published.pointer().version == 1 and published.pointer().run_id == "run-1"
-    republished = publish_version(s3, PipelineConfig(bucket=bucket), candidate, run_id="run-3")
+    republished = judge_and_publish(s3, PipelineConfig(bucket=bucket), candidate, "run-3")
     assert republished.version == 3 and published.pointer().version == 3
 
 
