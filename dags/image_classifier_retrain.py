@@ -8,11 +8,10 @@ and publishes it as a new model version when it is blessed (`min_test_accuracy`,
 than production). Otherwise it trains again up to `max_attempts` times, then gives up and
 leaves production as it was. A night whose data, settings and trainer code are production's
 trains nothing (unless `force_retrain`). A failed run sends one alert; every run writes a night
-report; each night ends by removing what runs older than the newest `keep_runs` no longer need.
+report; retention then removes what only runs older than the newest `keep_runs` use.
 
-Outputs: `runs/<run>/`, `reports/<run>/`, `models/<model_name>/<version>/` and the pointer
-`models/<model_name>/production.json` (tasks/layout.py). This file only wires tasks: the logic
-lives in `tasks/`, the Airflow glue in `plugins/`.
+Outputs (tasks/layout.py): `runs/<run>/`, `reports/<run>/`, `models/<model_name>/<version>/`,
+`models/<model_name>/production.json`. This file only wires tasks (logic: `tasks/`; glue: `plugins/`).
 """
 
 from __future__ import annotations
@@ -261,6 +260,7 @@ def attempt_group(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=DEPLOYMENT.run_timeout,
     doc_md=__doc__,
     params=retrain_params(),
     default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},

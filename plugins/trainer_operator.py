@@ -161,5 +161,6 @@ def trainer_task(train_request: Any) -> TrainerOperator:
         network_mode=deployment.docker_network,
         shm_size=deployment.trainer_shm_bytes,
         execution_timeout=timedelta(hours=deployment.training_timeout_hours),
+        pool=deployment.training_pool,
         doc_md="Runs `python -m tasks.train` with this attempt's S3 URIs and hyperparameters.",
     )

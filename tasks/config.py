@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import timedelta
 from typing import Any
 
 from tasks.errors import InvalidSettingsError
@@ -376,6 +377,19 @@ class DeploymentSettings:
         default_factory=_env("RETRAIN_ALERT_WEBHOOK_URL", ""),
         description="RETRAIN_ALERT_WEBHOOK_URL: where failure alerts are POSTed; empty: alerts off",
     )
+    run_timeout_hours: float = setting(
+        default_factory=lambda: float(
+            os.environ.get("RETRAIN_RUN_TIMEOUT_HOURS")
+            or ATTEMPT_GROUPS * int(os.environ.get("RETRAIN_TRAINING_TIMEOUT_HOURS", "4")) + 2
+        ),
+        description="RETRAIN_RUN_TIMEOUT_HOURS: a night running longer fails (and the next can start); "
+        "default: every attempt's training time limit plus 2 h for the data work and deploy",
+    )
+    training_pool: str = setting(
+        default_factory=_env("RETRAIN_TRAINING_POOL", "default_pool"),
+        description="RETRAIN_TRAINING_POOL: the Airflow pool training tasks take a slot of (create it "
+        "with as many slots as trainers may run at once)",
+    )
     trainer_backend: str = setting(
         default_factory=_default_backend,
         description="RETRAIN_TRAINER_BACKEND: docker, the trainer image through DockerOperator (the "
@@ -412,6 +426,10 @@ class DeploymentSettings:
 
     # RETRAIN_ATTEMPT_GROUPS (ATTEMPT_GROUPS above) belongs here too; the config needs it as
     # the bound of max_attempts, so it is read once at import.
+
+    @property
+    def run_timeout(self) -> timedelta:
+        return timedelta(hours=self.run_timeout_hours)
 
     @property
     def schedule_or_none(self) -> str | None:

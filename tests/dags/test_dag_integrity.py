@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,10 @@ def test_schedule_and_run_policy(retrain_dag):
     assert retrain_dag.timetable.expression == "0 2 * * *"
     assert retrain_dag.catchup is False
     assert retrain_dag.max_active_runs == 1
+    # A stuck night cannot hold the one active run for ever: every attempt's training limit
+    # (4 h) plus 2 h, and the trainers share the deployment's pool.
+    assert retrain_dag.dagrun_timeout == timedelta(hours=3 * 4 + 2)
+    assert {task.pool for task in retrain_dag.tasks if task.task_id.endswith(".train")} == {"default_pool"}
     assert retrain_dag.doc_md and "Nightly retrain" in retrain_dag.doc_md
 
 
