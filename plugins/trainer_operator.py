@@ -9,7 +9,9 @@ Either way the task returns `train_result.json` as read back from S3.
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -87,18 +89,43 @@ class TrainerOperator(DockerOperator):
         result_uri = AttemptLayout.at(request.output_uri).train_result
         return TrainResult.read(s3_client(self.aws_conn_id), result_uri).to_json()
 
+    def _container_credentials(self, aws: Any, name: str) -> dict[str, str]:
+        """The container's S3 credentials: minted for this attempt where the deployment names a
+        trainer role (scoped to the attempt, lasting past its time limit), else the connection's."""
+        from tasks.config import DeploymentSettings
+        from tasks.train import TrainRequest
+        from tasks.trainer_access import session_duration, trainer_session_policy
+
+        deployment = DeploymentSettings()
+        limit = self.execution_timeout or timedelta(hours=deployment.training_timeout_hours)
+        if deployment.trainer_role_arn:
+            request = TrainRequest.from_json(self.train_request)
+            policy = trainer_session_policy(request.output_uri, request.warm_start_uri)
+            variables, expires = mint_attempt_credentials(
+                aws, deployment.trainer_role_arn, name, policy, session_duration(limit)
+            )
+            self.log.info("trainer credentials minted for this attempt, valid until %s", expires)
+            return variables
+        credentials = aws.get_credentials()
+        if credentials.token:
+            self.log.warning(
+                "the connection's credentials are temporary: they may expire before this attempt "
+                "ends (its limit: %s); set RETRAIN_TRAINER_ROLE_ARN (docs/security.md)",
+                limit,
+            )
+        return {
+            "AWS_ACCESS_KEY_ID": credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+            **({"AWS_SESSION_TOKEN": credentials.token} if credentials.token else {}),
+        }
+
     def _run_trainer_container(self, context: Any, cli_args: list[str], name: str) -> None:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from airflow.providers.docker.exceptions import DockerContainerFailedException
         from docker.errors import APIError
 
         aws = AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="s3")
-        credentials = aws.get_credentials()
-        self._private_environment = {
-            "AWS_ACCESS_KEY_ID": credentials.access_key,
-            "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-            **({"AWS_SESSION_TOKEN": credentials.token} if credentials.token else {}),
-        }
+        self._private_environment = self._container_credentials(aws, name)
         endpoint_url = aws.conn_config.endpoint_url
         self.environment = {
             **(self.environment or {}),
@@ -141,12 +168,41 @@ class TrainerOperator(DockerOperator):
             raise
 
 
+def mint_attempt_credentials(
+    aws: Any, role_arn: str, session_name: str, policy: dict[str, Any], duration: timedelta
+) -> tuple[dict[str, str], datetime]:
+    """(the container's AWS_* variables, when they expire): credentials of `role_arn` assumed
+    with the connection's, limited by the session `policy`, lasting `duration`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sts = aws.get_session().client(
+        "sts", endpoint_url=aws.conn_config.endpoint_url, region_name=aws.conn_region_name or "us-east-1"
+    )
+    try:
+        minted = sts.assume_role(
+            RoleArn=role_arn,
+            RoleSessionName=session_name[-64:],
+            DurationSeconds=int(duration.total_seconds()),
+            Policy=json.dumps(policy),
+        )["Credentials"]
+    except (BotoCoreError, ClientError) as error:
+        raise AirflowFailException(
+            f"RETRAIN_TRAINER_ROLE_ARN={role_arn}: no credentials for the trainer ({error}); the "
+            f"connection must be allowed sts:AssumeRole on it, and its maximum session duration "
+            f"must be at least {duration} (the training limit plus a margin)"
+        ) from error
+    variables = {
+        "AWS_ACCESS_KEY_ID": minted["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": minted["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": minted["SessionToken"],
+    }
+    return variables, minted["Expiration"]
+
+
 def trainer_task(train_request: Any) -> TrainerOperator:
     """The retrain DAG's `train` task: one attempt, in the trainer container (or in-process with
     trainer_backend=local), with the deployment's backend, image, GPUs, connection, engine,
     network and limits, read when the DAG is parsed: no run can choose what runs with the keys."""
-    from datetime import timedelta
-
     from tasks.config import DeploymentSettings
 
     deployment = DeploymentSettings()

@@ -403,6 +403,12 @@ class DeploymentSettings:
         default_factory=_env("RETRAIN_GPUS", "0"),
         description="RETRAIN_GPUS: GPUs for the trainer container: all, a count, or 0 for CPU",
     )
+    trainer_role_arn: str = setting(
+        default_factory=_env("RETRAIN_TRAINER_ROLE_ARN", ""),
+        description="RETRAIN_TRAINER_ROLE_ARN: a role the connection may assume: each trainer container "
+        "gets credentials of it minted for its attempt (scoped to it, lasting past its time limit); "
+        "empty: the connection's own",
+    )
     allowed_buckets: tuple[str, ...] = setting(
         default_factory=lambda: _bucket_patterns(
             os.environ.get("RETRAIN_ALLOWED_BUCKETS") or os.environ.get("RETRAIN_BUCKET", "nightly-retrain")

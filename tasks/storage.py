@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
@@ -127,6 +128,12 @@ def log_retries(client: S3Client) -> S3Client:
     return client
 
 
+EXPIRED = (
+    "the temporary credentials expired; give the trainer credentials that outlive its attempt "
+    "(RETRAIN_TRAINER_ROLE_ARN, docs/security.md) or the connection long-lived keys"
+)
+
+
 def explain(error: Exception, what: str) -> StorageError:
     """Turns one of botocore's errors (S3_ERRORS) into one readable line naming the object and
     the likely fix; known refusals are permanent, the rest (5xx, throttling, dropped
@@ -148,6 +155,9 @@ def explain(error: Exception, what: str) -> StorageError:
             "InvalidAccessKeyId": "the access key is not known to S3; check the connection",
             "SignatureDoesNotMatch": "the secret key is wrong; check the connection",
             "AccessDenied": "access denied; check the credentials' permissions",
+            "ExpiredToken": EXPIRED,
+            "TokenRefreshRequired": EXPIRED,
+            "InvalidToken": "the session token is not valid; check the credentials",
             "403": "access denied; check the credentials",
         }
         if code in hints:
@@ -342,6 +352,10 @@ def upload_file(client: S3Client, path: Path, uri: S3Uri) -> None:
         client.upload_file(str(path), uri.bucket, uri.key, Config=MANAGED_TRANSFER)
     except S3_ERRORS as error:
         raise explain(error, f"uploading {path} to {uri}") from error
+    except S3UploadFailedError as error:
+        # boto3's managed upload wraps S3's answer; the answer says what to do.
+        answer = error.__context__ if isinstance(error.__context__, S3_ERRORS) else error
+        raise explain(answer, f"uploading {path} to {uri}") from error
 
 
 def download_file(client: S3Client, uri: S3Uri, path: Path) -> Path:

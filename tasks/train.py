@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config import PipelineConfig
-from tasks.errors import InvalidSettingsError
+from tasks.errors import InvalidSettingsError, PermanentError
 from tasks.layout import AttemptLayout
 from tasks.recipe import WARM_PERTURB, WARM_SHRINK, Recipe, steps_per_epoch
 from tasks.records import DatasetRecord, JsonRecord, RecordJson
@@ -423,8 +423,15 @@ def parse_request(argv: list[str]) -> TrainRequest:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Trains one attempt; a refusal that retrying cannot help (missing data, refused or expired
+    credentials) ends it with one line naming the fix as the last line, and status 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = run_training(make_client(), parse_request(argv if argv is not None else sys.argv[1:]))
+    request = parse_request(argv if argv is not None else sys.argv[1:])
+    try:
+        result = run_training(make_client(), request)
+    except PermanentError as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(asdict(result)))
     return 0
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "plugins"))
 
 # The whole-DAG nights the tests share, each run once per session.
-pytest_plugins = ["nights", "week"]
+pytest_plugins = ["nights", "week", "api_server"]
 
 from tasks.config import PipelineConfig  # noqa: E402
 from tasks.demo.data import DIGIT_CLASS_NAMES, upload_digits  # noqa: E402

@@ -1,5 +1,6 @@
 """A fault-injecting HTTP proxy for drills: sits between the pipeline and the S3 server and, per
-request, adds latency, resets the connection, or answers `503 SlowDown` itself.
+request, adds latency, resets the connection, or answers `503 SlowDown` (or, as for a
+session whose temporary credentials ran out, `400 ExpiredToken`) itself.
 
 It is a real TCP proxy on 127.0.0.1 (asyncio, in a thread of its own). It reads each HTTP/1.1
 request whole (Content-Length or chunked bodies), decides the request's fate from the
@@ -23,6 +24,10 @@ SLOWDOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+EXPIRED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ExpiredToken</Code>'
+    b"<Message>The provided token has expired.</Message></Error>"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Faults:
     delay_seconds: float = 1.0
     reset_fraction: float = 0.0
     slowdown_fraction: float = 0.0
+    expired_fraction: float = 0.0
     methods: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
     path: str = ""
 
@@ -114,6 +120,8 @@ class FaultProxy:
                     outcome = "reset"
                 elif draw < faults.reset_fraction + faults.slowdown_fraction:
                     outcome = "slowdown"
+                elif draw < faults.reset_fraction + faults.slowdown_fraction + faults.expired_fraction:
+                    outcome = "expired"
                 elif self.random.random() < faults.delay_fraction:
                     outcome = "delay"
             self.counts["requests"] += 1
@@ -135,13 +143,20 @@ class FaultProxy:
                 if fate == "reset":
                     reset(writer)
                     return
-                if fate == "slowdown":
+                if fate in ("slowdown", "expired"):
                     # Answered before the body, as S3 does; a client that sent its body anyway
                     # cannot be told apart from the next request, so the connection closes.
+                    status, answer = (
+                        (b"503 Slow Down", SLOWDOWN_BODY)
+                        if fate == "slowdown"
+                        else (b"400 Bad Request", EXPIRED_BODY)
+                    )
                     writer.write(
-                        b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
-                        + f"Content-Length: {len(SLOWDOWN_BODY)}\r\n\r\n".encode()
-                        + SLOWDOWN_BODY
+                        b"HTTP/1.1 "
+                        + status
+                        + b"\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+                        + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                        + answer
                     )
                     await writer.drain()
                     return

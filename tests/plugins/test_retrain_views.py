@@ -7,7 +7,7 @@ from __future__ import annotations
 import urllib.parse
 
 import pytest
-from conftest import extra_links, get, login
+from api_server import extra_links, get, login
 
 from tasks.config import PipelineConfig
 from tasks.layout import run_layout

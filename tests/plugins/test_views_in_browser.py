@@ -9,7 +9,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import extra_links, get, login
+from api_server import extra_links, get, login
 
 pytestmark = pytest.mark.slow
 

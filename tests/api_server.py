@@ -1,4 +1,6 @@
-"""A real Airflow API server (with this project's plugins) for the artifact-server tests."""
+"""A real Airflow API server (with this project's plugins) for the artifact-server and security
+tests, with a user per Airflow role (`viewer`, `user`, `op`, `admin`) and `outsider`, who may read
+no DAG (tests/outsider_auth_manager.py); and the helpers to log in and GET through it."""
 
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ import pytest
 from tasks.demo.local_s3 import free_port
 
 HERE = Path(__file__).resolve().parent
-PASSWORDS = {"admin": "admin-" + secrets.token_hex(4), "outsider": "outsider-" + secrets.token_hex(4)}
+ROLES = {"viewer": "viewer", "user": "user", "op": "op", "admin": "admin", "outsider": "viewer"}
+PASSWORDS = {name: f"{name}-{secrets.token_hex(4)}" for name in ROLES}
 
 
 @pytest.fixture(scope="session")
 def api_server(airflow_db, s3_endpoint, digits_bucket, tmp_path_factory):
     """`airflow api-server` on a free port, sharing the tests' metadata database and S3
-    endpoint (its model page shows the digits bucket); users admin (Admin) and outsider (no
-    DAG access). Yields its base URL."""
+    endpoint (its model page shows the digits bucket); one user per role, and outsider (no DAG
+    access). Yields its base URL."""
     passwords = tmp_path_factory.mktemp("auth") / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     port = free_port()
@@ -34,7 +37,9 @@ def api_server(airflow_db, s3_endpoint, digits_bucket, tmp_path_factory):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         "AIRFLOW__CORE__AUTH_MANAGER": "outsider_auth_manager.OutsiderAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+            f"{name}:{role}" for name, role in ROLES.items()
+        ),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__API__BASE_URL": url,
