@@ -23,13 +23,17 @@ CALLERS = {None: 401, "outsider": 403, "viewer": 200, "user": 200, "op": 200, "a
 
 
 def fetch(url: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of a GET, redirects followed."""
+    """(status, headers by lower-case name, body) of a GET, redirects followed."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, lower_case(response.headers), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, lower_case(error.headers), error.read()
+
+
+def lower_case(headers) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +73,8 @@ def test_every_route_for_every_caller(api_server, night, caller):
         status, headers, body = fetch(url, token)
         assert status == CALLERS[caller], (url, body[:200])
         if status == 200:
-            assert headers["X-Content-Type-Options"] == "nosniff", url
-            policy = headers["Content-Security-Policy"]
+            assert headers["x-content-type-options"] == "nosniff", url
+            policy = headers["content-security-policy"]
             assert "sandbox" in policy and "allow-scripts" not in policy and "default-src 'none'" in policy
 
 
@@ -84,8 +88,8 @@ def test_only_the_listed_kinds_are_served_and_never_model_weights(api_server, ni
     assert status == 403 and b".keras" in body
     # An SVG is served, as an image that cannot run its script in the UI's origin.
     status, headers, _ = fetch(f"{base}/{reports}/planted.svg", token)
-    assert status == 200 and headers["Content-Type"] == "image/svg+xml"
-    assert "allow-scripts" not in headers["Content-Security-Policy"]
+    assert status == 200 and headers["content-type"] == "image/svg+xml"
+    assert "allow-scripts" not in headers["content-security-policy"]
 
 
 def test_an_object_over_the_cap_is_refused_not_loaded(api_server, night, s3):

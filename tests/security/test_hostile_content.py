@@ -52,6 +52,7 @@ def hostile_night(run_night, s3_endpoint):
 
 @pytest.fixture
 def browser_page(api_server):
+    """A Chromium page logged in as a Viewer, and the messages of every dialog it opened."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -60,13 +61,11 @@ def browser_page(api_server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         host = urllib.parse.urlparse(api_server).hostname
-        context.add_cookies(
-            [{"name": "_token", "value": login(api_server, "viewer"), "domain": host, "path": "/"}]
-        )
-        page = context.new_page()
-        page.dialogs = []  # type: ignore[attr-defined]
-        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
-        yield page
+        token = login(api_server, "viewer")
+        context.add_cookies([{"name": "_token", "value": token, "domain": host, "path": "/"}])
+        page, dialogs = context.new_page(), []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        yield page, dialogs
         browser.close()
 
 
