@@ -202,8 +202,8 @@ def list_folders(client: S3Client, uri: S3Uri) -> list[str]:
     return names
 
 
-# One object of a ListObjectsV2 page as boto3 returns it (Key, Size, ETag, LastModified, ...):
-# boto3's own dict, passed through as it came.
+# An object as boto3 describes it (an entry of a ListObjectsV2 page: Key, Size, ETag,
+# LastModified, ...; or HeadObject's or GetObject's answer): boto3's own dict, as it came.
 ObjectSummary = dict[str, Any]
 
 
@@ -232,19 +232,26 @@ def iter_chunks(client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20) -> Ite
         raise explain(error, str(uri)) from error
 
 
-def open_object(
-    client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20
-) -> tuple[int, Generator[bytes, None, None]] | None:
-    """(size, its bytes in chunks as they arrive) of the object, or None when there is no such
-    object: for streaming an object on without holding it."""
+def get_object_if_exists(client: S3Client, uri: S3Uri) -> ObjectSummary | None:
+    """GetObject's answer (its `Body` still to read), or None when there is no such object."""
     try:
-        response = client.get_object(Bucket=uri.bucket, Key=uri.key)
+        return dict(client.get_object(Bucket=uri.bucket, Key=uri.key))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
         raise explain(error, str(uri)) from error
     except S3_ERRORS as error:
         raise explain(error, str(uri)) from error
+
+
+def open_object(
+    client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20
+) -> tuple[int, Generator[bytes, None, None]] | None:
+    """(size, its bytes in chunks as they arrive) of the object, or None when there is no such
+    object: for streaming an object on without holding it."""
+    response = get_object_if_exists(client, uri)
+    if response is None:
+        return None
     body = response["Body"]
 
     def chunks() -> Generator[bytes, None, None]:
@@ -258,12 +265,9 @@ def open_object(
 
 def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:
     """The object's bytes, or None when there is no such object (one request, not two)."""
+    response = get_object_if_exists(client, uri)
     try:
-        return client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise explain(error, str(uri)) from error
+        return None if response is None else response["Body"].read()
     except S3_ERRORS as error:
         raise explain(error, str(uri)) from error
 
@@ -332,15 +336,10 @@ def put_json_if(client: S3Client, uri: S3Uri, document: Any, expected_etag: str 
 def get_json_and_etag(client: S3Client, uri: S3Uri) -> tuple[Any, str] | None:
     """(the JSON document, its ETag) read in one request, or None when there is no such object:
     for a later write conditional on the document being still the one read."""
-    try:
-        response = client.get_object(Bucket=uri.bucket, Key=uri.key)
-        return json.loads(response["Body"].read()), str(response["ETag"])
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise explain(error, str(uri)) from error
-    except S3_ERRORS as error:
-        raise explain(error, str(uri)) from error
+    response = get_object_if_exists(client, uri)
+    if response is None:
+        return None
+    return json.loads(response["Body"].read()), str(response["ETag"])
 
 
 def exists(client: S3Client, uri: S3Uri) -> bool:

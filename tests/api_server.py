@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +114,29 @@ def extra_links(api_server: str, run_id: str, task_id: str, token: str) -> dict:
     status, _, body = get(url, token)
     assert status == 200, body[:300]
     return json.loads(body)["extra_links"]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextmanager
+def browser_page(base_url: str, username: str) -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page (Debian's, through Playwright) logged in to the API server as
+    `username`, and the messages of every dialog it opened (each dismissed)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        host = urllib.parse.urlparse(base_url).hostname
+        # What the UI's login leaves: the API token in the `_token` cookie.
+        token = login(base_url, username)
+        context.add_cookies([{"name": "_token", "value": token, "domain": host, "path": "/"}])
+        page, dialogs = context.new_page(), []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        try:
+            yield page, dialogs
+        finally:
+            browser.close()

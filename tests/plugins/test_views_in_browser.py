@@ -4,18 +4,16 @@ Screenshots go to build/ (the README's pictures come from here)."""
 
 from __future__ import annotations
 
-import shutil
 import urllib.parse
 from pathlib import Path
 
 import pytest
-from api_server import extra_links, get, login
+from api_server import browser_page, extra_links, get, login
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +25,8 @@ def deployed_run(champion_nights):
 
 @pytest.fixture
 def page(api_server):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: `make test` installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        host = urllib.parse.urlparse(api_server).hostname
-        # What the UI's login leaves: the API token in the `_token` cookie.
-        context.add_cookies(
-            [{"name": "_token", "value": login(api_server, "admin"), "domain": host, "path": "/"}]
-        )
-        yield context.new_page()
-        browser.close()
+    with browser_page(api_server, "admin") as (opened, _):
+        yield opened
 
 
 def test_the_night_report_opens_in_the_runs_tab_with_its_pictures_and_data_docs(

@@ -4,13 +4,11 @@ as text; no element they describe exists in the page, and no dialog fires."""
 
 from __future__ import annotations
 
-import shutil
 import urllib.parse
 import uuid
-from pathlib import Path
 
 import pytest
-from api_server import login
+from api_server import browser_page
 from images_factory import seed_images
 from nights import new_bucket
 
@@ -20,7 +18,6 @@ from tasks.storage import S3Uri, make_client, put_bytes, put_json
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE_BREAKOUT = "\"'><img src=x onerror=alert(2)>"
 HOSTILE_KEYS = [f"raw/zero/{SCRIPT}.png", f"raw/one/{ATTRIBUTE_BREAKOUT}.png"]
@@ -51,22 +48,9 @@ def hostile_night(run_night, s3_endpoint):
 
 
 @pytest.fixture
-def browser_page(api_server):
-    """A Chromium page logged in as a Viewer, and the messages of every dialog it opened."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: `make test` installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        host = urllib.parse.urlparse(api_server).hostname
-        token = login(api_server, "viewer")
-        context.add_cookies([{"name": "_token", "value": token, "domain": host, "path": "/"}])
-        page, dialogs = context.new_page(), []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        yield page, dialogs
-        browser.close()
+def viewer_page(api_server):
+    with browser_page(api_server, "viewer") as opened:
+        yield opened
 
 
 def assert_shown_as_text(frame, names: list[str]) -> None:
@@ -76,26 +60,26 @@ def assert_shown_as_text(frame, names: list[str]) -> None:
     assert frame.locator("img[src='x']").count() == 0
 
 
-def test_hostile_keys_in_the_night_report_are_text(api_server, hostile_night, browser_page):
-    browser_page, dialogs = browser_page
+def test_hostile_keys_in_the_night_report_are_text(api_server, hostile_night, viewer_page):
+    page, dialogs = viewer_page
     run = urllib.parse.quote(hostile_night.run_id, safe="")
-    browser_page.goto(f"{api_server}/dags/image_classifier_retrain/runs/{run}/plugin/night-report")
-    report = browser_page.frame_locator("iframe").first
+    page.goto(f"{api_server}/dags/image_classifier_retrain/runs/{run}/plugin/night-report")
+    report = page.frame_locator("iframe").first
     report.locator("#decision").wait_for(timeout=60_000)
     assert report.locator("#decision").inner_text().startswith("Deployed version 1")
     assert_shown_as_text(report, HOSTILE_KEYS)
     assert dialogs == []
 
 
-def test_a_hostile_model_folder_on_the_models_page_is_text(api_server, digits_bucket, s3, browser_page):
-    browser_page, dialogs = browser_page
+def test_a_hostile_model_folder_on_the_models_page_is_text(api_server, digits_bucket, s3, viewer_page):
+    page, dialogs = viewer_page
     hostile_model = f"{ATTRIBUTE_BREAKOUT}<svg onload=alert(3)>"  # a folder name: no '/'
     version = ModelLayout.of(digits_bucket, hostile_model).version(1)
     source = f"s3://{digits_bucket}/runs/planted/attempt-1"
     claim = Deployment("manual__planted", 1, "fp", source, 0.5, 0.5, version=1)
     put_json(s3, version.deployment, claim.to_json())
-    browser_page.goto(f"{api_server}/plugin/retrain-models")
-    models = browser_page.frame_locator("iframe").first
+    page.goto(f"{api_server}/plugin/retrain-models")
+    models = page.frame_locator("iframe").first
     models.locator("h2").first.wait_for(timeout=60_000)
     assert_shown_as_text(models, [hostile_model])
     assert models.locator("svg[onload]").count() == 0
