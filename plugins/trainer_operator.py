@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.config import TRAINER_BACKENDS as BACKENDS
 from tasks.records import RecordJson
+from tasks.trainer_access import IamPolicy
 
 
 def gpu_device_requests(gpus: str) -> list[Any] | None:
@@ -169,7 +170,7 @@ class TrainerOperator(DockerOperator):
 
 
 def mint_attempt_credentials(
-    aws: Any, role_arn: str, session_name: str, policy: dict[str, Any], duration: timedelta
+    aws: Any, role_arn: str, session_name: str, policy: IamPolicy, duration: timedelta
 ) -> tuple[dict[str, str], datetime]:
     """(the container's AWS_* variables, when they expire): credentials of `role_arn` assumed
     with the connection's, limited by the session `policy`, lasting `duration`."""

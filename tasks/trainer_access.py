@@ -18,6 +18,10 @@ LONGEST_SESSION = timedelta(hours=12)
 SESSION_MARGIN = timedelta(minutes=30)
 
 
+# An IAM policy document, in AWS's JSON.
+IamPolicy = dict[str, Any]
+
+
 def session_duration(training_limit: timedelta) -> timedelta:
     """How long the attempt's credentials last: its training limit and a margin, at most 12 h."""
     return min(training_limit + SESSION_MARGIN, LONGEST_SESSION)
@@ -27,7 +31,7 @@ def object_arn(uri: S3Uri) -> str:
     return f"arn:aws:s3:::{uri.bucket}/{uri.key}"
 
 
-def trainer_session_policy(output_uri: str, warm_start_uri: str | None) -> dict[str, Any]:
+def trainer_session_policy(output_uri: str, warm_start_uri: str | None) -> IamPolicy:
     """The session policy of one attempt writing to `output_uri` (its attempt folder)."""
     attempt = S3Uri.parse(output_uri)
     bucket = attempt.bucket
