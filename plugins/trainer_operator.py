@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from tasks.config import TRAINER_BACKENDS as BACKENDS
 from tasks.records import RecordJson
-from tasks.trainer_access import IamPolicy
+
+if TYPE_CHECKING:  # boto3 and the layout are imported when a trainer starts, not at DAG parse
+    from tasks.trainer_access import IamPolicy
 
 
 def gpu_device_requests(gpus: str) -> list[Any] | None:
