@@ -6,9 +6,11 @@ An `AirflowPlugin` that mounts a FastAPI app on the API server under `/retrain`:
   route), shown as the "Night report" tab of every DAG run;
 - `/retrain/runs/<dag_id>/<run_id>/files/<key>`: streams one S3 object of that run: its
   reports (`reports/<run>/...`: the night report, its pictures, the Data Docs) or its model's
-  files (`models/<model_name>/...`), from the bucket and model the run's Params named. Paths
-  mirror the bucket's keys, so the report's relative links work here, in S3 and in a local
-  mirror alike;
+  files (`models/<model_name>/...`), from the bucket and model the run's Params named (a bucket
+  the deployment does not allow is never read: its own is). Paths mirror the bucket's keys, so
+  the report's relative links work here, in S3 and in a local mirror alike. What the bucket
+  holds is served as hostile content: listed kinds only, 20 MB at most, with `nosniff` and a
+  sandbox CSP under which no script runs (tasks/artifacts.py, docs/security.md);
 - `/retrain/runs/<dag_id>/<run_id>/go/<target>`: where a task's extra link leads (the raw
   gate's Data Docs from `validate`, an attempt in the night report from `evaluate`, the
   deployed version's model card page from `deploy`);
