@@ -109,13 +109,12 @@ def run_file(dag_id: str, run_id: str, path: str) -> Response:
     opened = open_object(artifact_client(), S3Uri(bucket, key))
     if opened is None:
         raise HTTPException(404, f"{S3Uri(bucket, key)} does not exist (yet)")
-    size, chunks = opened
-    if size > MAX_SERVED_BYTES:
-        chunks.close()
+    if opened.size > MAX_SERVED_BYTES:
+        opened.close()
         shown = f"over the {MAX_SERVED_BYTES:,} shown here; read it from S3"
-        raise HTTPException(413, f"{S3Uri(bucket, key)} is {size:,} bytes, {shown}")
-    headers = SERVED_HEADERS | {"Content-Length": str(size)}
-    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+        raise HTTPException(413, f"{S3Uri(bucket, key)} is {opened.size:,} bytes, {shown}")
+    headers = SERVED_HEADERS | {"Content-Length": str(opened.size)}
+    return StreamingResponse(opened.chunks(), media_type=media_type, headers=headers)
 
 
 @artifact_app.get(

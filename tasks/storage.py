@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,23 +244,29 @@ def get_object_if_exists(client: S3Client, uri: S3Uri) -> ObjectSummary | None:
         raise explain(error, str(uri)) from error
 
 
-def open_object(
-    client: S3Client, uri: S3Uri, chunk_bytes: int = 1 << 20
-) -> tuple[int, Generator[bytes, None, None]] | None:
-    """(size, its bytes in chunks as they arrive) of the object, or None when there is no such
-    object: for streaming an object on without holding it."""
-    response = get_object_if_exists(client, uri)
-    if response is None:
-        return None
-    body = response["Body"]
+@dataclass(frozen=True)
+class OpenedObject:
+    """An object whose body is still to read: stream it with `chunks` (which closes it when
+    done), or `close` it unread."""
 
-    def chunks() -> Generator[bytes, None, None]:
+    size: int
+    body: Any  # botocore's StreamingBody
+
+    def chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
         try:
-            yield from body.iter_chunks(chunk_bytes)
+            yield from self.body.iter_chunks(chunk_bytes)
         finally:
-            body.close()
+            self.body.close()
 
-    return int(response["ContentLength"]), chunks()
+    def close(self) -> None:
+        self.body.close()
+
+
+def open_object(client: S3Client, uri: S3Uri) -> OpenedObject | None:
+    """The object, opened but not read (for streaming it on without holding it), or None when
+    there is no such object."""
+    response = get_object_if_exists(client, uri)
+    return None if response is None else OpenedObject(int(response["ContentLength"]), response["Body"])
 
 
 def get_bytes_if_exists(client: S3Client, uri: S3Uri) -> bytes | None:
