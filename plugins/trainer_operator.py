@@ -1,9 +1,10 @@
 """The training task: one operator, two backends running the same trainer CLI arguments.
 
 `docker` (production): DockerOperator starts the trainer image with the CLI arguments as its
-command, GPUs as device requests, S3 credentials from the Airflow connection as private
-environment (never rendered, logged or pushed to XCom), and the S3 endpoint as plain
-environment. `local`: the same arguments are parsed and run in this worker's process.
+command, GPUs as device requests, S3 credentials as private environment (never rendered,
+logged or pushed to XCom: minted for the attempt where the deployment names a trainer role,
+else the Airflow connection's), and the S3 endpoint as plain environment. `local`: the
+same arguments are parsed and run in this worker's process.
 Either way the task returns `train_result.json` as read back from S3.
 """
 

@@ -377,10 +377,11 @@ class DeploymentSettings:
         default_factory=_env("RETRAIN_ALERT_WEBHOOK_URL", ""),
         description="RETRAIN_ALERT_WEBHOOK_URL: where failure alerts are POSTed; empty: alerts off",
     )
-    run_timeout_hours: float = setting(
-        default_factory=lambda: float(
-            os.environ.get("RETRAIN_RUN_TIMEOUT_HOURS")
-            or ATTEMPT_GROUPS * int(os.environ.get("RETRAIN_TRAINING_TIMEOUT_HOURS", "4")) + 2
+    run_timeout_hours: float | None = setting(
+        default_factory=lambda: (
+            float(os.environ["RETRAIN_RUN_TIMEOUT_HOURS"])
+            if os.environ.get("RETRAIN_RUN_TIMEOUT_HOURS")
+            else None
         ),
         description="RETRAIN_RUN_TIMEOUT_HOURS: a night running longer fails (and the next can start); "
         "default: every attempt's training time limit plus 2 h for the data work and deploy",
@@ -435,7 +436,9 @@ class DeploymentSettings:
 
     @property
     def run_timeout(self) -> timedelta:
-        return timedelta(hours=self.run_timeout_hours)
+        """RETRAIN_RUN_TIMEOUT_HOURS, else every attempt's training limit plus 2 h."""
+        hours = self.run_timeout_hours
+        return timedelta(hours=ATTEMPT_GROUPS * self.training_timeout_hours + 2 if hours is None else hours)
 
     @property
     def schedule_or_none(self) -> str | None:
